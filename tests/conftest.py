@@ -1,0 +1,24 @@
+"""Shared fixtures: one tiny converted run for every conversion and bench test."""
+
+from __future__ import annotations
+
+import pytest
+
+import edgebnn  # noqa: F401  (selects Keras 2 before any test imports TensorFlow)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The quickstart model with random weights, converted once for the whole session."""
+    from edgebnn.pipeline import convert_run, resolve_source
+
+    run = resolve_source("bireal-tiny", out=str(tmp_path_factory.mktemp("runs") / "tiny"))
+    convert_run(run)
+    return run
+
+
+@pytest.fixture
+def cli_runner():
+    from click.testing import CliRunner
+
+    return CliRunner()

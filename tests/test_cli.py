@@ -1,0 +1,92 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgebnn.cli import cli
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_help_does_not_import_tensorflow():
+    code = (
+        "import sys; from click.testing import CliRunner; from edgebnn.cli import cli; "
+        "r1 = CliRunner().invoke(cli, ['--help']); r2 = CliRunner().invoke(cli, ['models', '--help']); "
+        "assert r1.exit_code == 0 and r2.exit_code == 0; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help_and_is_in_the_readme(name, cli_runner):
+    result = cli_runner.invoke(cli, [name, "--help"])
+    assert result.exit_code == 0
+    assert cli.commands[name].help
+    assert f"edgebnn {name}" in README.read_text()
+
+
+def _fails_cleanly(result, code, *fragments):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output
+
+
+def test_unknown_model(cli_runner):
+    result = cli_runner.invoke(cli, ["convert", "quiknet-smal", "--to", "tflite"])
+    _fails_cleanly(result, 2, "unknown model 'quiknet-smal'", "quicknet-small")
+
+
+def test_unknown_target_writes_nothing(cli_runner, tmp_path):
+    result = cli_runner.invoke(cli, ["convert", "bireal-tiny", "--to", "onnx", "--out", str(tmp_path / "r")])
+    _fails_cleanly(result, 2, "unknown target 'onnx'")
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_device(cli_runner, tmp_path):
+    result = cli_runner.invoke(cli, ["bench", "bireal-tiny", "--device", "pi5", "--out", str(tmp_path / "r")])
+    _fails_cleanly(result, 2, "unknown device 'pi5'")
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_and_malformed_run_directory(cli_runner, tmp_path):
+    _fails_cleanly(cli_runner.invoke(cli, ["convert", str(tmp_path / "nope")]), 1, "no run directory")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("[1, 2")
+    _fails_cleanly(cli_runner.invoke(cli, ["bench", str(tmp_path / "bad")]), 1, "malformed")
+
+
+def test_unwritable_out(cli_runner, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cli_runner.invoke(cli, ["train", "bireal-tiny", "--epochs", "1", "--out", str(blocker / "run")])
+    _fails_cleanly(result, 1, "cannot write the run directory")
+
+
+def test_bad_threads(cli_runner, tiny_run):
+    _fails_cleanly(cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--threads", "0,x"]), 2, "bad --threads")
+
+
+def test_debug_shows_the_traceback(cli_runner):
+    result = cli_runner.invoke(cli, ["--debug", "convert", "quiknet", "--to", "tflite"])
+    assert result.exit_code != 0
+    assert result.exception is not None
+
+
+def test_models_json(cli_runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEBNN_CACHE", str(tmp_path))
+    result = cli_runner.invoke(cli, ["models", "bireal*", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert row["name"] == "bireal-tiny"
+    assert row["stats"]["binary_mac_share"] > 0.9
+    assert row["stats"]["binary_params"] > row["stats"]["float_params"]
+
+
+def test_doctor(cli_runner):
+    result = cli_runner.invoke(cli, ["doctor"])
+    assert result.exit_code == 0, result.output
+    assert "ok   LCE converter + interpreter" in result.output
