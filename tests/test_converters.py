@@ -34,3 +34,17 @@ def test_flatbuffer_is_recorded_with_its_hash(tiny_run):
 def test_not_a_flatbuffer():
     with pytest.raises(EdgebnnError, match="not a TFLite flatbuffer"):
         operators(b"PK\x03\x04 a zip file")
+
+
+def test_float_twin_has_no_quantizers_and_same_weights(tiny_run):
+    import larq as lq
+    import numpy as np
+
+    from edgebnn.converters.twin import float_twin
+
+    model = tiny_run.load_model()
+    twin = float_twin(model)
+    assert not any(isinstance(layer, lq.layers_base.QuantizerBase) for layer in twin.layers)
+    assert twin.count_params() == model.count_params()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 1)).astype("float32")
+    assert twin.predict(x, verbose=0).shape == model.predict(x, verbose=0).shape
