@@ -49,3 +49,12 @@ def test_unwritable_directory_is_a_clear_error(tmp_path):
 def test_json_written_atomically(tmp_path):
     atomic.write_json(tmp_path / "a.json", {"x": 1})
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    atomic.write_bytes(tmp_path / "a.bin", b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o666 & ~umask
