@@ -61,6 +61,8 @@ def cli(ctx, debug):
     edgebnn train MODEL --data digits       train into a run directory
     edgebnn convert RUN|MODEL --to tflite   LCE flatbuffer + conversion report
     edgebnn bench RUN|MODEL --device local  latency on a device
+    edgebnn report RUNS --out report.html   tables and plots over runs
+    edgebnn compare A B                     two runs side by side
     """
     ctx.ensure_object(dict)["debug"] = debug
 
@@ -372,7 +374,9 @@ def compare(a, b, devices, as_json):
         return
     from rich.table import Table
 
-    table = Table(*result["header"], box=None)
+    click.echo(f"A: {result['header'][1].removeprefix('A: ')}  ({result['a']})")
+    click.echo(f"B: {result['header'][2].removeprefix('B: ')}  ({result['b']})")
+    table = Table("", "A", "B", "B / A", box=None)
     for row in result["rows"]:
         table.add_row(*row)
     _console().print(table)

@@ -68,8 +68,8 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
-def _number(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+def _number(x: Any) -> float | int | None:
+    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
 def _percent(x: Any) -> float | None:
