@@ -59,12 +59,10 @@ def _devices(report: dict) -> list[tuple[str, str]]:
 
 def _log_axis(axis) -> None:
     """A log axis with plain numbers (12, 40, 100) instead of powers of ten."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    formatter = ScalarFormatter()
-    formatter.set_scientific(False)
-    axis.set_major_formatter(formatter)
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -162,17 +160,23 @@ def size_latency(report: dict) -> bytes:
 
 
 def latency_threads(report: dict) -> bytes:
-    """Latency against thread count: one line per run and device; published lines dashed grey."""
+    """Latency against thread count: one line per run and device; published lines dashed grey.
+
+    An invalid configuration (too few runs or too short) is a hollow marker.
+    """
     fig = _figure(7, 4.8)
     ax = fig.subplots()
     i = 0
     for r in report["runs"]:
         for device, kind in _devices(report):
-            pts = sorted((b["threads"], latency_of(b)[0]) for b in r["benchmarks"]
+            pts = sorted((b["threads"], latency_of(b)[0], b["valid"]) for b in r["benchmarks"]
                          if b["device"] == device and b["ok"] and latency_of(b)[0] is not None and isinstance(b["threads"], int))
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=COLORS[i % len(COLORS)],
+                color = COLORS[i % len(COLORS)]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=color,
                         label=f"{r['model']} on {device} ({kind})")
+                invalid = [p for p in pts if not p[2]]  # hollow: missed its minimum runs or duration
+                ax.scatter([p[0] for p in invalid], [p[1] for p in invalid], facecolors="white", edgecolors=color, zorder=3)
                 i += 1
     by_model: dict[tuple, list] = {}
     for p in report["published"]:

@@ -297,7 +297,8 @@ def device_tables(report: dict) -> list[dict]:
     idle = [r for r in report["runs"] if not r["benchmarks"]]
     if idle:
         rows = [base(r) + ["; ".join(r["problems"]) or ("converted" if r["tflite_bytes"] else "not converted")] for r in idle]
-        tables.append({"device": None, "figure_kind": None, "title": "not benchmarked",
+        title = f"not benchmarked on {report['device']}" if report.get("device") else "not benchmarked"
+        tables.append({"device": None, "figure_kind": None, "title": title,
                        "header": common + ["status"], "rows": rows})
     return tables
 

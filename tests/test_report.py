@@ -122,6 +122,7 @@ def test_device_filter(runs, cli_runner):
     result = cli_runner.invoke(cli, ["report", str(runs), "--device", "bananapi"])
     assert result.exit_code == 0, result.output
     assert "bananapi: board figures" in result.output and "## local" not in result.output
+    assert "## not benchmarked on bananapi" in result.output
     bad = cli_runner.invoke(cli, ["report", str(runs), "--device", "pi5"])
     assert bad.exit_code == 2 and "no benchmark on device 'pi5'" in bad.output and "bananapi, local" in bad.output
 
@@ -135,6 +136,19 @@ def test_host_figures_are_never_called_board_figures(tmp_path):
     titles = [t["title"] for t in device_tables(build_report([run]))]
     assert "old: host figures (this machine, not a board)" in titles
     assert "mystery: unknown figure kind" in titles
+
+
+def test_aggregate_only_figures_show_the_mean(tmp_path, cli_runner):
+    """lce_benchmark_model prints aggregates only: no median or p90, so the mean is shown as such."""
+    run = _run(tmp_path, "r", model="m", top1=0.5)
+    result = _result(1)
+    result["latency"] = {"runs": 50, "mean_ms": 12.34, "std_ms": 0.2, "min_ms": 12.0, "max_ms": 13.0}
+    _bench(run, "bananapi", [result], kind="board")
+    out = tmp_path / "r.md"
+    assert cli_runner.invoke(cli, ["report", str(run), "--out", str(out)]).exit_code == 0
+    md = out.read_text()
+    assert "| mean 12.34 |" in md
+    assert "![accuracy-latency](r-accuracy-latency.png)" in md and (tmp_path / "r-accuracy-latency.png").exists()
 
 
 def test_json_and_csv(runs, cli_runner, tmp_path):
