@@ -127,6 +127,23 @@ def test_device_filter(runs, cli_runner):
     assert bad.exit_code == 2 and "no benchmark on device 'pi5'" in bad.output and "bananapi, local" in bad.output
 
 
+def test_odd_values_never_crash_the_report(tmp_path, cli_runner):
+    run = tmp_path / "odd"
+    (run / "bench").mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({
+        "model": "m", "stats": "n/a", "conversion": [1], "metrics": {"val_accuracy": "nan"},
+        "card": {"published": {"imagenet_top1": None, "imagenet_top5": 80.0}}, "benchmarks": 3}))
+    (run / "bench" / "a.json").write_text(json.dumps([1, 2]))
+    (run / "bench" / "b.json").write_text(json.dumps({"device": "x", "results": [1, None, {"latency": None, "ok": True}]}))
+    (tmp_path / "no-manifest-here").mkdir()
+    for fmt in ("md", "html", "json", "csv"):
+        result = cli_runner.invoke(cli, ["report", str(tmp_path), "--format", fmt])
+        assert result.exit_code == 0, (fmt, result.output)
+    r = load_run(run)
+    assert r["top1"] is None and r["params"] is None and r["published_top1"] is None
+    assert [b["device"] for b in r["benchmarks"]] == ["x"] and r["benchmarks"][0]["figure_kind"] == "unknown"
+
+
 def test_host_figures_are_never_called_board_figures(tmp_path):
     run = _run(tmp_path, "r", model="m", top1=0.5)
     _bench(run, "old", [_result(1, median=1.0)], kind=None, board=False)
