@@ -12,6 +12,7 @@ import io
 from edgebnn.report import kind_label, latency_of
 
 PUBLISHED_STYLE = {"marker": "*", "color": "#888888", "s": 140, "edgecolors": "#444444", "zorder": 2}
+MAX_LABELS = 30  # beyond this many measured points, names and legend entries only clutter
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
 
@@ -101,7 +102,7 @@ def accuracy_latency(report: dict) -> bytes:
                        facecolors="none" if hollow else color, edgecolors=color)
             front = pareto_front([(p[0], p[1]) for p in pts])
             ax.plot([p[0] for p in front], [p[1] for p in front], color=color, lw=1, ls="-", zorder=1)
-            for x, y, model, threads in pts:
+            for x, y, model, threads in pts if len(pts) <= MAX_LABELS else ():
                 ax.annotate(f"{model} ({threads} thr)", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         published = [p for p in report["published"] if p["threads"] == 1]
         if published:
@@ -141,7 +142,7 @@ def size_latency(report: dict) -> bytes:
         drawn = True
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=COLORS[i % len(COLORS)], s=60,
                    label=f"{device} ({kind} figures)")
-        for x, y, model in pts:
+        for x, y, model in pts if len(pts) <= MAX_LABELS else ():
             ax.annotate(model, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     if not drawn:
         _empty(ax, "no converted and benchmarked run")
@@ -167,6 +168,7 @@ def latency_threads(report: dict) -> bytes:
     fig = _figure(7, 4.8)
     ax = fig.subplots()
     i = 0
+    many = len(report["runs"]) > MAX_LABELS
     for r in report["runs"]:
         for device, kind in _devices(report):
             pts = sorted((b["threads"], latency_of(b)[0], b["valid"]) for b in r["benchmarks"]
@@ -174,7 +176,7 @@ def latency_threads(report: dict) -> bytes:
             if pts:
                 color = COLORS[i % len(COLORS)]
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=color,
-                        label=f"{r['model']} on {device} ({kind})")
+                        label=None if many else f"{r['model']} on {device} ({kind})")
                 invalid = [p for p in pts if not p[2]]  # hollow: missed its minimum runs or duration
                 ax.scatter([p[0] for p in invalid], [p[1] for p in invalid], facecolors="white", edgecolors=color, zorder=3)
                 i += 1

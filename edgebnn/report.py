@@ -7,7 +7,7 @@ so a missing figure is shown as "-" and never stops the report.
 
 A run summary (what :func:`load_run` returns, and what the JSON format holds) is a dict::
 
-    path, model, data, weights, top1 (percent), published_top1 (percent), published_dataset,
+    path, name (in reports: the path below the runs' common folder), model, data, weights, top1 (percent), published_top1 (percent), published_dataset,
     params, binary_params, float_params, binary_mac_share, tflite_bytes, bconv, binary_layers,
     bconv_coverage, benchmarks (one entry per device and thread count: the latest result),
     problems (what could not be read)
@@ -19,6 +19,7 @@ import csv
 import html
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,13 @@ def build_report(paths, *, device: str | None = None) -> dict:
     Raises:
         UsageError: a path holds no run, or no run has a benchmark on ``device``.
     """
-    runs = [load_run(p) for p in find_runs(paths)]
+    found = find_runs(paths)
+    runs = [load_run(p) for p in found]
+    # name runs by their path below the folder they share, so two "tiny" runs stay apart
+    common = Path(os.path.commonpath([p.resolve() for p in found]))
+    for r, p in zip(runs, found):
+        relative = p.resolve().relative_to(common)
+        r["name"] = p.resolve().name if len(found) == 1 or len(relative.parts) <= 1 else str(relative)
     if device:
         seen = sorted({b["device"] for r in runs for b in r["benchmarks"]})
         if device not in seen:
@@ -264,7 +271,7 @@ def device_tables(report: dict) -> list[dict]:
             if r["bconv_coverage"] is not None:
                 coverage += f" ({r['bconv_coverage']:.0%})"
         return [
-            Path(r["path"]).name,
+            r.get("name") or Path(r["path"]).name,
             r["model"],
             r["data"] or DASH,
             _accuracy(r["top1"], None) if r["top1"] is not None else ("random weights" if r["weights"] == "random" else DASH),

@@ -89,6 +89,13 @@ def test_find_runs_in_folders_and_errors(runs, tmp_path):
         find_runs([tmp_path / "nope"])
 
 
+def test_runs_with_one_name_stay_apart(tmp_path):
+    for folder in ("monday", "tuesday"):
+        _run(tmp_path / folder, "tiny", model="bireal-tiny", top1=0.9)
+    assert sorted(r["name"] for r in build_report([tmp_path])["runs"]) == ["monday/tiny", "tuesday/tiny"]
+    assert [r["name"] for r in build_report([tmp_path / "monday" / "tiny"])["runs"]] == ["tiny"]
+
+
 def test_load_run_reads_defensively(runs):
     qn = load_run(runs / "qn")
     assert qn["top1"] is None and qn["published_top1"] == 63.3 and qn["published_dataset"] == "imagenet"
