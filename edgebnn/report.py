@@ -288,7 +288,8 @@ def device_tables(report: dict) -> list[dict]:
         threads = sorted({b["threads"] for es in entries.values() for b in es if isinstance(b["threads"], int)})
         kinds = sorted({b["figure_kind"] for es in entries.values() for b in es})
         kind = kinds[0] if len(kinds) == 1 else "mixed"
-        header = common + [f"{t} thr median / p90 ms" for t in threads] + ["peak MB", "status", "figures"]
+        mixed = kind == "mixed"  # only then does each row need its own figure kind
+        header = common + [f"{t} thr median / p90 ms" for t in threads] + ["peak MB", "status"] + (["figures"] if mixed else [])
         rows = []
         for r in runs:
             es = entries[id(r)]
@@ -297,7 +298,8 @@ def device_tables(report: dict) -> list[dict]:
             rows.append(
                 base(r)
                 + [_latency_cell(by_threads.get(t)) for t in threads]
-                + [_fmt(max(peaks) if peaks else None, ".1f"), _status(es), "/".join(sorted({b["figure_kind"] for b in es}))]
+                + [_fmt(max(peaks) if peaks else None, ".1f"), _status(es)]
+                + (["/".join(sorted({b["figure_kind"] for b in es}))] if mixed else [])
             )
         title = f"{device}: {kind_label(kind)}" if kind != "mixed" else f"{device}: mixed host and board figures"
         tables.append({"device": device, "figure_kind": kind, "title": title, "header": header, "rows": rows})
@@ -373,8 +375,9 @@ def to_csv(report: dict) -> str:
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
 th { background: #f0f0f0; }
 tr:nth-child(even) td { background: #fafafa; }
 .host h2 { color: #8a5a00; } .board h2 { color: #1a5e20; } .published h2 { color: #555; }
@@ -389,7 +392,7 @@ def _html_table(table: dict, css_class: str) -> str:
     head = "".join(f"<th>{e(h)}</th>" for h in table["header"])
     body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in table["rows"])
     return (f'<section class="{css_class}"><h2>{e(table["title"])}</h2>'
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>")
+            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>')
 
 
 def to_html(report: dict, *, plots: dict[str, bytes] | None = None) -> str:
