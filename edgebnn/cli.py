@@ -374,9 +374,9 @@ def compare(a, b, devices, as_json):
         return
     from rich.table import Table
 
-    click.echo(f"A: {result['header'][1].removeprefix('A: ')}  ({result['a']})")
-    click.echo(f"B: {result['header'][2].removeprefix('B: ')}  ({result['b']})")
-    table = Table("", "A", "B", "B / A", box=None)
+    click.echo(f"A: {result['label_a']}  ({result['a']})")
+    click.echo(f"B: {result['label_b']}  ({result['b']})")
+    table = Table(*result["header"], box=None)
     for row in result["rows"]:
         table.add_row(*row)
     _console().print(table)

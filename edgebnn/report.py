@@ -449,18 +449,16 @@ def compare(a: dict, b: dict, *, device_a: str | None = None, device_b: str | No
             else each run's first device).
 
     Returns:
-        ``{"a", "b", "device_a", "device_b", "header", "rows", "warnings"}``.
+        ``{"a", "b", "device_a", "device_b", "label_a", "label_b", "header", "rows", "warnings"}``.
 
     Raises:
         UsageError: a run has no benchmark on the device asked for.
     """
-    devices_a = [d for d in dict.fromkeys(x["device"] for x in a["benchmarks"])]
-    devices_b = [d for d in dict.fromkeys(x["device"] for x in b["benchmarks"])]
+    devices_a = list(dict.fromkeys(x["device"] for x in a["benchmarks"]))
+    devices_b = list(dict.fromkeys(x["device"] for x in b["benchmarks"]))
     if device_a is None and device_b is None:
         shared = [d for d in devices_a if d in devices_b]
-        device_a = device_b = shared[0] if shared else None
-        if not shared:
-            device_a, device_b = (devices_a or [None])[0], (devices_b or [None])[0]
+        device_a, device_b = (shared[0], shared[0]) if shared else ((devices_a or [None])[0], (devices_b or [None])[0])
     for run, device, devices in ((a, device_a, devices_a), (b, device_b, devices_b)):
         if device is not None and device not in devices:
             raise UsageError(
@@ -493,12 +491,13 @@ def compare(a: dict, b: dict, *, device_a: str | None = None, device_b: str | No
         warnings.append("one side has host figures and the other board figures: the latency ratio is not like for like")
     if a["data"] and b["data"] and a["data"] != b["data"] and a["top1"] is not None and b["top1"] is not None:
         warnings.append(f"top-1 on different datasets ({a['data']} vs {b['data']})")
-    def label(tag: str, run: dict, device: str | None, entries: dict) -> str:
-        kinds = "/".join(sorted({x["figure_kind"] for x in entries.values()})) or "no benchmark"
-        return f"{tag}: {run['model']} on {device or DASH} ({kinds})"
-
     return {
         "a": a["path"], "b": b["path"], "device_a": device_a, "device_b": device_b,
-        "header": ["", label("A", a, device_a, ea), label("B", b, device_b, eb), "B / A"],
-        "rows": rows, "warnings": warnings,
+        "label_a": _side_label(a, device_a, ea), "label_b": _side_label(b, device_b, eb),
+        "header": ["", "A", "B", "B / A"], "rows": rows, "warnings": warnings,
     }
+
+
+def _side_label(run: dict, device: str | None, entries: dict) -> str:
+    kinds = "/".join(sorted({x["figure_kind"] for x in entries.values()})) or "no benchmark"
+    return f"{run['model']} on {device or DASH} ({kinds})"
