@@ -61,6 +61,8 @@ def cli(ctx, debug):
     edgebnn train MODEL --data digits       train into a run directory
     edgebnn convert RUN|MODEL --to tflite   LCE flatbuffer + conversion report
     edgebnn bench RUN|MODEL --device local  latency on a device
+    edgebnn report RUNS --out report.html   tables and plots over runs
+    edgebnn compare A B                     two runs side by side
     """
     ctx.ensure_object(dict)["debug"] = debug
 
@@ -298,6 +300,88 @@ def doctor():
             click.echo(f"     fix: {check.fix}")
     if failed:
         raise EdgebnnError(f"{failed} check(s) failed: apply the fixes above")
+
+
+# -- report and compare ---------------------------------------------------------------------
+@cli.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--device", help="Only this device's benchmarks.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "csv"]),
+              help="Output format [from --out's suffix, else md].")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write here (md and html also get PNG plots beside it).")
+def report(runs, device, fmt, out):
+    """Tables and plots over RUNS (run directories or folders of them), one table per device.
+
+    Reads only manifest.json and bench/*.json: no TensorFlow, instant. Host figures are
+    labelled as host; published figures (other boards) are shown apart from measured ones.
+    """
+    from pathlib import Path
+
+    from edgebnn import atomic
+    from edgebnn.report import FORMATS, build_report, render
+
+    suffix = Path(out).suffix.lstrip(".").lower() if out else ""
+    fmt = fmt or {"markdown": "md", "htm": "html"}.get(suffix, suffix if suffix in FORMATS else "md")
+    data = build_report(runs, device=device)
+    plots, plot_files = None, None
+    if fmt in ("md", "html"):
+        from edgebnn.plots import draw_all
+
+        if fmt == "html" or out:
+            plots = draw_all(data)
+        if out and plots:
+            plot_files = {}
+            for name, png in plots.items():
+                path = Path(out).with_name(f"{Path(out).stem}-{name}.png")
+                atomic.write_bytes(path, png)
+                plot_files[name] = path.name
+    text = render(data, fmt=fmt, plots=plots, plot_files=plot_files)
+    if out:
+        atomic.write_text(out, text)
+        extra = f" and {len(plot_files)} PNG plots beside it" if plot_files else ""
+        click.echo(f"wrote {out}{extra} ({len(data['runs'])} runs)", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b", required=False)
+@click.option("--device", "devices", multiple=True,
+              help="Device to compare on; twice for A on the first and B on the second (B defaults to A).")
+@json_option
+def compare(a, b, devices, as_json):
+    """Two runs (A B), or one run on two devices (A --device X --device Y), side by side with B/A ratios."""
+    from edgebnn.errors import UsageError
+    from edgebnn.report import compare as compare_runs
+    from edgebnn.report import find_runs, load_run
+
+    if len(devices) > 2:
+        raise UsageError(f"--device given {len(devices)} times: give it once (both runs) or twice (A's, then B's)")
+    if b is None and len(devices) != 2:
+        raise UsageError("compare needs two runs (A B), or one run and two devices (A --device X --device Y)")
+    summaries = []
+    for src in (a, b or a):
+        found = find_runs([src])
+        if len(found) != 1:
+            raise UsageError(f"{src!r} holds {len(found)} runs: give one run directory")
+        summaries.append(load_run(found[0]))
+    device_a = devices[0] if devices else None
+    device_b = devices[-1] if devices else None
+    result = compare_runs(*summaries, device_a=device_a, device_b=device_b)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    from rich.table import Table
+
+    click.echo(f"A: {result['label_a']}  ({result['a']})")
+    click.echo(f"B: {result['label_b']}  ({result['b']})")
+    table = Table(*result["header"], box=None)
+    for row in result["rows"]:
+        table.add_row(*row)
+    _console().print(table)
+    for warning in result["warnings"]:
+        click.echo(f"note: {warning}", err=True)
 
 
 def main():
