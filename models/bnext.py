@@ -105,7 +105,8 @@ def bnext(
         size: ``tiny``, ``small``, ``middle``, ``large`` or ``18``.
         input_shape: (H, W, C); inputs of 32x32 or less get a stride-1 stem (the CIFAR stem).
         num_classes: classes of the softmax output.
-        width: multiplier of every width (rounded to multiples of 8, at least 8).
+        width: multiplier of every width (the stem's rounded to a multiple of 8, the rest
+            kept at their multiples of it).
         padding: ``one`` (pad binary convs with +1, fast in LCE) or ``zero`` (the authors').
 
     Raises:
@@ -116,7 +117,9 @@ def bnext(
     if padding not in PADDINGS:
         raise ValueError(f"unknown padding {padding!r}: choose one of {', '.join(PADDINGS)}")
     stem, blocks, _ = SIZES[size]
-    scale = lambda c: max(8, int(round(c * width / 8)) * 8)  # noqa: E731
+    # Every width is a multiple of the stem's, so scaling the stem keeps the doublings exact.
+    unit_width = max(8, int(round(stem[0] * width / 8)) * 8)
+    scale = lambda c: c // stem[0] * unit_width  # noqa: E731
     pad_value = PADDINGS[padding]
     inputs = keras.Input(shape=input_shape)
     stem_stride = 1 if min(input_shape[:2]) <= 32 else 2

@@ -28,6 +28,8 @@ variant bakes to a {-s, 0, +s} kernel that LCE keeps in float.
 
 from __future__ import annotations
 
+import logging
+
 import larq as lq
 import tf_keras as keras
 
@@ -43,10 +45,19 @@ CIFAR_NORMALIZATION = {"mean": [125.3, 123.0, 113.9], "std": [63.0, 62.1, 66.7]}
 def _unit(ratio):
     def unit(x, filters: int, kernel_size: int, strides: int):
         """sign -> bi-half binary conv -> PReLU -> BN."""
-        x = lq.layers.QuantConv2D(
-            filters, kernel_size, strides=strides, padding="same", pad_values=1.0,
-            input_quantizer="ste_sign", kernel_quantizer=BiHalf(ratio=ratio), use_bias=False,
-        )(x)
+        # Identity straight-through without a window: the latent weights are deliberately
+        # unclipped, so larq's "no kernel_constraint" warning does not apply.
+        larq_log = logging.getLogger("larq.layers_base")
+        level = larq_log.level
+        larq_log.setLevel(logging.ERROR)
+        try:
+            conv = lq.layers.QuantConv2D(
+                filters, kernel_size, strides=strides, padding="same", pad_values=1.0,
+                input_quantizer="ste_sign", kernel_quantizer=BiHalf(ratio=ratio), use_bias=False,
+            )
+        finally:
+            larq_log.setLevel(level)
+        x = conv(x)
         x = keras.layers.PReLU(shared_axes=[1, 2])(x)
         return keras.layers.BatchNormalization(momentum=0.9)(x)
 
