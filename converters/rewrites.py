@@ -16,3 +16,12 @@ def prepare_for_lce(model):
     for rewrite in REWRITES:
         model = rewrite(model) or model
     return model
+
+
+def _register_defaults() -> None:
+    from edgebnn.converters.bake import bake_kernels
+
+    REWRITES.append(bake_kernels)
+
+
+_register_defaults()

@@ -6,7 +6,7 @@ so that saved models load again.
 
 import edgebnn  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 
-from edgebnn.models import bireal_tiny, zoo  # noqa: F401,E402
+from edgebnn.models import bireal_tiny, bnext, equalbits, quantizers, sabnn, tang2017, zoo  # noqa: F401,E402
 
 from edgebnn.registry import create_model, get_card, list_models  # noqa: E402
 

@@ -1,0 +1,202 @@
+"""The paper models: registration, save and load, parameter counts, and LCE deployability.
+
+Conversions are expensive on a small machine: the one-layer rewrite tests are fast, the
+whole-model conversions (one per family, shared through a session fixture) are marked slow.
+"""
+
+import numpy as np
+import pytest
+
+import edgebnn.models  # noqa: F401  (registers the families)
+from edgebnn.registry import create_model, get_card, list_models
+
+PAPER_FAMILIES = ("sabnn", "bnext", "equalbits", "tang2017")
+PAPER_MODELS = [c for c in list_models() if c.family in PAPER_FAMILIES]
+RECIPES = {
+    "sabnn-r18": "sabnn-r18", "sabnn-r34": "sabnn-r34", "sabnn-r50": "sabnn-r50",
+    "bnext-tiny": "bnext", "bnext-small": "bnext", "bnext-middle": "bnext", "bnext-large": "bnext",
+    "bnext-18": "bnext", "equalbits-r18": "equalbits-imagenet", "equalbits-r34": "equalbits-imagenet",
+    "equalbits-r20": "equalbits-cifar10", "tang2017-compact": "tang2017",
+}
+
+
+def test_every_paper_model_is_registered_with_its_recipe():
+    assert {c.name: c.recipe for c in PAPER_MODELS} == RECIPES
+    assert get_card("sabnn_resnet18").name == "sabnn-r18"
+    assert get_card("sabnn-r50").published == {"imagenet_top1": 68.7}
+    assert get_card("bnext-large").published == {"imagenet_top1": 80.6}
+    for card in PAPER_MODELS:
+        doc = __import__(card.entrypoint.__module__, fromlist=["_"]).__doc__
+        assert "Interpretation" in doc and "Paper's" in doc, card.name
+
+
+def _randomize(model, seed=0):
+    """Random SA-BNN scales and BN statistics, so that rewrites and parity are exercised."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        q = getattr(layer, "kernel_quantizer", None)
+        if hasattr(q, "a_plus"):
+            q.a_plus.assign(rng.uniform(0.5, 1.5, q.a_plus.shape).astype("float32"))
+            q.a_minus.assign(rng.uniform(0.5, 1.5, q.a_minus.shape).astype("float32"))
+        if type(layer).__name__ == "BatchNormalization":
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 2, var.shape)])
+    return model
+
+
+def _logits(model):
+    """The model without its final softmax: parity on saturated probabilities proves nothing."""
+    import tf_keras as keras
+
+    return keras.Model(model.input, model.layers[-1].input)
+
+
+def _small(name, **options):
+    size = max(32, get_card(name).min_input_size)
+    return create_model(name, input_shape=(size, size, 3), num_classes=10, width=0.25, **options)
+
+
+# Deep models take more than 20 s to build on a small machine: slow.
+FAST_TO_BUILD = {"sabnn-r18", "equalbits-r18", "equalbits-r20", "tang2017-compact"}
+
+
+@pytest.mark.parametrize(
+    "card",
+    [pytest.param(c, marks=() if c.name in FAST_TO_BUILD else pytest.mark.slow) for c in PAPER_MODELS],
+    ids=lambda c: c.name,
+)
+def test_save_and_load_with_custom_objects(card, tmp_path):
+    import tf_keras as keras
+
+    model = _randomize(_small(card.name))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+    x = np.random.default_rng(1).uniform(-1, 1, (2, *model.input_shape[1:])).astype("float32")
+    # eager calls: tracing predict() costs more than the whole test on a small machine
+    expected = _logits(model)(x, training=False).numpy()
+    np.testing.assert_allclose(_logits(loaded)(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-5)
+    keras.backend.clear_session()
+
+
+def test_bnext_tiny_parameters_and_binary_macs_match_the_paper():
+    from edgebnn.models.stats import model_stats
+
+    stats = model_stats(create_model("bnext-tiny"))
+    assert stats["params"] == pytest.approx(30.86e6, rel=0.02)  # the authors' code
+    assert stats["binary_macs"] == pytest.approx(4.82e9, rel=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,params", [("bnext-small", 68.59e6), ("bnext-middle", 134.50e6), ("bnext-large", 326.55e6)])
+def test_bnext_parameters_match_the_authors_code(name, params):
+    import tf_keras as keras
+
+    assert create_model(name, input_shape=(32, 32, 3)).count_params() == pytest.approx(params, rel=0.02)
+    keras.backend.clear_session()
+
+
+def _one_layer_model(quantizer, *, channels=32, size=8):
+    import larq as lq
+    import tf_keras as keras
+
+    inputs = keras.Input((size, size, channels))
+    x = keras.layers.BatchNormalization()(inputs)
+    x = lq.layers.QuantConv2D(channels, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
+                              kernel_quantizer=quantizer, kernel_constraint="weight_clip", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    return _randomize(keras.Model(inputs, x))
+
+
+def _convert_and_check(model, *, bconv):
+    from edgebnn.converters.lce import convert
+    from edgebnn.converters.parity import random_inputs
+    from edgebnn.converters.report import conversion_report
+
+    flatbuffer = convert(model)
+    report = conversion_report(model, flatbuffer, parity_inputs=random_inputs(model.input_shape[1:], n=2))
+    assert report["bconv"] == bconv, report["op_counts"]
+    assert report["parity"]["max_rel_error"] < 1e-3, report["parity"]
+    assert not {"TOPK_V2", "ARG_MIN", "ARG_MAX", "FlexArgSort"} & set(report["op_counts"])
+    return report
+
+
+@pytest.mark.parametrize("form", ["float", "conv", "ones8"])
+def test_state_aware_kernel_is_split_into_a_binary_conv_and_a_box_sum(form):
+    from edgebnn.converters.bake import bake_kernels
+    from edgebnn.converters.flatbuffer import op_counts
+    from edgebnn.converters.parity import parity, random_inputs
+    from edgebnn.models.quantizers import StateAwareSign
+
+    import larq_compute_engine as lce
+
+    model = _one_layer_model(StateAwareSign())
+    flatbuffer = lce.convert_keras_model(bake_kernels(model, box_sum=form))
+    assert op_counts(flatbuffer)["LceBconv2d"] == (1 if form == "float" else 2)
+    assert parity(model, flatbuffer, random_inputs(model.input_shape[1:], n=2))["max_rel_error"] < 1e-3
+
+
+def test_bi_half_kernel_is_baked_without_a_sort():
+    from edgebnn.models.quantizers import BiHalf
+
+    _convert_and_check(_one_layer_model(BiHalf()), bconv=1)
+
+
+def test_state_aware_with_equal_scales_needs_no_box_sum():
+    from edgebnn.converters.bake import bake_kernels
+    from edgebnn.models.quantizers import StateAwareSign
+
+    model = _one_layer_model(StateAwareSign())
+    q = model.layers[2].kernel_quantizer
+    q.a_minus.assign(q.a_plus.numpy())
+    baked = bake_kernels(model)
+    assert type(baked.layers[2]).__name__ == "QuantConv2D" and baked.layers[2].kernel_quantizer is None
+
+
+def test_models_without_paper_quantizers_are_not_rewritten():
+    from edgebnn.converters.bake import bake_kernels
+
+    assert bake_kernels(create_model("bireal-tiny")) is None
+
+
+# Whole registered models, one per family (and BNext's zero padding), at small width and input.
+FAMILY_CASES = {
+    "sabnn-r18": ("sabnn-r18", {}),
+    "sabnn-r50": ("sabnn-r50", {}),
+    "bnext-18-one": ("bnext-18", {}),
+    "bnext-18-zero": ("bnext-18", {"padding": "zero"}),
+    "equalbits-r20": ("equalbits-r20", {}),
+    "tang2017-k2": ("tang2017-compact", {"terms": 2}),
+}
+
+
+@pytest.fixture(scope="session")
+def family_conversions():
+    """Converted logits models, made on first use and shared by the session."""
+    from edgebnn.converters.lce import convert
+    from edgebnn.converters.parity import random_inputs
+    from edgebnn.converters.report import conversion_report
+
+    cache = {}
+
+    def get(case):
+        if case not in cache:
+            name, options = FAMILY_CASES[case]
+            model = _logits(_randomize(_small(name, **options)))
+            flatbuffer = convert(model)
+            cache[case] = (model, conversion_report(model, flatbuffer, parity_inputs=random_inputs(model.input_shape[1:], n=2)))
+        return cache[case]
+
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(FAMILY_CASES))
+def test_every_binary_conv_of_a_paper_model_becomes_lce_bconv2d(case, family_conversions):
+    model, report = family_conversions(case)
+    terms = FAMILY_CASES[case][1].get("terms", 1)
+    assert report["binary_layers"] > 0
+    assert report["bconv"] == terms * report["binary_layers"], report["op_counts"]
+    assert report["parity"]["max_rel_error"] < 1e-3, report["parity"]
+    assert report["op_counts"]["LceQuantize"] >= 1
