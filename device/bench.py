@@ -13,7 +13,7 @@ import asyncio
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edgebnn.device.output import OutputError, parse_benchmark_output
@@ -29,7 +29,7 @@ _IN_SCRATCH = 'mkdir -p "$1" && cd "$1" && shift && exec "$@"'
 class BenchConfig:
     """Timing settings for one run of the runtime (connection settings live in the profile)."""
 
-    threads: int = 1
+    threads: int = 1  # 0: each of the device's default thread counts
     runs: int = 50
     warmup: int = 5
     min_secs: float = 1.0
@@ -91,6 +91,11 @@ class DeviceRun:
     @property
     def ok(self) -> bool:
         return not self.error_kind and any(r.ok for r in self.results)
+
+
+def expand_threads(profile: DeviceProfile, configs: list[BenchConfig]) -> list[BenchConfig]:
+    """Replace ``threads=0`` ("the device's default") by one configuration per profile thread count."""
+    return [replace(c, threads=t) for c in configs for t in (profile.threads if c.threads == 0 else (c.threads,))]
 
 
 def runtime_argv(profile: DeviceProfile, graph: str) -> list[str]:
@@ -231,6 +236,7 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
     from edgebnn.device.ssh import SshTransport
 
     graph = Path(graph)
+    configs = expand_threads(profile, configs)
     run = DeviceRun(profile)
     step = _Steps(run)
     remote = profile.transport != "local"

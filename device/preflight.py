@@ -149,3 +149,32 @@ def problems(profile: DeviceProfile, fingerprint: dict, *, check_runtime: bool =
     if temps and max(temps) >= profile.throttle_temp:
         warnings.append(f"{name} is at {max(temps):.0f} C before the run: it may throttle; let it cool")
     return errors, warnings
+
+
+async def check_device(profile: DeviceProfile, *, accept_new_host_key: bool = False) -> dict:
+    """Connect to the device and run the preflight: ``edgebnn devices check``.
+
+    Returns:
+        ``{"fingerprint", "errors", "warnings", "seconds"}``.
+
+    Raises:
+        DeviceError: the device cannot be reached or logged in to.
+    """
+    import time
+
+    from edgebnn.device.local import LocalTransport
+    from edgebnn.device.ssh import SshTransport
+
+    start = time.perf_counter()
+    remote = profile.transport != "local"
+    transport = SshTransport(profile, accept_new_host_key=accept_new_host_key) if remote else LocalTransport()
+    try:
+        if remote:
+            await transport.connect()
+        out = await transport.run(preflight_argv(profile, runtime="" if profile.runtime_file else None), timeout=60)
+    finally:
+        await transport.close()
+    fingerprint = parse_preflight(out.stdout)
+    errors, warnings = problems(profile, fingerprint, remote=remote, check_runtime=remote and not profile.runtime_file)
+    return {"fingerprint": fingerprint, "errors": errors, "warnings": warnings,
+            "seconds": round(time.perf_counter() - start, 3)}

@@ -201,6 +201,12 @@ class SshTransport:
             raise DeviceError("connection", f"lost the connection to {self.profile.name}: {reason}") from None
         out, err = (done.stdout or b"").decode(errors="replace"), (done.stderr or b"").decode(errors="replace")
         status = done.exit_status
+        if status is None:
+            if done.exit_signal is None:  # the channel closed without an exit status: the link dropped
+                self._conn = None
+                raise DeviceError("connection", f"lost the connection to {self.profile.name} during {argv[0]}")
+            status = 255
+            err += f"\nkilled by signal {done.exit_signal[0]}"
         # timeout exits 124 after TERM and 137 after KILL: the limit passed (not the runtime's own code).
         timed_out = status in (124, 137) and time.perf_counter() - start >= timeout * 0.95
         return CommandResult(None if timed_out else status, out, err, timed_out)

@@ -112,7 +112,7 @@ def bench_run(run: RunDir, *, device: str, configs: list, devices_file=None, acc
 
 
 def bench_runs(run: RunDir, *, devices: str, configs: list, devices_file=None,
-               accept_new_host_key: bool = False) -> list[dict]:
+               accept_new_host_key: bool = False, cooldown: float | None = None) -> list[dict]:
     """Benchmark the run's flatbuffer on every device in ``devices`` concurrently.
 
     ``devices`` is a name, a fleet, an ``ssh://`` URL or a comma list of them. Each device
@@ -128,6 +128,10 @@ def bench_runs(run: RunDir, *, devices: str, configs: list, devices_file=None,
     from edgebnn.device.profiles import resolve_devices
 
     profiles = resolve_devices(devices, devices_file=devices_file)
+    if cooldown is not None:
+        from dataclasses import replace
+
+        profiles = [replace(p, cooldown=cooldown) for p in profiles]
     if not run.tflite_path.exists():
         raise EdgebnnError(f"no model.tflite in {str(run.path)!r}: run `edgebnn convert {run.path} --to tflite` first")
     started = utc_now()
