@@ -292,16 +292,21 @@ def devices(ctx, devices_file, as_json):
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
+    from rich.markup import escape
+
     table = Table("device", "where", "runtime", "threads", "description", title=f"devices ({listing['path']})", box=None)
     for row in listing["devices"]:
         p = row["profile"]
         where = "this machine" if p["transport"] == "local" else (p["host"] and _address(p)) or "host not set"
         runtime = p["runtime_file"] and f"{p['runtime_file']} (uploaded)" or p["runtime"]
-        table.add_row(p["name"], where, runtime, ",".join(map(str, p["threads"])),
-                      p["description"] + (f" [{row['problem']}]" if row["problem"] else ""))
+        table.add_row(*(escape(str(v)) for v in (p["name"], where, runtime, ",".join(map(str, p["threads"])),
+                                                 p["description"])))
     _console().print(table)
     for name, members in listing["fleets"].items():
         click.echo(f"fleet {name}: {', '.join(members)}")
+    for row in listing["devices"]:
+        if row["problem"]:
+            click.echo(f"note: {row['problem']}")
 
 
 def _address(p: dict) -> str:

@@ -6,6 +6,7 @@ and its own sshd_config in a temporary folder; it listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -79,15 +80,13 @@ def _toml_value(value) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory):
-    """Start ``sshd -D`` on 127.0.0.1 at a free port; stop it at the end of the session."""
-    if not os.path.exists(SSHD):
-        message = f"OpenSSH's server is not installed ({SSHD}): apt-get install openssh-server"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI must run the SSH tests, never skip them
-        pytest.skip(message)
-    root = tmp_path_factory.mktemp("sshd")
+@contextlib.contextmanager
+def start_sshd(root: Path):
+    """Run ``sshd -D`` on 127.0.0.1 at a free port with throwaway keys in ``root``.
+
+    Raises:
+        RuntimeError: sshd rejected the config or did not start.
+    """
     host_key = keygen(root / "host_key")
     client_key = keygen(root / "client_key")
     (root / "authorized_keys").write_text(Path(f"{client_key}.pub").read_text())
@@ -108,20 +107,20 @@ def sshd(tmp_path_factory):
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation folder
     check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
     if check.returncode:
-        pytest.fail(f"sshd rejects the test config: {check.stderr.strip()}")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=open(root / "sshd.log", "w"))
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()}")
-            time.sleep(0.05)
-    os.environ.pop("SSH_AUTH_SOCK", None)  # only the throwaway key, never the developer's agent
+        raise RuntimeError(f"sshd rejects the test config: {check.stderr.strip()}")
+    with open(root / "sshd.log", "w") as log:
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=log)
     try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"sshd did not start: {(root / 'sshd.log').read_text()}") from None
+                time.sleep(0.05)
+        os.environ.pop("SSH_AUTH_SOCK", None)  # only the throwaway key, never the developer's agent
         yield Sshd(port, root, client_key, known_hosts, ssh_config, getpass.getuser())
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -129,6 +128,21 @@ def sshd(tmp_path_factory):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.1 for the whole session (CI fails loudly when it is missing)."""
+    if not os.path.exists(SSHD):
+        message = f"OpenSSH's server is not installed ({SSHD}): apt-get install openssh-server"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must run the SSH tests, never skip them
+        pytest.skip(message)
+    try:
+        with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
+            yield server
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 class DroppingProxy:

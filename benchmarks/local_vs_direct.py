@@ -1,0 +1,75 @@
+"""Latency reported by `edgebnn bench --device local` against a direct call of LCE's interpreter.
+
+Both time the same flatbuffer (bireal-tiny, random weights) at one thread: edgebnn through
+its device runner (a subprocess printing the benchmark tool's format, parsed back), the
+direct call with ``Interpreter.predict`` in this process. Each sample is the median of 50
+timed runs after 5 warm-up runs; samples alternate between the two to share the machine's
+drift; the figure is the median over --samples (>= 5) and the relative difference. Prints
+one JSON line.
+
+    python benchmarks/local_vs_direct.py [--samples 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+
+import edgebnn  # noqa: F401
+
+RUNS, WARMUP = 50, 5
+
+
+def direct_median_ms(interpreter, feed) -> float:
+    for _ in range(WARMUP):
+        interpreter.predict(feed)
+    times = []
+    for _ in range(RUNS):
+        t0 = time.perf_counter()
+        interpreter.predict(feed)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--samples", type=int, default=7)
+    args = p.parse_args()
+
+    import numpy as np
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    from edgebnn.device.bench import BenchConfig
+    from edgebnn.pipeline import bench_run, convert_run, resolve_source
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = resolve_source("bireal-tiny", out=f"{tmp}/run")
+        convert_run(run)
+        interpreter = Interpreter(run.tflite_path.read_bytes(), num_threads=1)
+        shape = (1, *interpreter.input_shapes[0][1:])
+        feed = np.random.default_rng(0).uniform(-1, 1, size=shape).astype(interpreter.input_types[0])
+        config = [BenchConfig(threads=1, runs=RUNS, warmup=WARMUP, min_secs=0.0)]
+        edgebnn_ms, direct_ms = [], []
+        for _ in range(args.samples):
+            record = bench_run(run, device="local", configs=config)
+            edgebnn_ms.append(record["results"][0]["latency"]["median_ms"])
+            direct_ms.append(direct_median_ms(interpreter, feed))
+        e, d = statistics.median(edgebnn_ms), statistics.median(direct_ms)
+        print(json.dumps({
+            "benchmark": "local_vs_direct",
+            "samples": args.samples,
+            "edgebnn_median_ms": round(e, 4),
+            "direct_median_ms": round(d, 4),
+            "relative_difference": round((e - d) / d, 4),
+            "target_abs_relative_difference": 0.05,
+            "edgebnn_samples_ms": [round(x, 4) for x in edgebnn_ms],
+            "direct_samples_ms": [round(x, 4) for x in direct_ms],
+        }))
+
+
+if __name__ == "__main__":
+    main()
