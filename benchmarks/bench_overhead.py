@@ -5,7 +5,8 @@ runner. Each sample times a benchmark through the harness (connect, preflight, u
 run, parse, clean up) and, right after, the same runner command run directly on this
 machine; the overhead is the difference. "first" uses a fresh workdir on the board (model
 and runner uploaded), "repeat" the same workdir again (both reused by hash). Figures are
-medians over --samples; both the in-process harness (`pipeline.bench_runs`) and the full
+medians over --samples. ``remote_true_s`` is the cost of one empty remote command on this
+"board" (its login shell's start-up; a repeat run needs two commands). Both the in-process harness (`pipeline.bench_runs`) and the full
 `edgebnn bench` command (a new Python process: interpreter and import start-up included)
 are reported. Prints one JSON line.
 
@@ -40,6 +41,27 @@ def direct_seconds(graph: Path) -> float:
     return time.perf_counter() - start
 
 
+def remote_command_seconds(profile, samples: int = 5) -> float:
+    """What one remote command costs on this "board" (`true` over the open connection): the
+    board's login shell starts for each, and a repeat run needs two (preflight, run)."""
+    import asyncio
+
+    from edgebnn.device.ssh import SshTransport
+
+    async def go():
+        transport = SshTransport(profile)
+        await transport.connect()
+        times = []
+        for _ in range(samples):
+            start = time.perf_counter()
+            await transport.run(["true"], timeout=30)
+            times.append(time.perf_counter() - start)
+        await transport.close()
+        return statistics.median(times)
+
+    return asyncio.run(go())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=5)
@@ -70,6 +92,7 @@ def main() -> None:
                     harness = time.perf_counter() - start
                     figures[f"{via}_{phase}"].append(harness - direct_seconds(run.tflite_path))
         median = {k: round(statistics.median(v), 3) for k, v in figures.items()}
+        shell = remote_command_seconds(sshd.profile("loopback"))
         print(json.dumps({
             "benchmark": "bench_overhead",
             "samples": args.samples,
@@ -79,6 +102,7 @@ def main() -> None:
             "cli_overhead_repeat_s": median["cli_repeat"],
             "target_first_s": 1.5,
             "target_repeat_s": 0.5,
+            "remote_true_s": round(shell, 3),
             "model_bytes": run.tflite_path.stat().st_size,
         }))
 

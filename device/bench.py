@@ -10,6 +10,7 @@ board does not lose the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 import uuid
@@ -17,12 +18,22 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from edgebnn.device.output import OutputError, parse_benchmark_output
+from edgebnn.device.preflight import TEMPS, parse_preflight, preflight_argv, problems, temperatures
 from edgebnn.device.profiles import DeviceProfile
 from edgebnn.device.stats import latency_stats
 from edgebnn.errors import DeviceError
 
-# Runs "$@" in the scratch folder "$1" (created here, removed by the cleanup step).
-_IN_SCRATCH = 'mkdir -p "$1" && cd "$1" && shift && exec "$@"'
+# Runs "$@" in the scratch folder "$1", removes it, and reports the SoC temperatures on stderr:
+# in the happy path a configuration costs one round trip, cleanup included.
+_IN_SCRATCH = r"""
+scratch=$1; shift
+mkdir -p "$scratch" && cd "$scratch" || exit 125
+"$@"; status=$?
+cd / && rm -rf "$scratch"
+printf 'edgebnn-temps: ' >&2; (TEMPS) >&2
+exit $status
+""".replace("(TEMPS)", "(" + TEMPS + ")")
+TEMPS_MARK = "edgebnn-temps: "
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ class BenchResult:
     figures: dict = field(default_factory=dict)
     raw: str = ""
     seconds: float = 0.0
+    temps_c: list | None = None  # SoC temperatures right after this configuration (None: not read)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,6 +149,8 @@ async def run_config(transport, profile: DeviceProfile, graph: str, config: Benc
     if profile.affinity:
         argv = ["taskset", "-c", profile.affinity, *argv]
     cmd = await transport.run(argv, timeout=config.timeout)
+    temps = [line for line in cmd.stderr.splitlines() if line.startswith(TEMPS_MARK)]
+    cmd.stderr = "\n".join(line for line in cmd.stderr.splitlines() if not line.startswith(TEMPS_MARK))
     if cmd.timed_out:
         result = BenchResult(profile.name, config, ok=False, error_kind="timeout",
                              error=f"no result within {config.timeout:g} s: the runtime was killed on the device "
@@ -148,26 +162,19 @@ async def run_config(transport, profile: DeviceProfile, graph: str, config: Benc
     else:
         result = summarize(profile.name, config, cmd.stdout)
     result.seconds = time.perf_counter() - start
+    if temps:
+        result.temps_c = temperatures(temps[-1][len(TEMPS_MARK):])
     return result
 
 
-class _Steps:
-    """Times the protocol's steps into ``DeviceRun.steps``."""
-
-    def __init__(self, run: DeviceRun):
-        self.run = run
-
-    def __call__(self, name: str):
-        steps = self.run.steps
-
-        class _Timer:
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - self.start, 4)
-
-        return _Timer()
+@contextlib.contextmanager
+def _timed(steps: dict, name: str):
+    """Add the time spent in the block to ``steps[name]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - start, 4)
 
 
 def _remote_files(profile: DeviceProfile, graph: Path):
@@ -197,13 +204,15 @@ def _remote_files(profile: DeviceProfile, graph: Path):
     return uploads, command + [f"--graph={model.remote}"]
 
 
-async def ensure_uploaded(transport, profile: DeviceProfile, uploads: dict, disk_free_mb: float | None) -> dict:
+async def ensure_uploaded(transport, profile: DeviceProfile, uploads: dict, disk_free_mb: float | None,
+                          present: set[str] | None = None) -> dict:
     """Upload what the board lacks (by sha256); ``{name: {"path", "uploaded", "attempts"}}``.
 
     Raises:
         DeviceError: ``disk_full`` when the board has no room, ``upload`` otherwise.
     """
-    present = await transport.present(list(uploads.values()))
+    if present is None:
+        present = await transport.present(list(uploads.values()))
     missing = [u for u in uploads.values() if u.remote not in present]
     need_mb = sum(u.local.stat().st_size for u in missing) / 2**20
     if missing and disk_free_mb is not None and disk_free_mb < need_mb + 1:
@@ -224,7 +233,8 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
     Args:
         profile: the device.
         graph: the local flatbuffer.
-        configs: the configurations, run in order with ``profile.cooldown`` between them.
+        configs: the configurations, run in order with ``profile.cooldown`` between them
+            (``threads=0``: each of the profile's thread counts).
         accept_new_host_key: trust a board whose host key is not yet known.
         on_result: called with the :class:`DeviceRun` after each configuration (to save it).
 
@@ -232,44 +242,41 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
         The run: ``error_kind`` set when the device could not be used at all.
     """
     from edgebnn.device.local import LocalTransport
-    from edgebnn.device.preflight import TEMPS, parse_preflight, preflight_argv, problems, temperatures
     from edgebnn.device.ssh import SshTransport
 
     graph = Path(graph)
     configs = expand_threads(profile, configs)
     run = DeviceRun(profile)
-    step = _Steps(run)
     remote = profile.transport != "local"
     transport = SshTransport(profile, accept_new_host_key=accept_new_host_key) if remote else LocalTransport()
     scratch = f"{profile.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
     try:
+        uploads, command = _remote_files(profile, graph) if remote else ({}, runtime_argv(profile, str(graph)))
         if remote:
-            with step("connect"):
+            with _timed(run.steps, "connect"):
                 await transport.connect()
-        with step("preflight"):
-            checked_runtime = "" if profile.runtime_file else None
-            pre = await transport.run(preflight_argv(profile, runtime=checked_runtime), timeout=60)
-            run.fingerprint = parse_preflight(pre.stdout)
+        with _timed(run.steps, "preflight"):
+            argv = preflight_argv(profile, runtime="" if profile.runtime_file else None, deep=False,
+                                  uploads=list(uploads.values()))
+            run.fingerprint = parse_preflight((await transport.run(argv, timeout=60)).stdout)
             run.temps["before"] = run.fingerprint["temps_c"]
-            errors, run.warnings = problems(profile, run.fingerprint, remote=remote,
+            errors, run.warnings = problems(profile, run.fingerprint, remote=remote, deep=False,
                                             check_runtime=remote and not profile.runtime_file)
             if errors:
                 raise DeviceError("preflight", "; ".join(errors))
         run.runtime = _runtime_info(profile, run.fingerprint)
         if remote:
-            with step("upload"):
-                uploads, command = _remote_files(profile, graph)
-                run.uploads = await ensure_uploaded(transport, profile, uploads, run.fingerprint["disk_free_mb"])
-                if "runtime" in run.uploads:
-                    run.runtime.update(path=run.uploads["runtime"]["path"], sha256=run.uploads["runtime"]["sha256"])
-                if "runner" in run.uploads:
-                    run.runtime["runner_sha256"] = run.uploads["runner"]["sha256"]
+            with _timed(run.steps, "upload"):
+                run.uploads = await ensure_uploaded(transport, profile, uploads, run.fingerprint["disk_free_mb"],
+                                                    present=set(run.fingerprint.pop("present")))
+            if "runtime" in run.uploads:
+                run.runtime.update(path=run.uploads["runtime"]["path"], sha256=run.uploads["runtime"]["sha256"])
+            if "runner" in run.uploads:
+                run.runtime["runner_sha256"] = run.uploads["runner"]["sha256"]
             command = ["sh", "-c", _IN_SCRATCH, "sh", scratch, *command]
-        else:
-            command = runtime_argv(profile, str(graph))
         if any(c.op_profiling for c in configs) and profile.runtime == "python":
             run.warnings.append("op profiling needs lce_benchmark_model: edgebnn's python runner does not profile ops")
-        with step("run"):
+        with _timed(run.steps, "run"):
             for i, config in enumerate(configs):
                 if i and profile.cooldown:
                     await asyncio.sleep(profile.cooldown)
@@ -277,30 +284,21 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
                     result = await run_config(transport, profile, str(graph), config, command=command)
                 except DeviceError as e:
                     run.results.append(BenchResult(profile.name, config, ok=False, error_kind=e.kind, error=str(e)))
-                    for rest in configs[i + 1:]:
-                        run.results.append(BenchResult(profile.name, rest, ok=False, error_kind="skipped",
-                                                       error=f"not run: {e}"))
+                    run.results += [BenchResult(profile.name, rest, ok=False, error_kind="skipped", error=f"not run: {e}")
+                                    for rest in configs[i + 1:]]
                     break
                 run.results.append(result)
+                if result.figures.get("lce_version"):
+                    run.runtime["lce_version"] = result.figures["lce_version"]
                 if on_result:
                     on_result(run)
     except DeviceError as e:
         run.error_kind, run.error = e.kind, str(e)
     finally:
-        with step("cleanup"):
-            try:
-                if remote and transport.connected:
-                    after = await transport.run(["sh", "-c", f'rm -rf "$1" "$1.part"; {TEMPS}', "sh", scratch],
-                                                timeout=30)
-                    run.temps["after"] = temperatures(after.stdout)
-                elif not remote:
-                    after = await transport.run(["sh", "-c", TEMPS], timeout=30)
-                    run.temps["after"] = temperatures(after.stdout)
-            except DeviceError as e:
-                run.warnings.append(f"cleanup on {profile.name} failed: {e}")
-            finally:
-                run.connections = getattr(transport, "connections", 0)
-                await transport.close()
+        with _timed(run.steps, "cleanup"):
+            await _clean_up(run, transport, remote, scratch)
+    if run.results and run.results[-1].temps_c is not None:
+        run.temps["after"] = run.results[-1].temps_c
     hot = [t for t in run.temps.get("after", []) if t >= profile.throttle_temp]
     if hot:
         run.warnings.append(f"{profile.name} reached {max(hot):.0f} C during the run (>= {profile.throttle_temp:g} C): "
@@ -308,6 +306,21 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
     if on_result:
         on_result(run)
     return run
+
+
+async def _clean_up(run: DeviceRun, transport, remote: bool, scratch: str) -> None:
+    """Remove what a failed configuration left (a successful one cleans up after itself)."""
+    try:
+        if not remote:
+            run.temps["after"] = temperatures((await transport.run(["sh", "-c", TEMPS], timeout=30)).stdout)
+        elif transport.connected and not (run.results and run.results[-1].temps_c is not None):
+            after = await transport.run(["sh", "-c", f'rm -rf "$1"; {TEMPS}', "sh", scratch], timeout=30)
+            run.temps["after"] = temperatures(after.stdout)
+    except DeviceError as e:
+        run.warnings.append(f"cleanup on {run.profile.name} failed: {e}")
+    finally:
+        run.connections = getattr(transport, "connections", 0)
+        await transport.close()
 
 
 def _runtime_info(profile: DeviceProfile, fingerprint: dict) -> dict:

@@ -26,6 +26,7 @@ _MEMORY = re.compile(
 _PEAK = re.compile(r"^Overall peak memory footprint \(MB\)[^:]*: (?P<peak>[\d.]+)")
 _SECTION = re.compile(r"^(?:Operator-wise )?Profiling Info for (?P<what>.+):$")
 _TABLE = re.compile(r"^=+ (?P<title>[A-Za-z ]+?) =+$")
+_LCE_VERSION = re.compile(r"^LCE version: \[(?P<version>[^\]]+)\]")
 _NODES = re.compile(r"^Number of nodes executed: (?P<n>\d+)")
 _COLUMNS = {"%": "pct", "cdf%": "cdf_pct", "avg %": "avg_pct", "cdf %": "cdf_pct", "avg ms": "avg_ms",
             "mem KB": "mem_kb", "times called": "times_called", "node type": "node_type", "Node type": "node_type",
@@ -108,6 +109,8 @@ def parse_benchmark_output(text: str) -> dict:
             memory.update(init_mb=float(m["init"]), overall_mb=float(m["overall"]))
         elif m := _PEAK.match(line):
             memory["peak_mb"] = float(m["peak"])
+        elif m := _LCE_VERSION.match(line):
+            result["lce_version"] = m["version"]
         elif line.startswith(PER_RUN_PREFIX):
             result["per_run_us"] = [float(t) for t in line[len(PER_RUN_PREFIX):].split()]
     if not summaries or "avg" not in summaries[-1]:

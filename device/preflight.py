@@ -19,7 +19,8 @@ ARM_CORES = {
 TEMPS = r"""for z in /sys/class/thermal/thermal_zone*/temp; do [ -r "$z" ] && cat "$z"; done 2>/dev/null | tr '\n' ' '"""
 
 SCRIPT = r"""
-workdir=$1 runtime=$2 python=$3
+workdir=$1 runtime=$2 python=$3 deep=$4
+shift 4
 echo "arch=$(uname -m)"
 echo "kernel=$(uname -sr)"
 echo "hostname=$(uname -n)"
@@ -44,7 +45,7 @@ if [ "$runtime" = python ]; then
   if command -v "$python" >/dev/null 2>&1; then
     echo "runtime_path=$(command -v "$python")"
     echo "runtime_exec=1"
-    echo "lce_version=$("$python" -c 'import importlib.metadata as m; print(m.version("larq-compute-engine"))' 2>/dev/null)"
+    [ "$deep" = 1 ] && echo "lce_version=$("$python" -c 'import importlib.metadata as m; print(m.version("larq-compute-engine"))' 2>/dev/null)"
   else echo runtime_exec=0; fi
 elif [ -n "$runtime" ]; then
   path=$(command -v "$runtime" 2>/dev/null || echo "$runtime")
@@ -53,14 +54,28 @@ elif [ -n "$runtime" ]; then
   [ -f "$path" ] && [ -x "$path" ] && echo runtime_exec=1 || echo runtime_exec=0
   [ -f "$path" ] && echo "runtime_sha256=$(sha256sum "$path" | cut -d' ' -f1)"
 fi
+while [ $# -ge 2 ]; do  # (path, sha256) pairs: which uploads the board already has
+  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ] && echo "present=$1"
+  shift 2
+done
 exit 0
 """.replace("$(TEMPS)", "$(" + TEMPS + ")")
 
 
-def preflight_argv(profile: DeviceProfile, *, runtime: str | None = None) -> list[str]:
-    """The argv that prints the preflight's ``key=value`` lines (``runtime=""`` skips it)."""
+def preflight_argv(profile: DeviceProfile, *, runtime: str | None = None, deep: bool = True,
+                   uploads=()) -> list[str]:
+    """The argv that prints the preflight's ``key=value`` lines.
+
+    Args:
+        runtime: the runtime to check (default the profile's; ``""`` skips the check).
+        deep: also check that the board's Python has LCE (a Python start-up: ``devices
+            check`` does it; ``bench`` leaves it to the runner, which reports its version).
+        uploads: :class:`~edgebnn.device.ssh.Upload` items; ``present=PATH`` lines name those
+            the board already has with the right sha256 (saves a round trip).
+    """
     runtime = profile.runtime if runtime is None else runtime
-    return ["sh", "-c", SCRIPT, "sh", profile.workdir, runtime, profile.python]
+    pairs = [x for u in uploads for x in (u.remote, u.sha256)]
+    return ["sh", "-c", SCRIPT, "sh", profile.workdir, runtime, profile.python, "1" if deep else "0", *pairs]
 
 
 def temperatures(text: str) -> list[float]:
@@ -77,7 +92,7 @@ def temperatures(text: str) -> list[float]:
 
 def parse_preflight(text: str) -> dict:
     """The device fingerprint from the preflight's output."""
-    raw = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    raw = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("present="))
     num = lambda k: int(raw[k]) if raw.get(k, "").strip().isdigit() else None  # noqa: E731
     parts = raw.get("cpu_parts", "").split()
     cores = [ARM_CORES.get(p, p) for p in parts]
@@ -106,10 +121,12 @@ def parse_preflight(text: str) -> dict:
             k: raw[f"runtime_{k}"] if k in ("path", "sha256") else raw[f"runtime_{k}"] == "1"
             for k in ("path", "exists", "exec", "sha256") if f"runtime_{k}" in raw
         } | ({"lce_version": raw["lce_version"]} if raw.get("lce_version") else {}),
+        "present": [line[len("present="):] for line in text.splitlines() if line.startswith("present=")],
     }
 
 
-def problems(profile: DeviceProfile, fingerprint: dict, *, check_runtime: bool = True, remote: bool = True) -> tuple[list[str], list[str]]:
+def problems(profile: DeviceProfile, fingerprint: dict, *, check_runtime: bool = True, remote: bool = True,
+             deep: bool = True) -> tuple[list[str], list[str]]:
     """``(errors, warnings)``: what stops a benchmark, and what makes its figures doubtful."""
     errors, warnings = [], []
     name = profile.name
@@ -130,7 +147,7 @@ def problems(profile: DeviceProfile, fingerprint: dict, *, check_runtime: bool =
     if check_runtime and profile.runtime == "python":
         if not runtime.get("exec"):
             errors.append(f"no Python {profile.python!r} on {name}: set `python` in your devices file")
-        elif not runtime.get("lce_version"):
+        elif deep and not runtime.get("lce_version"):
             errors.append(f"{profile.python!r} on {name} has no larq-compute-engine (no LCE wheel for this "
                           "board?): use the lce_benchmark_model runtime (`edgebnn devices setup "
                           f"{name} --download`)")

@@ -55,7 +55,7 @@ class DeviceProfile:
     ssh_config: str = ""
     known_hosts: str = ""
     connect_timeout: float = 10.0
-    workdir: str = "/tmp/edgebnn"
+    workdir: str = "/tmp/edgebnn-work"
     runtime: str = "lce_benchmark_model"
     runtime_file: str = ""
     python: str = "python3"

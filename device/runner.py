@@ -82,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     Interpreter = _lce_interpreter()
 
     print("STARTING!")
+    try:
+        from importlib import metadata
+
+        print(f"LCE version: [{metadata.version('larq-compute-engine')}]")
+    except Exception:  # noqa: BLE001  (the version is informative; the import below is the test)
+        pass
     print(f"Graph: [{args.graph}]")
     print(f"Num threads: [{args.num_threads}]")
     try:
