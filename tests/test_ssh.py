@@ -370,3 +370,11 @@ def test_uploaded_runtime_file_runs(sshd, tmp_path):  # noqa: F811
     run = bench(sshd.profile(runtime="lce_benchmark_model", runtime_file=tool), fake_run(tmp_path).tflite_path)
     assert run.ok, run.error
     assert run.runtime["path"].startswith(sshd.profile().workdir) and run.runtime["sha256"] == sha256_file(tool)
+
+
+def test_affinity_pins_the_runtime_with_taskset(sshd, tmp_path):  # noqa: F811
+    seen = tmp_path / "cpus"
+    tool = printing_tool(tmp_path / "rt", f"grep Cpus_allowed_list /proc/self/status > {seen}\n")
+    run = bench(sshd.profile(runtime=tool, affinity="0"), fake_run(tmp_path).tflite_path)
+    assert run.ok, run.error
+    assert seen.read_text().split() == ["Cpus_allowed_list:", "0"]
