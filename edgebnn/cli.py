@@ -313,6 +313,16 @@ def _address(p: dict) -> str:
     return f"{p['user'] + '@' if p['user'] else ''}{p['host']}{':' + str(p['port']) if p['port'] else ''}"
 
 
+def _runtime_line(profile, found: dict) -> str:
+    if profile.runtime_file:
+        return f"{profile.runtime_file} (uploaded by hash at bench time)"
+    if profile.transport == "local":
+        return f"{sys.executable} (LCE's Python interpreter)"
+    state = "executable" if found.get("exec") else "MISSING" if not found.get("exists", found.get("exec")) else "not executable"
+    extra = f", LCE {found['lce_version']}" if found.get("lce_version") else ""
+    return f"{profile.runtime} -> {found.get('path', '-')} ({state}{extra})"
+
+
 @devices.command("check")
 @click.argument("name")
 @host_key_option
@@ -339,8 +349,7 @@ def devices_check(ctx, name, accept_new_host_key, as_json):
             ("temperature", ", ".join(f"{t:.0f} C" for t in fp["temps_c"]) or "-"),
             ("memory", f"{fp['mem_available_mb']} MB free of {fp['mem_total_mb']} MB"),
             ("disk", f"{fp['disk_free_mb']:.0f} MB free in {profile.workdir}" if fp["disk_free_mb"] is not None else "-"),
-            ("runtime", profile.runtime_file and f"{profile.runtime_file} (uploaded at bench time)" or
-             f"{profile.runtime}: {fp['runtime'] or '-'}"),
+            ("runtime", _runtime_line(profile, fp["runtime"])),
             ("checked in", f"{report['seconds']:.2f} s"),
         ]
         for label, value in lines:

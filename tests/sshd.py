@@ -204,3 +204,14 @@ class SilentServer:
 
     def close(self):
         self.server.close()
+
+
+def running(command_line: str) -> bool:
+    """True when a process with this exact command line runs (read from /proc, no pgrep needed)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().replace(b"\0", b" ").strip() == command_line.encode():
+                return True
+        except OSError:
+            continue
+    return False

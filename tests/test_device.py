@@ -215,10 +215,11 @@ def test_local_timeout_kills_the_process_group(tmp_path):
     script.chmod(0o755)
     result = asyncio.run(LocalTransport().run([str(script)], timeout=1))
     assert result.timed_out
-    import subprocess
     import time
 
+    from sshd import running
+
     deadline = time.monotonic() + 5
-    while subprocess.run(["pgrep", "-f", "sleep 876543"], capture_output=True).returncode == 0:
+    while running("sleep 876543"):
         assert time.monotonic() < deadline, "the child of a timed-out command survived"
         time.sleep(0.1)

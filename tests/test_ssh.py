@@ -11,13 +11,12 @@ import asyncio
 import hashlib
 import json
 import os
-import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sshd import DroppingProxy, SilentServer, free_port, keygen, sshd  # noqa: F401  (fixture)
+from sshd import DroppingProxy, SilentServer, free_port, keygen, running, sshd  # noqa: F401  (fixture)
 
 from edgebnn.cli import cli
 from edgebnn.device.bench import BenchConfig, bench_device
@@ -204,7 +203,7 @@ def test_hanging_runtime_is_killed_on_the_board(sshd, tmp_path):  # noqa: F811
     (result,) = run.results
     assert result.error_kind == "timeout" and "killed on the device" in result.error
     deadline = time.monotonic() + 10
-    while subprocess.run(["pgrep", "-f", "sleep 987654"], capture_output=True).returncode == 0:
+    while running("sleep 987654"):
         assert time.monotonic() < deadline, "the hanging runtime is still running on the board"
         time.sleep(0.2)
 
