@@ -4,7 +4,8 @@ Both time the same flatbuffer (bireal-tiny, random weights) at one thread: edgeb
 its device runner (a subprocess printing the benchmark tool's format, parsed back), the
 direct call with ``Interpreter.predict`` in this process. Each sample is the median of 200
 timed runs after 10 warm-up runs; samples alternate between the two to share the machine's
-drift; the figures are the median over --samples (>= 5) of the sample medians, the minimum
+drift; the figures are the median over --samples (>= 5) of the sample medians, the median
+of the paired (back-to-back) ratios, the minimum
 over all runs (the estimate least disturbed by other load on a shared machine), and their
 relative differences. Prints one JSON line.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 
@@ -69,6 +69,7 @@ def main() -> None:
             "edgebnn_median_ms": round(e, 4),
             "direct_median_ms": round(d, 4),
             "relative_difference": round((e - d) / d, 4),
+            "paired_relative_difference": round(statistics.median(a / b - 1 for (a, _), (b, _) in zip(ours, theirs)), 4),
             "edgebnn_min_ms": round(e_min, 4),
             "direct_min_ms": round(d_min, 4),
             "relative_difference_min": round((e_min - d_min) / d_min, 4),

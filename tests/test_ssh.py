@@ -23,7 +23,6 @@ from edgebnn.device.bench import BenchConfig, bench_device
 from edgebnn.device.preflight import check_device
 from edgebnn.device.ssh import SshTransport, Upload, sha256_file
 from edgebnn.errors import DeviceError
-from edgebnn.pipeline import bench_runs
 from edgebnn.rundir import RunDir
 
 FAST = dict(runs=3, warmup=1, min_secs=0.0, timeout=60)
@@ -377,3 +376,13 @@ def test_affinity_pins_the_runtime_with_taskset(sshd, tmp_path):  # noqa: F811
     run = bench(sshd.profile(runtime=tool, affinity="0"), fake_run(tmp_path).tflite_path)
     assert run.ok, run.error
     assert seen.read_text().split() == ["Cpus_allowed_list:", "0"]
+
+
+def test_op_profiling_and_peak_memory_flags_reach_the_runtime(sshd, tmp_path):  # noqa: F811
+    seen = tmp_path / "args"
+    tool = printing_tool(tmp_path / "rt", f'echo "$@" > {seen}\n')
+    run = bench(sshd.profile(runtime=tool), fake_run(tmp_path).tflite_path, op_profiling=True)
+    assert run.ok, run.error
+    args = seen.read_text().split()
+    assert "--enable_op_profiling=true" in args and "--report_peak_memory_footprint=true" in args
+    assert "--num_threads=1" in args and "--num_runs=3" in args and "--warmup_runs=1" in args
