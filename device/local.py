@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
+import signal
 from dataclasses import dataclass
 
 
 @dataclass
 class CommandResult:
+    """What a command did: exit status (None when killed at the time limit) and its output."""
+
     exit_status: int | None  # None: killed at the time limit
     stdout: str
     stderr: str
@@ -25,11 +29,13 @@ class LocalTransport:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            start_new_session=True,  # its own process group: a timeout kills its children too
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except asyncio.TimeoutError:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             out, err = await proc.communicate()
             return CommandResult(None, out.decode(errors="replace"), err.decode(errors="replace"), True)
         return CommandResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))

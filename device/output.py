@@ -1,4 +1,11 @@
-"""Parse what ``lce_benchmark_model`` (TFLite's ``benchmark_model``) and edgebnn's runner print."""
+"""Parse what ``lce_benchmark_model`` (TFLite's ``benchmark_model``) and edgebnn's runner print.
+
+The tool's format, as it appears in LCE's and TensorFlow's issue reports: optional
+``INFO: `` prefixes (TFLite >= 2.13 logs through its logger), one ``count= first= curr= min=
+max= avg= std=`` line for the warm-up and one for the timed runs, ``Inference timings in us:``,
+memory lines, and with ``--enable_op_profiling=true`` tab-separated tables ("Run Order",
+"Top by Computation Time", "Summary by node type") for initialization and for the runs.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,72 @@ import re
 
 from edgebnn.device.runner import PER_RUN_PREFIX
 
+_PREFIX = re.compile(r"^\s*(?:INFO|WARNING|ERROR|VERBOSE): ")
 _SUMMARY = re.compile(
-    r"count=(?P<count>\d+)(?: first=(?P<first>[\d.]+))?(?: curr=(?P<curr>[\d.]+))?"
-    r" min=(?P<min>[\d.]+) max=(?P<max>[\d.]+) avg=(?P<avg>[\d.e+-]+) std=(?P<std>[\d.]+)"
+    r"^count=(?P<count>\d+)(?: first=(?P<first>[\d.]+))?(?: curr=(?P<curr>[\d.]+))?"
+    r"(?: min=(?P<min>[\d.]+) max=(?P<max>[\d.]+) avg=(?P<avg>[\d.e+-]+) std=(?P<std>[\d.]+))?"
 )
-_TIMINGS = re.compile(r"Inference timings in us: (?P<body>.*)")
-_MEMORY_DELTA = re.compile(r"Memory footprint delta.*?init=(?P<init>[\d.]+) overall=(?P<overall>[\d.]+)")
-_PEAK = re.compile(r"[Pp]eak memory footprint \(MB\)[^:]*: (?P<peak>[\d.]+)")
+_TIMINGS = re.compile(r"^Inference timings in us: (?P<body>.*)")
+_MEMORY = re.compile(
+    r"^(?:Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\): "
+    r"init=(?P<init>[\d.]+) overall=(?P<overall>[\d.]+)"
+)
+_PEAK = re.compile(r"^Overall peak memory footprint \(MB\)[^:]*: (?P<peak>[\d.]+)")
+_SECTION = re.compile(r"^(?:Operator-wise )?Profiling Info for (?P<what>.+):$")
+_TABLE = re.compile(r"^=+ (?P<title>[A-Za-z ]+?) =+$")
+_LCE_VERSION = re.compile(r"^LCE version: \[(?P<version>[^\]]+)\]")
+_NODES = re.compile(r"^Number of nodes executed: (?P<n>\d+)")
+_COLUMNS = {"%": "pct", "cdf%": "cdf_pct", "avg %": "avg_pct", "cdf %": "cdf_pct", "avg ms": "avg_ms",
+            "mem KB": "mem_kb", "times called": "times_called", "node type": "node_type", "Node type": "node_type",
+            "Name": "name"}
 
 
 class OutputError(ValueError):
     """The output has no timed-run summary: the runtime failed or printed something else."""
+
+
+def _key(text: str) -> str:
+    return _COLUMNS.get(text, re.sub(r"\W+", "_", text.strip().lower()).strip("_"))
+
+
+def _number(text: str):
+    try:
+        return float(text.rstrip("%"))
+    except ValueError:
+        return text
+
+
+def _op_profile(lines: list[str]) -> dict:
+    """The op-profiling tables: ``{section: {table: [rows], "nodes_executed": n}}``.
+
+    Sections are ``init`` (Benchmark Initialization) and ``runs`` (Regular Benchmark Runs).
+    """
+    profile: dict = {}
+    section, table, columns = None, None, []
+    for line in lines:
+        stripped = line.strip()
+        if m := _SECTION.match(stripped):
+            section = profile.setdefault("init" if "Initialization" in m["what"] else "runs", {})
+            table = None
+        elif m := _TABLE.match(stripped):
+            section = section if section is not None else profile.setdefault("runs", {})
+            table = section.setdefault(_key(m["title"]), [])
+            columns = []
+        elif m := _NODES.match(stripped):
+            if section is not None:
+                section["nodes_executed"] = int(m["n"])
+        elif table is not None and stripped.startswith("["):
+            columns = [_key(c) for c in re.findall(r"\[([^\]]+)\]", stripped)]
+        elif table is not None and columns and stripped:
+            cells = stripped.split("\t") if "\t" in stripped else stripped.split(None, len(columns) - 1)
+            cells = [c.strip() for c in cells if c.strip()]
+            if len(cells) == len(columns):
+                table.append({c: (v if c in ("node_type", "name") else _number(v)) for c, v in zip(columns, cells)})
+            else:
+                table = None  # the table ended ("Timings (microseconds): ..." and the like)
+        elif not stripped:
+            continue
+    return profile
 
 
 def parse_benchmark_output(text: str) -> dict:
@@ -25,31 +87,35 @@ def parse_benchmark_output(text: str) -> dict:
     Returns:
         ``warmup`` and ``timed`` (count/first/curr/min/max/avg/std in us; ``timed`` is the
         last summary line), ``timings`` (init, first, warmup_avg, inference_avg in us),
-        ``memory`` (MB: init and overall deltas, peak), and ``per_run_us`` when the runner
-        printed per-run times.
+        ``memory`` (MB: init and overall deltas, peak), ``op_profile`` when the tool
+        profiled ops, and ``per_run_us`` when edgebnn's runner printed per-run times.
 
     Raises:
-        OutputError: no summary line.
+        OutputError: no complete summary line for the timed runs.
     """
-    summaries = [
-        {k: float(v) for k, v in m.groupdict().items() if v is not None} for m in _SUMMARY.finditer(text)
-    ]
-    if not summaries:
-        raise OutputError("no 'count= ... avg= std=' line in the benchmark output")
-    result: dict = {"timed": summaries[-1], "warmup": summaries[0] if len(summaries) > 1 else None}
-    if m := _TIMINGS.search(text):
-        keys = {"Init": "init", "First inference": "first", "Warmup (avg)": "warmup_avg", "Inference (avg)": "inference_avg"}
-        result["timings"] = {
-            keys.get(k.strip(), k.strip()): float(v)
-            for k, v in re.findall(r"([A-Za-z() ]+): ([\d.e+-]+)", m.group("body"))
-        }
-    memory = {}
-    if m := _MEMORY_DELTA.search(text):
-        memory.update(init_mb=float(m.group("init")), overall_mb=float(m.group("overall")))
-    if m := _PEAK.search(text):
-        memory["peak_mb"] = float(m.group("peak"))
-    result["memory"] = memory
-    for line in text.splitlines():
-        if line.startswith(PER_RUN_PREFIX):
+    lines = [_PREFIX.sub("", line) for line in text.splitlines()]
+    summaries, memory, result = [], {}, {}
+    for line in lines:
+        if m := _SUMMARY.match(line):
+            summaries.append({k: float(v) for k, v in m.groupdict().items() if v is not None})
+        elif m := _TIMINGS.match(line):
+            keys = {"Init": "init", "First inference": "first", "Warmup (avg)": "warmup_avg",
+                    "Inference (avg)": "inference_avg"}
+            result["timings"] = {
+                keys.get(k.strip(), _key(k)): float(v)
+                for k, v in re.findall(r"([A-Za-z() ]+): ([\d.e+-]+)", m["body"])
+            }
+        elif m := _MEMORY.match(line):
+            memory.update(init_mb=float(m["init"]), overall_mb=float(m["overall"]))
+        elif m := _PEAK.match(line):
+            memory["peak_mb"] = float(m["peak"])
+        elif m := _LCE_VERSION.match(line):
+            result["lce_version"] = m["version"]
+        elif line.startswith(PER_RUN_PREFIX):
             result["per_run_us"] = [float(t) for t in line[len(PER_RUN_PREFIX):].split()]
+    if not summaries or "avg" not in summaries[-1]:
+        raise OutputError("no 'count= ... avg= std=' line for the timed runs in the benchmark output")
+    result.update(timed=summaries[-1], warmup=summaries[0] if len(summaries) > 1 else None, memory=memory)
+    if any(_SECTION.match(line.strip()) or _TABLE.match(line.strip()) for line in lines):
+        result["op_profile"] = _op_profile(lines)
     return result

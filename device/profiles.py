@@ -1,8 +1,19 @@
-"""Device profiles: how to reach a board and what it is."""
+"""Device profiles: how to reach a board and what it is.
+
+A profile comes from, in order of precedence: the environment (``EDGEBNN_<NAME>_HOST``,
+``_USER``, ``_PORT``), the user's devices file, the built-ins (``local``, ``bananapi``) and,
+for a host alias, the user's ``~/.ssh/config`` (asyncssh reads it at connect time). An ad-hoc
+board is ``ssh://user@host:port`` (query parameters set any other field:
+``ssh://pi@10.0.0.7?runtime=python&python=python3``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+import re
+import urllib.parse
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
 from edgebnn.errors import UsageError
 
@@ -14,12 +25,22 @@ class DeviceProfile:
     Attributes:
         name: the profile's name (``local``, ``bananapi``...).
         transport: ``local`` (this machine) or ``ssh``.
-        host, port, user, key: where and as whom to connect (ssh only).
-        workdir: the folder on the device for models and runtimes.
+        host, port, user, key: where and as whom to connect (ssh only). ``host`` may be an
+            alias of the user's SSH config, whose HostName, User, Port, IdentityFile and
+            ProxyJump then apply; ``port`` 0 means the SSH config's port or 22.
+        ssh_config: an SSH client config file instead of ``~/.ssh/config``.
+        known_hosts: a known_hosts file instead of ``~/.ssh/known_hosts``.
+        connect_timeout: seconds allowed to connect and authenticate.
+        workdir: the folder on the device for models, runtimes and scratch files.
         runtime: ``python`` (edgebnn's runner with LCE's interpreter) or the path of
             ``lce_benchmark_model`` on the device.
+        runtime_file: a local ``lce_benchmark_model`` that edgebnn uploads (once, by hash)
+            and runs instead of ``runtime``.
+        python: the device's Python, for the ``python`` runtime.
         threads: the default thread counts to benchmark.
         affinity: CPU list for ``taskset`` (empty: no pinning).
+        cooldown: seconds of rest between configurations (lets the SoC cool down).
+        throttle_temp: SoC temperature (C) at or above which a run is flagged as throttled.
         description: what the board is.
         board: True when latencies are figures of the target board; False for host figures
             (this machine: on x86 LCE runs its portable reference kernels).
@@ -28,18 +49,37 @@ class DeviceProfile:
     name: str
     transport: str = "ssh"
     host: str = ""
-    port: int = 22
+    port: int = 0
     user: str = ""
     key: str = ""
-    workdir: str = "/tmp/edgebnn"
+    ssh_config: str = ""
+    known_hosts: str = ""
+    connect_timeout: float = 10.0
+    workdir: str = "/tmp/edgebnn-work"
     runtime: str = "lce_benchmark_model"
+    runtime_file: str = ""
+    python: str = "python3"
     threads: tuple[int, ...] = (1,)
     affinity: str = ""
+    cooldown: float = 2.0
+    throttle_temp: float = 80.0
     description: str = ""
     board: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def address(self) -> str:
+        """``user@host:port`` as far as known here (the SSH config may fill in the rest)."""
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        return f"{user}{self.host}{port}"
+
+    @property
+    def file_name(self) -> str:
+        """The name made safe for a file name (``bench/<file_name>-<utc>.json``)."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name).strip("_") or "device"
 
 
 BUILTIN = {
@@ -48,6 +88,7 @@ BUILTIN = {
         transport="local",
         runtime="python",
         threads=(1,),
+        cooldown=0.0,
         description="this machine, LCE's Python interpreter (host figures, not board figures)",
         board=False,
     ),
@@ -60,17 +101,204 @@ BUILTIN = {
     ),
 }
 
+DEVICES_FILE_ENV = "EDGEBNN_DEVICES_FILE"
+_FIELDS = {f.name: f for f in fields(DeviceProfile)}
 
-def get_profile(name: str) -> DeviceProfile:
-    """The profile called ``name``.
+
+def default_devices_file() -> Path:
+    """``$EDGEBNN_DEVICES_FILE``, else ``$XDG_CONFIG_HOME/edgebnn/devices.toml`` (``~/.config``)."""
+    if env := os.environ.get(DEVICES_FILE_ENV):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "edgebnn" / "devices.toml"
+
+
+def _coerce(name: str, key: str, value, source: str):
+    """A field value from TOML, the environment or a URL, checked against the field's type."""
+    if key not in _FIELDS or key == "name":
+        raise UsageError(f"unknown setting {key!r} for device {name!r} in {source}: "
+                         f"use one of {', '.join(k for k in _FIELDS if k != 'name')}")
+    kind = type(getattr(DeviceProfile(name="x"), key))
+    try:
+        if kind is tuple:
+            items = value if isinstance(value, list) else str(value).split(",")
+            value = tuple(int(t) for t in items)
+            if not value or min(value) < 1:
+                raise ValueError
+        elif kind is bool:
+            value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        elif kind in (int, float):
+            value = kind(value)
+        else:
+            value = str(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"bad {key} {value!r} for device {name!r} in {source}") from None
+    return value
+
+
+def load_devices_file(path: Path | None = None) -> dict:
+    """The devices file as ``{"devices": {name: {...}}, "fleets": {name: [...]}}``.
+
+    A missing file is an empty one.
 
     Raises:
-        UsageError: unknown device.
+        UsageError: the file is not valid TOML or has an unknown setting.
     """
+    import tomllib
+
+    path = Path(path) if path else default_devices_file()
     try:
-        return BUILTIN[name]
-    except KeyError:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return {"devices": {}, "fleets": {}, "path": str(path)}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"malformed devices file {path}: {e}; fix it or pass another --devices-file") from None
+    devices = data.get("devices", {})
+    fleets = data.get("fleets", {})
+    if not isinstance(devices, dict) or not isinstance(fleets, dict):
+        raise UsageError(f"malformed devices file {path}: [devices.NAME] tables and a [fleets] table expected")
+    for name, entry in devices.items():
+        if not isinstance(entry, dict):
+            raise UsageError(f"malformed devices file {path}: devices.{name} must be a table")
+        devices[name] = {k: _coerce(name, k, v, str(path)) for k, v in entry.items()}
+    for name, members in fleets.items():
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise UsageError(f"malformed devices file {path}: fleets.{name} must be a list of device names")
+    return {"devices": devices, "fleets": fleets, "path": str(path)}
+
+
+def _env_overrides(name: str) -> dict:
+    prefix = "EDGEBNN_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "_"
+    found = {}
+    for key in ("host", "user", "port", "key", "workdir", "runtime", "python"):
+        if (value := os.environ.get(prefix + key.upper())) is not None:
+            found[key] = _coerce(name, key, value, f"${prefix}{key.upper()}")
+    return found
+
+
+def _ssh_config_has_host(alias: str, config: str = "") -> bool:
+    """True when the user's SSH config has a ``Host`` entry naming ``alias`` exactly."""
+    path = Path(config).expanduser() if config else Path.home() / ".ssh" / "config"
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        words = line.strip().split()
+        if len(words) > 1 and words[0].lower() == "host" and alias in words[1:]:
+            return True
+    return False
+
+
+def parse_ssh_url(url: str) -> DeviceProfile:
+    """A profile from ``ssh://user@host:port[?field=value&...]``.
+
+    Raises:
+        UsageError: no host, a bad port or an unknown field.
+    """
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or 0
+    except ValueError:
+        raise UsageError(f"bad port in {url!r}: use ssh://user@host:22") from None
+    if not parts.hostname:
+        raise UsageError(f"no host in {url!r}: use ssh://user@host:port")
+    name = parts.hostname + (f":{port}" if port else "")
+    extra = {k: _coerce(name, k, v, url) for k, v in urllib.parse.parse_qsl(parts.query)}
+    return DeviceProfile(name=name, host=parts.hostname, port=port,
+                         user=urllib.parse.unquote(parts.username or ""), **extra)
+
+
+def get_profile(name: str, *, devices_file: str | Path | None = None) -> DeviceProfile:
+    """The profile called ``name`` (or an ``ssh://`` URL), fully resolved.
+
+    Raises:
+        UsageError: unknown device, or an SSH device whose host is not set anywhere.
+    """
+    if name.startswith("ssh://"):
+        return parse_ssh_url(name)
+    catalog = load_devices_file(devices_file)
+    entry = catalog["devices"].get(name)
+    if name not in BUILTIN and entry is None:
+        known = sorted({*BUILTIN, *catalog["devices"]})
         raise UsageError(
-            f"unknown device {name!r}: choose one of {', '.join(sorted(BUILTIN))}, "
-            "or run `edgebnn devices` for the list"
-        ) from None
+            f"unknown device {name!r}: choose one of {', '.join(known)}, add it to "
+            f"{catalog['path']}, or give ssh://user@host:port (see `edgebnn devices`)"
+        )
+    profile = BUILTIN.get(name, DeviceProfile(name=name))
+    profile = replace(profile, **{**(entry or {}), **_env_overrides(name)})
+    profile = replace(profile, **_setup_record(catalog["path"], name))
+    if profile.transport == "ssh" and not profile.host:
+        if _ssh_config_has_host(name, profile.ssh_config):
+            return replace(profile, host=name)  # the SSH config supplies HostName, User, Port...
+        var = "EDGEBNN_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "_HOST"
+        raise UsageError(
+            f"no host set for device {name!r}: add `[devices.{name}]` with `host = \"...\"` to "
+            f"{catalog['path']}, set {var}=..., or add `Host {name}` to ~/.ssh/config"
+        )
+    return profile
+
+
+def resolve_devices(spec: str, *, devices_file: str | Path | None = None) -> list[DeviceProfile]:
+    """Profiles for ``spec``: a name, an ``ssh://`` URL, a fleet, or a comma list of those.
+
+    Raises:
+        UsageError: an unknown name, or an empty list.
+    """
+    catalog = load_devices_file(devices_file)
+    names: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        names.extend(catalog["fleets"].get(item, [item]) if item not in catalog["devices"] else [item])
+    if not names:
+        raise UsageError(f"bad --device {spec!r}: give a device name, a fleet or ssh://user@host")
+    profiles = [get_profile(n, devices_file=devices_file) for n in dict.fromkeys(names)]
+    if len({p.file_name for p in profiles}) < len(profiles):
+        raise UsageError(f"two devices in {spec!r} share a name: give each its own profile")
+    return profiles
+
+
+def setup_path(devices_file: str | Path) -> Path:
+    """Where ``edgebnn devices setup`` records runtimes: beside the devices file."""
+    path = Path(devices_file)
+    return path.with_name(path.stem + ".setup.json")
+
+
+def _setup_record(devices_file: str, name: str) -> dict:
+    import json
+
+    try:
+        record = json.loads(setup_path(devices_file).read_text()).get(name, {})
+    except (OSError, ValueError):
+        return {}
+    return {"runtime_file": record["runtime_file"]} if record.get("runtime_file") else {}
+
+
+def record_setup(devices_file: str | Path | None, name: str, record: dict) -> Path:
+    """Remember the runtime ``edgebnn devices setup`` installed for ``name``."""
+    import json
+
+    from edgebnn import atomic
+
+    path = setup_path(devices_file or default_devices_file())
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data[name] = record
+    atomic.write_json(path, data)
+    return path
+
+
+def list_devices(*, devices_file: str | Path | None = None) -> dict:
+    """Built-in and configured devices and fleets, for ``edgebnn devices``."""
+    catalog = load_devices_file(devices_file)
+    rows = []
+    for name in dict.fromkeys([*BUILTIN, *catalog["devices"]]):
+        try:
+            profile, problem = get_profile(name, devices_file=devices_file), ""
+        except UsageError as e:
+            profile, problem = replace(BUILTIN.get(name, DeviceProfile(name=name)), **catalog["devices"].get(name, {})), str(e)
+        rows.append({"profile": profile.to_dict(), "builtin": name in BUILTIN, "problem": problem})
+    return {"path": catalog["path"], "devices": rows, "fleets": catalog["fleets"]}

@@ -43,6 +43,24 @@ def _timed_loop(invoke, min_runs: int, min_secs: float, max_secs: float) -> list
             return times
 
 
+def _lce_interpreter():
+    """LCE's Interpreter without TensorFlow: the package's ``__init__`` imports the converter
+    (and with it TensorFlow, seconds of start-up), the interpreter needs neither."""
+    import importlib.util
+    import types
+
+    if "larq_compute_engine" not in sys.modules:
+        spec = importlib.util.find_spec("larq_compute_engine")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("larq-compute-engine is not installed for this Python: pip install larq-compute-engine")
+        package = types.ModuleType("larq_compute_engine")
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules["larq_compute_engine"] = package
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    return Interpreter
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--graph", required=True)
@@ -60,9 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import numpy as np
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    Interpreter = _lce_interpreter()
 
     print("STARTING!")
+    try:
+        from importlib import metadata
+
+        print(f"LCE version: [{metadata.version('larq-compute-engine')}]")
+    except Exception:  # noqa: BLE001  (the version is informative; the import below is the test)
+        pass
     print(f"Graph: [{args.graph}]")
     print(f"Num threads: [{args.num_threads}]")
     try:

@@ -168,44 +168,66 @@ def convert(src, to, out, as_json):
 
 
 # -- bench ----------------------------------------------------------------------------------
+def devices_file_option(fn):
+    return click.option("--devices-file", type=click.Path(dir_okay=False), envvar="EDGEBNN_DEVICES_FILE",
+                        help="Devices file [~/.config/edgebnn/devices.toml; env EDGEBNN_DEVICES_FILE].")(fn)
+
+
+def host_key_option(fn):
+    return click.option("--accept-new-host-key", is_flag=True,
+                        help="Trust and record the host key of a board not yet in known_hosts (a changed key is "
+                             "always refused).")(fn)
+
+
 def bench_options(fn):
     for option in reversed(
         [
-            click.option("--device", default="local", show_default=True, help="Device profile name."),
-            click.option("--threads", default="1", show_default=True, help="Thread counts, e.g. 1,4."),
+            click.option("--device", default="local", show_default=True,
+                         help="Device name, fleet, ssh://user@host:port, or a comma list of them."),
+            click.option("--threads", default=None, help="Thread counts, e.g. 1,4 [each device's default]."),
             click.option("--runs", type=int, default=50, show_default=True, help="Minimum timed runs."),
             click.option("--warmup", type=int, default=5, show_default=True, help="Warm-up runs."),
             click.option("--min-secs", type=float, default=1.0, show_default=True, help="Minimum timed duration."),
+            click.option("--max-secs", type=float, default=150.0, show_default=True,
+                         help="The runtime stops timing after this long."),
+            click.option("--timeout", type=float, default=600.0, show_default=True,
+                         help="Time limit per configuration; the runtime is killed on the device after it."),
+            click.option("--cooldown", type=float, default=None,
+                         help="Seconds of rest between configurations [the device's, 2 for boards]."),
+            click.option("--op-profiling", is_flag=True, help="Per-op profile (lce_benchmark_model only)."),
         ]
     ):
         fn = option(fn)
     return fn
 
 
-def _bench_configs(threads, runs, warmup, min_secs):
+def _bench_configs(threads, runs, warmup, min_secs, max_secs=150.0, timeout=600.0, op_profiling=False):
     from edgebnn.device.bench import BenchConfig
     from edgebnn.errors import UsageError
     from edgebnn.pipeline import parse_threads
 
-    if runs < 1 or warmup < 0 or min_secs < 0:
-        raise UsageError(f"bad protocol: --runs {runs}, --warmup {warmup}, --min-secs {min_secs} (runs >= 1, others >= 0)")
-    return [BenchConfig(threads=t, runs=runs, warmup=warmup, min_secs=min_secs) for t in parse_threads(threads)]
+    if runs < 1 or warmup < 0 or min_secs < 0 or max_secs <= 0 or timeout <= 0:
+        raise UsageError(f"bad protocol: --runs {runs}, --warmup {warmup}, --min-secs {min_secs}, --max-secs "
+                         f"{max_secs}, --timeout {timeout} (runs >= 1, warmup and min-secs >= 0, others > 0)")
+    return [BenchConfig(threads=t, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
+                        op_profiling=op_profiling)
+            for t in (parse_threads(threads) if threads is not None else [0])]
 
 
 def _bench_table(record):
     from rich.table import Table
 
     table = Table(
-        "threads", "median ms", "p90 ms", "mean ms", "std ms", "runs", "status",
+        "threads", "median ms", "p90 ms", "mean ms", "std ms", "min ms", "runs", "peak MB", "status",
         title=f"{record['model']} on {record['device']} ({record['figure_kind']} figures)",
         box=None,
     )
     for r in record["results"]:
         lat = r["latency"]
-        status = ("valid" if r["valid"] else "invalid: too few runs") if r["ok"] else f"{r['error_kind']}: {r['error']}"
+        status = ("valid" if r["valid"] else "invalid: too few runs or too short") if r["ok"] else f"{r['error_kind']}: {r['error']}"
         fmt = lambda k: f"{lat[k]:.3f}" if k in lat else "-"  # noqa: E731
         table.add_row(str(r["config"]["threads"]), fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"),
-                      str(lat.get("runs", "-")), status)
+                      fmt("min_ms"), str(lat.get("runs", "-")), fmt("peak_memory_mb"), status)
     return table
 
 
@@ -213,28 +235,160 @@ def _bench_table(record):
 @click.argument("src")
 @bench_options
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory for a bare model name [runs/MODEL].")
+@devices_file_option
+@host_key_option
 @json_option
-def bench(src, device, threads, runs, warmup, min_secs, out, as_json):
-    """Benchmark SRC (a run directory or a model name) on a device.
+def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, cooldown, op_profiling, out,
+          devices_file, accept_new_host_key, as_json):
+    """Benchmark SRC (a run directory or a model name) on one or more devices.
 
     A bare model name is converted first (random weights: latency does not depend on them).
+    Several devices (--device a,b or a fleet) run concurrently; each gets its own
+    bench/<device>-<utc>.json, and one that cannot be reached does not stop the others.
     """
-    from edgebnn.device.profiles import get_profile
-    from edgebnn.pipeline import bench_run, convert_run, resolve_source
+    from edgebnn.device.profiles import resolve_devices
+    from edgebnn.pipeline import bench_runs, convert_run, resolve_source
 
-    get_profile(device)
-    configs = _bench_configs(threads, runs, warmup, min_secs)
+    resolve_devices(device, devices_file=devices_file)
+    configs = _bench_configs(threads, runs, warmup, min_secs, max_secs, timeout, op_profiling)
     run = resolve_source(src, out=out)
     if not run.tflite_path.exists():
         convert_run(run)
-    record = bench_run(run, device=device, configs=configs)
+    records = bench_runs(run, devices=device, configs=configs, devices_file=devices_file,
+                         accept_new_host_key=accept_new_host_key, cooldown=cooldown)
     if as_json:
-        click.echo(json.dumps(record, indent=2))
+        click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2))
+    for record in records:
+        if not as_json:
+            if not record["error_kind"]:
+                _console().print(_bench_table(record))
+            click.echo(f"saved {record['file']}")
+        if record["error_kind"]:
+            click.echo(f"error: {record['device']}: {record['error_kind']}: {record['error']}", err=True)
+        for warning in record["warnings"]:
+            click.echo(f"warning: {record['device']}: {warning}", err=True)
+    if not any(r["ok"] for record in records for r in record["results"]):
+        names = ", ".join(r["device"] for r in records)
+        raise EdgebnnError(f"every configuration failed on {names}: see {', '.join(r['file'] for r in records)}")
+
+
+# -- devices --------------------------------------------------------------------------------
+@cli.group(invoke_without_command=True)
+@devices_file_option
+@json_option
+@click.pass_context
+def devices(ctx, devices_file, as_json):
+    """List device profiles and fleets; `devices check NAME` and `devices setup NAME` act on one.
+
+    Profiles come from the built-ins (local, bananapi), the devices file (TOML) and the
+    environment (EDGEBNN_<NAME>_HOST, _USER, _PORT).
+    """
+    ctx.obj["devices_file"] = devices_file
+    if ctx.invoked_subcommand:
+        return
+    from rich.table import Table
+
+    from edgebnn.device.profiles import list_devices
+
+    listing = list_devices(devices_file=devices_file)
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    from rich.markup import escape
+
+    table = Table("device", "where", "runtime", "threads", "description", title=f"devices ({listing['path']})", box=None)
+    for row in listing["devices"]:
+        p = row["profile"]
+        where = "this machine" if p["transport"] == "local" else (p["host"] and _address(p)) or "host not set"
+        runtime = p["runtime_file"] and f"{p['runtime_file']} (uploaded)" or p["runtime"]
+        table.add_row(*(escape(str(v)) for v in (p["name"], where, runtime, ",".join(map(str, p["threads"])),
+                                                 p["description"])))
+    _console().print(table)
+    for name, members in listing["fleets"].items():
+        click.echo(f"fleet {name}: {', '.join(members)}")
+    for row in listing["devices"]:
+        if row["problem"]:
+            click.echo(f"note: {row['problem']}")
+
+
+def _address(p: dict) -> str:
+    return f"{p['user'] + '@' if p['user'] else ''}{p['host']}{':' + str(p['port']) if p['port'] else ''}"
+
+
+def _runtime_line(profile, found: dict) -> str:
+    if profile.runtime_file:
+        return f"{profile.runtime_file} (uploaded by hash at bench time)"
+    if profile.transport == "local":
+        return f"{sys.executable} (LCE's Python interpreter)"
+    state = "executable" if found.get("exec") else "MISSING" if not found.get("exists", found.get("exec")) else "not executable"
+    extra = f", LCE {found['lce_version']}" if found.get("lce_version") else ""
+    return f"{profile.runtime} -> {found.get('path', '-')} ({state}{extra})"
+
+
+@devices.command("check")
+@click.argument("name")
+@host_key_option
+@json_option
+@click.pass_context
+def devices_check(ctx, name, accept_new_host_key, as_json):
+    """Connect to NAME and run the preflight: OS, CPU, governor, temperature, memory, disk, runtime."""
+    import asyncio
+
+    from edgebnn.device.preflight import check_device
+    from edgebnn.device.profiles import get_profile
+
+    profile = get_profile(name, devices_file=ctx.obj["devices_file"])
+    report = asyncio.run(check_device(profile, accept_new_host_key=accept_new_host_key))
+    if as_json:
+        click.echo(json.dumps({"device": profile.name, **report}, indent=2))
     else:
-        _console().print(_bench_table(record))
-        click.echo(f"saved {record['file']}")
-    if not any(r["ok"] for r in record["results"]):
-        raise EdgebnnError(f"every configuration failed on {device}: see {record['file']}")
+        fp = report["fingerprint"]
+        lines = [
+            ("device", f"{profile.name} ({'this machine' if profile.transport == 'local' else profile.address})"),
+            ("board", fp["board"] or "-"), ("os", f"{fp['kernel']} {fp['arch']} ({fp['os_bits']}-bit)"),
+            ("cpu", f"{fp['cpu']} ({fp['cores']} cores)"),
+            ("governor", f"{fp['governor'] or '-'} at {fp['freq_mhz'] or '-'} / {fp['max_freq_mhz'] or '-'} MHz"),
+            ("temperature", ", ".join(f"{t:.0f} C" for t in fp["temps_c"]) or "-"),
+            ("memory", f"{fp['mem_available_mb']} MB free of {fp['mem_total_mb']} MB"),
+            ("disk", f"{fp['disk_free_mb']:.0f} MB free in {profile.workdir}" if fp["disk_free_mb"] is not None else "-"),
+            ("runtime", _runtime_line(profile, fp["runtime"])),
+            ("checked in", f"{report['seconds']:.2f} s"),
+        ]
+        for label, value in lines:
+            click.echo(f"{label:12} {value}")
+        for warning in report["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
+    if report["errors"]:
+        raise EdgebnnError(f"{profile.name} is not ready: " + "; ".join(report["errors"]))
+
+
+@devices.command("setup")
+@click.argument("name")
+@click.option("--runtime", "runtime_file", type=click.Path(exists=True, dir_okay=False),
+              help="A local lce_benchmark_model (aarch64) to install.")
+@click.option("--download", is_flag=True, help="Fetch LCE's released lce_benchmark_model_aarch64 for the installed LCE.")
+@host_key_option
+@click.pass_context
+def devices_setup(ctx, name, runtime_file, download, accept_new_host_key):
+    """Install lce_benchmark_model on NAME once: uploaded by hash, recorded for later runs."""
+    import asyncio
+    from pathlib import Path
+
+    from edgebnn.device.profiles import default_devices_file, get_profile, record_setup
+    from edgebnn.device.setup import check_aarch64_executable, download_runtime, install_runtime, lce_version
+    from edgebnn.errors import UsageError
+
+    if bool(runtime_file) == bool(download):
+        raise UsageError("give exactly one of --runtime FILE and --download")
+    profile = get_profile(name, devices_file=ctx.obj["devices_file"])
+    binary = download_runtime() if download else Path(runtime_file).resolve()
+    check_aarch64_executable(binary)
+    placed = asyncio.run(install_runtime(profile, binary, accept_new_host_key=accept_new_host_key))
+    record = {"runtime_file": str(binary), "sha256": placed["sha256"], "remote_path": placed["path"],
+              "source": "download" if download else "file", "lce_version": lce_version() if download else None}
+    saved = record_setup(ctx.obj["devices_file"] or default_devices_file(), profile.name, record)
+    click.echo(f"{'uploaded' if placed['uploaded'] else 'already on the board:'} {binary.name} -> "
+               f"{profile.name}:{placed['path']} (sha256 {placed['sha256'][:16]}...); recorded in {saved}")
 
 
 # -- quickstart -----------------------------------------------------------------------------

@@ -15,3 +15,16 @@ class UsageError(EdgebnnError):
     """Bad input on the command line (unknown model, target or device)."""
 
     exit_code = 2
+
+
+class DeviceError(EdgebnnError):
+    """A device could not be used: unreachable, refused, wrong host key, no runtime...
+
+    Attributes:
+        kind: a short error kind recorded in results (``unreachable``, ``refused``,
+            ``host_key``, ``auth``, ``connection``, ``preflight``, ``upload``, ``disk_full``).
+    """
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind

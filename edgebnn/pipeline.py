@@ -99,50 +99,93 @@ def parse_threads(text: str) -> list[int]:
     return threads
 
 
-def bench_run(run: RunDir, *, device: str, configs: list) -> dict:
-    """Benchmark the run's flatbuffer on ``device``; write ``bench/<device>-<utc>.json``.
+def bench_run(run: RunDir, *, device: str, configs: list, devices_file=None, accept_new_host_key: bool = False) -> dict:
+    """Benchmark the run's flatbuffer on one device; write ``bench/<device>-<utc>.json``.
 
     Every configuration's result is saved, failed ones with their error kind.
 
     Returns:
         The saved record (``device``, ``fingerprint``, ``results``...).
     """
-    from edgebnn.device.bench import bench_local
-    from edgebnn.device.profiles import get_profile
+    return bench_runs(run, devices=device, configs=configs, devices_file=devices_file,
+                      accept_new_host_key=accept_new_host_key)[0]
 
-    profile = get_profile(device)
+
+def bench_runs(run: RunDir, *, devices: str, configs: list, devices_file=None,
+               accept_new_host_key: bool = False, cooldown: float | None = None) -> list[dict]:
+    """Benchmark the run's flatbuffer on every device in ``devices`` concurrently.
+
+    ``devices`` is a name, a fleet, an ``ssh://`` URL or a comma list of them. Each device
+    gets ``bench/<device>-<utc>.json``, rewritten after every configuration so results
+    already obtained survive an interruption, and a summary in ``manifest["benchmarks"]``;
+    a device that could not be used at all is recorded with its error kind.
+
+    Returns:
+        The saved records, in the order of ``devices``.
+    """
+    from edgebnn import __version__
+    from edgebnn.device.bench import bench_devices
+    from edgebnn.device.profiles import resolve_devices
+
+    profiles = resolve_devices(devices, devices_file=devices_file)
+    if cooldown is not None:
+        from dataclasses import replace
+
+        profiles = [replace(p, cooldown=cooldown) for p in profiles]
     if not run.tflite_path.exists():
         raise EdgebnnError(f"no model.tflite in {str(run.path)!r}: run `edgebnn convert {run.path} --to tflite` first")
-    if profile.transport != "local":
-        raise EdgebnnError(
-            f"device {device!r} needs the SSH transport, which this version does not have yet: "
-            "use --device local"
-        )
     started = utc_now()
-    fingerprint, results = asyncio.run(bench_local(profile, str(run.tflite_path), configs))
-    record = {
-        "device": profile.name,
-        "profile": profile.to_dict(),
-        "figure_kind": "board" if profile.board else "host",
-        "fingerprint": fingerprint,
-        "model": run.manifest["model"],
-        "model_file": file_record(run.tflite_path),
-        "started": started,
-        "results": [r.to_dict() for r in results],
-    }
-    path = run.bench_dir / f"{profile.name}-{started.replace(':', '')}.json"
-    atomic.write_json(path, record)
-    summary = {
-        "device": profile.name,
-        "figure_kind": record["figure_kind"],
-        "file": str(path.relative_to(run.path)),
-        "started": started,
-        "results": [
-            {"threads": r.config.threads, "ok": r.ok, "valid": r.valid, "error_kind": r.error_kind, **r.latency}
-            for r in results
-        ],
-    }
+    model_file = file_record(run.tflite_path)
+    paths = {p.name: run.bench_dir / f"{p.file_name}-{started.replace(':', '')}.json" for p in profiles}
+
+    def record_of(device_run) -> dict:
+        profile = device_run.profile
+        return {
+            "device": profile.name,
+            "profile": profile.to_dict(),
+            "figure_kind": "board" if profile.board else "host",
+            "fingerprint": device_run.fingerprint,
+            "runtime": device_run.runtime,
+            "model": run.manifest["model"],
+            "model_file": model_file,
+            "started": started,
+            "edgebnn": __version__,
+            "ok": device_run.ok,
+            "error_kind": device_run.error_kind,
+            "error": device_run.error,
+            "warnings": device_run.warnings,
+            "temps_c": device_run.temps,
+            "steps_s": device_run.steps,
+            "uploads": device_run.uploads,
+            "connections": device_run.connections,
+            "results": [r.to_dict() for r in device_run.results],
+        }
+
+    def save(device_run) -> None:
+        atomic.write_json(paths[device_run.profile.name], record_of(device_run))
+
+    device_runs = asyncio.run(bench_devices(profiles, run.tflite_path, configs,
+                                            accept_new_host_key=accept_new_host_key, on_result=save))
+    records, summaries = [], []
+    for device_run in device_runs:
+        save(device_run)
+        record = record_of(device_run)
+        path = paths[device_run.profile.name]
+        summaries.append({
+            "device": record["device"],
+            "figure_kind": record["figure_kind"],
+            "file": str(path.relative_to(run.path)),
+            "started": started,
+            "cpu": record["fingerprint"].get("cpu", ""),
+            "runtime": record["runtime"].get("kind", ""),
+            "error_kind": record["error_kind"],
+            "results": [
+                {"threads": r.config.threads, "ok": r.ok, "valid": r.valid, "error_kind": r.error_kind, **r.latency}
+                for r in device_run.results
+            ],
+        })
+        record["file"] = str(path)
+        records.append(record)
     manifest = run.manifest
-    run.update(benchmarks=[*manifest.get("benchmarks", []), summary])
-    record["file"] = str(path)
-    return record
+    run.update(benchmarks=[*manifest.get("benchmarks", []), *summaries])
+    return records

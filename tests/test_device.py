@@ -90,3 +90,136 @@ def test_bench_command_writes_json_and_manifest(tiny_run, cli_runner):
     assert summary["device"] == "local"
     assert summary["results"][0]["p90_ms"] >= summary["results"][0]["median_ms"]
     assert (tiny_run.path / summary["file"]).exists()
+
+
+# lce_benchmark_model with --enable_op_profiling=true, as TFLite >= 2.13 prints it: log lines
+# prefixed with "INFO: ", tab-separated tables, and "Timings (microseconds)" lines that are not
+# the timed-run summary.
+PROFILED_OUTPUT = """\
+INFO: STARTING!
+INFO: Num threads: [1]
+INFO: Enable op profiling: [1]
+INFO: Initialized session in 3.1ms.
+INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+INFO: count=40 first=14000 curr=12100 min=12000 max=14000 avg=12200 std=300
+
+INFO: Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
+INFO: count=83 first=12150 curr=12080 min=11990 max=12600 avg=12110.4 std=95
+
+INFO: Inference timings in us: Init: 3100, First inference: 14000, Warmup (avg): 12200, Inference (avg): 12110.4
+INFO: Memory footprint delta from the start of the tool (MB): init=2.0 overall=6.5
+INFO: Profiling Info for Benchmark Initialization:
+============================== Run Order ==============================
+\t             [node type]\t  [start]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]\t  [mem KB]\t[times called]\t[Name]
+\t         AllocateTensors\t    0.000\t    0.210\t    0.210\t100.000%\t100.000%\t     0.000\t        1\tAllocateTensors/0
+
+Timings (microseconds): count=1 curr=210
+Memory (bytes): count=0
+1 nodes observed
+
+INFO: Operator-wise Profiling Info for Regular Benchmark Runs:
+============================== Run Order ==============================
+\t             [node type]\t  [start]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]\t  [mem KB]\t[times called]\t[Name]
+\t             LceQuantize\t    0.000\t    0.050\t    0.048\t  0.400%\t  0.400%\t     0.000\t        1\t[quant_conv2d/quantize]:0
+\t              LceBconv2d\t    0.048\t    9.100\t    9.020\t 74.600%\t 75.000%\t     0.000\t        1\t[quant_conv2d/bconv]:1
+\t                 CONV_2D\t    9.070\t    3.000\t    3.020\t 25.000%\t100.000%\t     0.000\t        1\t[conv2d/BiasAdd]:2
+
+============================== Top by Computation Time ==============================
+\t             [node type]\t  [start]\t  [first]\t [avg ms]\t     [%]\t  [cdf%]\t  [mem KB]\t[times called]\t[Name]
+\t              LceBconv2d\t    0.048\t    9.100\t    9.020\t 74.600%\t 74.600%\t     0.000\t        1\t[quant_conv2d/bconv]:1
+
+Number of nodes executed: 3
+============================== Summary by node type ==============================
+\t             [Node type]\t  [count]\t  [avg ms]\t    [avg %]\t    [cdf %]\t  [mem KB]\t[times called]
+\t              LceBconv2d\t        1\t     9.020\t    74.606%\t    74.606%\t     0.000\t        1
+\t                 CONV_2D\t        1\t     3.020\t    24.979%\t    99.585%\t     0.000\t        1
+\t             LceQuantize\t        1\t     0.048\t     0.415%\t   100.000%\t     0.000\t        1
+
+Timings (microseconds): count=83 first=12100 curr=12050 min=11950 max=12550 avg=12088 std=94
+Memory (bytes): count=0
+3 nodes observed
+"""
+
+
+def test_parse_op_profiling_output():
+    figures = parse_benchmark_output(PROFILED_OUTPUT)
+    # The timed-run summary, not the profiler's "Timings (microseconds)" line after it.
+    assert figures["timed"]["avg"] == 12110.4 and figures["timed"]["count"] == 83
+    assert figures["warmup"]["count"] == 40
+    assert figures["timings"]["inference_avg"] == 12110.4
+    assert figures["memory"] == {"init_mb": 2.0, "overall_mb": 6.5}
+    runs = figures["op_profile"]["runs"]
+    assert [r["node_type"] for r in runs["run_order"]] == ["LceQuantize", "LceBconv2d", "CONV_2D"]
+    assert runs["run_order"][1] == {"node_type": "LceBconv2d", "start": 0.048, "first": 9.1, "avg_ms": 9.02,
+                                    "pct": 74.6, "cdf_pct": 75.0, "mem_kb": 0.0, "times_called": 1.0,
+                                    "name": "[quant_conv2d/bconv]:1"}
+    assert runs["nodes_executed"] == 3
+    assert runs["summary_by_node_type"][0]["avg_pct"] == 74.606
+    assert len(runs["top_by_computation_time"]) == 1
+    assert figures["op_profile"]["init"]["run_order"][0]["node_type"] == "AllocateTensors"
+
+
+def test_parse_old_tool_output():
+    # TFLite 1.x: no prefix, a warm-up line with count and curr only, "Peak memory footprint".
+    old = ("count=1 curr=1058871\n\ncount=50 first=885931 curr=881142 min=851668 max=903937 avg=880688 std=12426\n"
+           "Peak memory footprint (MB): init=0 overall=12.8672\n")
+    figures = parse_benchmark_output(old)
+    assert figures["warmup"] == {"count": 1, "curr": 1058871}
+    assert figures["timed"]["avg"] == 880688
+    assert figures["memory"] == {"init_mb": 0.0, "overall_mb": 12.8672}
+    with pytest.raises(OutputError):
+        parse_benchmark_output("count=1 curr=1058871\n")  # a warm-up only: the timed runs are missing
+
+
+# -- profiles ----------------------------------------------------------------------------------
+def test_devices_file_env_and_ssh_config(tmp_path, monkeypatch):
+    from edgebnn.device.profiles import parse_ssh_url, resolve_devices
+
+    monkeypatch.delenv("EDGEBNN_BANANAPI_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/config
+    listing = tmp_path / "devices.toml"
+    listing.write_text('[devices.bananapi]\nuser = "pi"\n\n[devices.rpi4]\nhost = "10.0.0.4"\nthreads = [1, 4]\n'
+                       'affinity = "0-3"\n\n[fleets]\nlab = ["bananapi", "rpi4"]\n')
+    with pytest.raises(UsageError, match=r"no host set for device 'bananapi'.*EDGEBNN_BANANAPI_HOST"):
+        get_profile("bananapi", devices_file=listing)
+    monkeypatch.setenv("EDGEBNN_BANANAPI_HOST", "192.0.2.10")
+    pi = get_profile("bananapi", devices_file=listing)
+    assert (pi.host, pi.user, pi.threads, pi.runtime) == ("192.0.2.10", "pi", (4, 1), "lce_benchmark_model")
+    assert [p.name for p in resolve_devices("lab,local", devices_file=listing)] == ["bananapi", "rpi4", "local"]
+    assert get_profile("rpi4", devices_file=listing).affinity == "0-3"
+    # An alias in ~/.ssh/config is enough: asyncssh applies its HostName, User, Port, ProxyJump.
+    monkeypatch.delenv("EDGEBNN_BANANAPI_HOST")
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host bananapi\n  HostName 192.0.2.11\n  ProxyJump gateway\n")
+    assert get_profile("bananapi", devices_file=listing).host == "bananapi"
+
+    url = parse_ssh_url("ssh://pi@192.0.2.12:2222?runtime=python&threads=1,4")
+    assert (url.user, url.host, url.port, url.runtime, url.threads) == ("pi", "192.0.2.12", 2222, "python", (1, 4))
+    with pytest.raises(UsageError, match="unknown setting 'colour'"):
+        parse_ssh_url("ssh://pi@host?colour=red")
+
+
+def test_malformed_devices_file(tmp_path):
+    bad = tmp_path / "devices.toml"
+    bad.write_text("[devices.x\nhost = 1")
+    with pytest.raises(UsageError, match="malformed devices file"):
+        get_profile("x", devices_file=bad)
+    bad.write_text('[devices.x]\nhost = "h"\nthreads = [0]\n')
+    with pytest.raises(UsageError, match="bad threads"):
+        get_profile("x", devices_file=bad)
+
+
+def test_local_timeout_kills_the_process_group(tmp_path):
+    script = tmp_path / "hang"
+    script.write_text("#!/bin/sh\nsleep 876543 &\nwait\n")
+    script.chmod(0o755)
+    result = asyncio.run(LocalTransport().run([str(script)], timeout=1))
+    assert result.timed_out
+    import time
+
+    from sshd import running
+
+    deadline = time.monotonic() + 5
+    while running("sleep 876543"):
+        assert time.monotonic() < deadline, "the child of a timed-out command survived"
+        time.sleep(0.1)

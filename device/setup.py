@@ -1,0 +1,111 @@
+"""Install ``lce_benchmark_model`` for a board: a local file or LCE's released binary.
+
+LCE publishes ``lce_benchmark_model_aarch64`` as an asset of each GitHub release
+(``https://github.com/larq/compute-engine/releases/download/v<version>/lce_benchmark_model_aarch64``);
+edgebnn fetches the one matching the installed converter, checks that it is a 64-bit ARM
+ELF executable, caches it by version, uploads it to the board's content-addressed folder and
+records its sha256 beside the devices file, so later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from edgebnn import atomic
+from edgebnn.errors import EdgebnnError
+
+RELEASES = "https://github.com/larq/compute-engine/releases/download"
+ASSET = "lce_benchmark_model_aarch64"
+EM_AARCH64 = 183
+
+
+def release_url(version: str, *, base: str | None = None) -> str:
+    """The release asset URL for LCE ``version`` (``EDGEBNN_LCE_RELEASES`` overrides the base)."""
+    base = base or os.environ.get("EDGEBNN_LCE_RELEASES") or RELEASES
+    return f"{base.rstrip('/')}/v{version}/{ASSET}"
+
+
+def check_aarch64_executable(path: Path) -> None:
+    """Check the ELF header: 64-bit, little-endian, executable (or PIE), machine AArch64.
+
+    Raises:
+        EdgebnnError: anything else (an HTML error page, an x86 binary, a truncated file).
+    """
+    header = Path(path).read_bytes()[:20]
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        raise EdgebnnError(f"{path} is not an ELF executable (starts with {header[:8]!r}): "
+                           "give the lce_benchmark_model binary built for aarch64")
+    elf_class, data = header[4], header[5]
+    if elf_class != 2 or data != 1:
+        raise EdgebnnError(f"{path} is a {'32' if elf_class == 1 else '?'}-bit or big-endian ELF: an aarch64 "
+                           "(64-bit ARM, little-endian) build is needed")
+    e_type, e_machine = struct.unpack_from("<HH", header, 16)
+    if e_type not in (2, 3):
+        raise EdgebnnError(f"{path} is an ELF of type {e_type}, not an executable")
+    if e_machine != EM_AARCH64:
+        raise EdgebnnError(f"{path} is built for ELF machine {e_machine}, not aarch64 ({EM_AARCH64}): "
+                           "download lce_benchmark_model_aarch64")
+
+
+def lce_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("larq-compute-engine")
+
+
+def download_runtime(*, version: str | None = None, cache: Path | None = None, timeout: float = 60.0) -> Path:
+    """Fetch LCE's released ``lce_benchmark_model_aarch64`` (cached per version) and check it.
+
+    Raises:
+        EdgebnnError: the download failed or the file is not an aarch64 executable.
+    """
+    version = version or lce_version()
+    cache = cache or Path(os.environ.get("EDGEBNN_CACHE") or Path.home() / ".cache" / "edgebnn")
+    dest = cache / "runtimes" / f"v{version}" / ASSET
+    if dest.is_file():
+        check_aarch64_executable(dest)
+        return dest
+    url = release_url(version)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+    except urllib.error.HTTPError as e:
+        raise EdgebnnError(f"cannot download {url}: HTTP {e.code}; check that LCE v{version} has a release with "
+                           f"{ASSET}, or pass --runtime FILE") from None
+    except (urllib.error.URLError, OSError) as e:
+        raise EdgebnnError(f"cannot download {url}: {getattr(e, 'reason', e)}; check the network, or download "
+                           "it elsewhere and pass --runtime FILE") from None
+    with atomic.atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+        check_aarch64_executable(tmp)
+        tmp.chmod(0o755)
+    return dest
+
+
+async def install_runtime(profile, binary: Path, *, accept_new_host_key: bool = False) -> dict:
+    """Upload ``binary`` to the board's content-addressed folder (skipped when already there).
+
+    Returns:
+        ``{"path", "sha256", "uploaded"}``.
+
+    Raises:
+        DeviceError: the board cannot be reached or written.
+    """
+    from edgebnn.device.bench import ensure_uploaded
+    from edgebnn.device.ssh import SshTransport, Upload, sha256_file
+
+    if profile.transport == "local":
+        raise EdgebnnError(f"{profile.name} is this machine: it runs LCE's Python interpreter, no setup needed")
+    digest = sha256_file(binary)
+    item = Upload(Path(binary), f"{profile.workdir.rstrip('/')}/bin/{digest}/lce_benchmark_model", digest, mode="755")
+    transport = SshTransport(profile, accept_new_host_key=accept_new_host_key)
+    try:
+        await transport.connect()
+        report = await ensure_uploaded(transport, profile, {"runtime": item}, None)
+    finally:
+        await transport.close()
+    return report["runtime"]

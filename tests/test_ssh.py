@@ -1,0 +1,388 @@
+"""The device harness against a real OpenSSH server on 127.0.0.1 (see tests/sshd.py).
+
+The "board" is this machine through sshd; its runtime is edgebnn's python runner, or a small
+shell script standing in for lce_benchmark_model where a test needs a fault (a crash, a hang,
+garbage output). No test touches an address other than 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sshd import DroppingProxy, SilentServer, free_port, keygen, running, sshd  # noqa: F401  (fixture)
+
+from edgebnn.cli import cli
+from edgebnn.device.bench import BenchConfig, bench_device
+from edgebnn.device.preflight import check_device
+from edgebnn.device.ssh import SshTransport, Upload, sha256_file
+from edgebnn.errors import DeviceError
+from edgebnn.rundir import RunDir
+
+FAST = dict(runs=3, warmup=1, min_secs=0.0, timeout=60)
+
+# What lce_benchmark_model prints (TFLite >= 2.13 prefixes its log lines with "INFO: ").
+TOOL = """\
+INFO: STARTING!
+INFO: Num threads: [1]
+INFO: Graph: [model.tflite]
+INFO: Loaded model model.tflite
+INFO: The input model file size (MB): 0.0041
+INFO: Initialized session in 1.5ms.
+INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+INFO: count=300 first=2100 curr=1650 min=1600 max=2100 avg=1660.5 std=40
+
+INFO: Running benchmark for at least 3 iterations and at least 0 seconds but terminate if exceeding 150 seconds.
+INFO: count=600 first=1655 curr=1640 min=1590 max=1900 avg=1650.25 std=30
+
+INFO: Inference timings in us: Init: 1500, First inference: 2100, Warmup (avg): 1660.5, Inference (avg): 1650.25
+INFO: Memory footprint delta from the start of the tool (MB): init=1.5 overall=3.25
+INFO: Overall peak memory footprint (MB) via periodic monitoring: 9.5
+"""
+
+
+def fake_runtime(folder: Path, body: str, name: str = "lce_benchmark_model") -> str:
+    """A shell script standing in for lce_benchmark_model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+def printing_tool(folder: Path, extra: str = "") -> str:
+    return fake_runtime(folder, extra + f"cat <<'EOF'\n{TOOL}EOF\n")
+
+
+def fake_run(tmp_path: Path, name: str = "run") -> RunDir:
+    run = RunDir.create(tmp_path / name, {"model": "fake"})
+    run.tflite_path.write_bytes(os.urandom(4096))
+    return run
+
+
+def devices_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "devices.toml"
+    path.write_text(text)
+    return path
+
+
+def bench(profile, graph, threads=(1,), **kw):
+    configs = [BenchConfig(threads=t, **{**FAST, **kw}) for t in threads]
+    return asyncio.run(bench_device(profile, graph, configs))
+
+
+# -- the happy path: edgebnn's python runner over SSH ------------------------------------------
+def test_bench_over_ssh_uploads_once_and_cleans_up(sshd, tiny_run, tmp_path, cli_runner):  # noqa: F811
+    listing = devices_file(tmp_path, sshd.toml("loopback") + '\n[fleets]\nlab = ["loopback"]\n')
+    args = ["bench", str(tiny_run.path), "--device", "lab", "--devices-file", str(listing), "--threads", "1,2",
+            "--runs", "5", "--warmup", "1", "--min-secs", "0", "--json"]
+    first = cli_runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    record = json.loads(first.stdout)
+    assert record["figure_kind"] == "board" and record["connections"] == 1
+    assert [r["config"]["threads"] for r in record["results"]] == [1, 2]
+    assert all(r["ok"] and r["valid"] for r in record["results"]), record["results"]
+    assert record["results"][0]["latency"]["p90_ms"] >= record["results"][0]["latency"]["median_ms"] > 0
+    assert record["fingerprint"]["cores"] == os.cpu_count() and record["fingerprint"]["os_bits"] == 64
+    assert record["runtime"]["kind"] == "python" and record["runtime"]["lce_version"] == "0.16.0"
+    assert record["uploads"]["model"]["uploaded"] and record["uploads"]["model"]["sha256"] == sha256_file(tiny_run.tflite_path)
+    assert set(record["steps_s"]) == {"connect", "preflight", "upload", "run", "cleanup"}
+    assert Path(record["file"]).exists() and tiny_run.manifest["benchmarks"][-1]["file"] == str(
+        Path(record["file"]).relative_to(tiny_run.path))
+    # A repeat run reuses the model and the runner on the board; no scratch folder is left.
+    second = json.loads(cli_runner.invoke(cli, args).stdout)
+    assert not second["uploads"]["model"]["uploaded"] and not second["uploads"]["runner"]["uploaded"]
+    workdir = Path(sshd.profile("loopback").workdir)
+    assert sorted(p.name for p in workdir.iterdir()) == ["bin", "models"]
+
+
+def test_devices_list_and_check(sshd, tmp_path, cli_runner):  # noqa: F811
+    listing = devices_file(tmp_path, sshd.toml("loopback") + '\n[fleets]\nlab = ["loopback", "bananapi"]\n')
+    result = cli_runner.invoke(cli, ["devices", "--devices-file", str(listing), "--json"])
+    assert result.exit_code == 0, result.output
+    names = [row["profile"]["name"] for row in json.loads(result.stdout)["devices"]]
+    assert names == ["local", "bananapi", "loopback"]
+    result = cli_runner.invoke(cli, ["devices", "--devices-file", str(listing), "check", "loopback"])
+    assert result.exit_code == 0, result.output
+    assert f"({os.cpu_count()} cores)" in result.output and "64-bit" in result.output
+
+
+def test_ssh_config_alias(sshd, tmp_path):  # noqa: F811
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host myboard\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n"
+                      f"  IdentityFile {sshd.client_key}\n")
+    # Like OpenSSH, the host key is looked up under the HostName the alias resolves to.
+    profile = sshd.profile("myboard", host="myboard", port=0, user="", key="", ssh_config=str(config))
+    report = asyncio.run(check_device(profile))
+    assert report["errors"] == [] and report["fingerprint"]["cores"] == os.cpu_count()
+
+
+# -- faults ------------------------------------------------------------------------------------
+def _connect_error(profile) -> DeviceError:
+    with pytest.raises(DeviceError) as caught:
+        asyncio.run(check_device(profile))
+    return caught.value
+
+
+def test_unreachable_host(sshd):  # noqa: F811
+    silent = SilentServer()  # accepts TCP, never speaks SSH
+    try:
+        error = _connect_error(sshd.profile(port=silent.port, connect_timeout=1))
+    finally:
+        silent.close()
+    assert error.kind == "unreachable" and "cannot reach loopback" in str(error) and "after 1 s" in str(error)
+
+
+def test_refused_connection(sshd):  # noqa: F811
+    error = _connect_error(sshd.profile(port=free_port()))
+    assert error.kind == "refused" and "connection refused" in str(error)
+
+
+def test_wrong_and_unknown_host_key(sshd, tmp_path):  # noqa: F811
+    other = Path(f"{keygen(tmp_path / 'other')}.pub").read_text().split()
+    changed = tmp_path / "changed"
+    changed.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
+    error = _connect_error(sshd.profile(known_hosts=str(changed)))
+    assert error.kind == "host_key" and "CHANGED" in str(error)
+    # --accept-new-host-key never overrides a changed key.
+    with pytest.raises(DeviceError, match="CHANGED"):
+        asyncio.run(check_device(sshd.profile(known_hosts=str(changed)), accept_new_host_key=True))
+
+    unknown = tmp_path / "empty"
+    unknown.write_text("")
+    error = _connect_error(sshd.profile(known_hosts=str(unknown)))
+    assert error.kind == "host_key" and "ssh-keyscan -p" in str(error) and "--accept-new-host-key" in str(error)
+    asyncio.run(check_device(sshd.profile(known_hosts=str(unknown)), accept_new_host_key=True))
+    assert f"[127.0.0.1]:{sshd.port} ssh-ed25519" in unknown.read_text()
+    asyncio.run(check_device(sshd.profile(known_hosts=str(unknown))))  # now known: no flag needed
+
+
+def test_authentication_failure(sshd, tmp_path):  # noqa: F811
+    error = _connect_error(sshd.profile(key=str(keygen(tmp_path / "stranger"))))
+    assert error.kind == "auth" and "authentication failed" in str(error)
+
+
+def test_missing_and_non_executable_runtime(sshd, tmp_path):  # noqa: F811
+    graph = fake_run(tmp_path).tflite_path
+    run = bench(sshd.profile(runtime=str(tmp_path / "nope" / "lce_benchmark_model")), graph)
+    assert run.error_kind == "preflight" and "not found on loopback" in run.error and "devices setup" in run.error
+    assert not run.results
+    plain = tmp_path / "plain"
+    plain.write_text("#!/bin/sh\n")
+    run = bench(sshd.profile(runtime=str(plain)), graph)
+    assert run.error_kind == "preflight" and "is not executable" in run.error
+
+
+def test_crash_in_one_configuration_keeps_the_others(sshd, tmp_path, cli_runner):  # noqa: F811
+    tool = printing_tool(tmp_path / "rt", 'case "$*" in *--num_threads=4*) echo "Segmentation fault" >&2; exit 139;; esac\n')
+    run = fake_run(tmp_path)
+    listing = devices_file(tmp_path, sshd.toml("loopback", runtime=tool))
+    result = cli_runner.invoke(cli, ["bench", str(run.path), "--device", "loopback", "--devices-file", str(listing),
+                                     "--threads", "1,4,2", "--runs", "3", "--min-secs", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    ok, crashed, after = record["results"]
+    assert ok["ok"] and ok["latency"]["mean_ms"] == pytest.approx(1.65025) and ok["latency"]["peak_memory_mb"] == 9.5
+    assert crashed["error_kind"] == "crash" and "Segmentation fault" in crashed["error"] and "139" in crashed["error"]
+    assert after["ok"]
+    saved = json.loads(Path(record["file"]).read_text())
+    assert [r["error_kind"] for r in saved["results"]] == ["", "crash", ""]
+    assert record["runtime"] == {"kind": "lce_benchmark_model", "path": tool, "sha256": sha256_file(tool)}
+
+
+def test_hanging_runtime_is_killed_on_the_board(sshd, tmp_path):  # noqa: F811
+    tool = fake_runtime(tmp_path / "rt", "sleep 987654\n")
+    run = bench(sshd.profile(runtime=tool), fake_run(tmp_path).tflite_path, timeout=2)
+    (result,) = run.results
+    assert result.error_kind == "timeout" and "killed on the device" in result.error
+    deadline = time.monotonic() + 10
+    while running("sleep 987654"):
+        assert time.monotonic() < deadline, "the hanging runtime is still running on the board"
+        time.sleep(0.2)
+
+
+def test_dropped_connection_mid_upload_is_retried(sshd, tmp_path):  # noqa: F811
+    blob = tmp_path / "big.tflite"
+    blob.write_bytes(os.urandom(3 << 20))
+    proxy = DroppingProxy(sshd.port, limit=1 << 20)  # cut the first connection 1 MB into the upload
+    profile = sshd.profile(port=proxy.port)
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.known_hosts.read_text().replace(str(sshd.port), str(proxy.port)))
+    profile = replace(profile, known_hosts=str(known))
+    remote = f"{profile.workdir}/models/x/big.tflite"
+
+    async def go():
+        transport = SshTransport(profile)
+        await transport.connect()
+        try:
+            attempts = await transport.upload(Upload(blob, remote, sha256_file(blob)))
+        finally:
+            await transport.close()
+        return attempts, transport.connections
+
+    try:
+        attempts, connections = asyncio.run(go())
+    finally:
+        proxy.close()
+    assert attempts == 2 and connections == 2
+    assert hashlib.sha256(Path(remote).read_bytes()).hexdigest() == sha256_file(blob)
+    assert not Path(remote + ".part").exists()
+
+
+def test_full_disk_on_the_board(sshd, tmp_path):  # noqa: F811
+    run = fake_run(tmp_path)
+    profile = sshd.profile(runtime=printing_tool(tmp_path / "rt"))
+    digest = sha256_file(run.tflite_path)
+    part = Path(profile.workdir) / "models" / digest / "model.tflite.part"
+    part.parent.mkdir(parents=True)
+    part.symlink_to("/dev/full")  # every write there fails with ENOSPC
+    result = bench(profile, run.tflite_path)
+    assert result.error_kind == "disk_full" and "No space left on device" in result.error
+    assert "workdir" in result.error and not result.results
+
+
+def test_unparsable_output_is_saved_raw(sshd, tmp_path, cli_runner):  # noqa: F811
+    tool = fake_runtime(tmp_path / "rt", "echo 'benchmark tool v0: all good'\n")
+    run = fake_run(tmp_path)
+    listing = devices_file(tmp_path, sshd.toml("loopback", runtime=tool))
+    result = cli_runner.invoke(cli, ["bench", str(run.path), "--device", "loopback", "--devices-file", str(listing),
+                                     "--runs", "3", "--min-secs", "0"])
+    assert result.exit_code == 1 and "every configuration failed on loopback" in result.output
+    (saved,) = (run.path / "bench").glob("loopback-*.json")
+    (entry,) = json.loads(saved.read_text())["results"]
+    assert entry["error_kind"] == "unparsable" and "all good" in entry["raw"] and "no 'count=" in entry["error"]
+
+
+def test_shell_metacharacters_never_reach_a_shell(sshd, tmp_path):  # noqa: F811
+    folder = tmp_path / "m $(touch PWNED1)"
+    folder.mkdir()
+    graph = folder / "q'; touch PWNED2; echo \"$(touch PWNED3)`touch PWNED4`.tflite"
+    graph.write_bytes(os.urandom(1024))
+    seen = tmp_path / "seen"
+    tool = printing_tool(tmp_path / "rt", f'for a in "$@"; do echo "$a" >> {seen}; done\n')
+    workdir = tmp_path / "board; touch PWNED5 & $HOME"
+    run = bench(sshd.profile(runtime=tool, workdir=str(workdir)), graph)
+    assert run.ok, (run.error, [r.error for r in run.results])
+    remote = run.uploads["model"]["path"]
+    assert f"--graph={remote}" in seen.read_text().splitlines()
+    assert Path(remote).name == graph.name and Path(remote).read_bytes() == graph.read_bytes()
+    for where in (Path.home(), tmp_path, workdir, Path("/tmp")):
+        assert not list(where.glob("PWNED*")) if where.exists() else True
+
+
+def test_fleet_with_an_unreachable_board(sshd, tmp_path, cli_runner):  # noqa: F811
+    tool = printing_tool(tmp_path / "rt")
+    run = fake_run(tmp_path)
+    listing = devices_file(tmp_path, sshd.toml("good", runtime=tool) + sshd.toml("dead", port=free_port()))
+    result = cli_runner.invoke(cli, ["bench", str(run.path), "--device", "good,dead", "--devices-file", str(listing),
+                                     "--runs", "3", "--min-secs", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    good, dead = json.loads(result.stdout)
+    assert good["ok"] and good["results"][0]["ok"]
+    assert dead["error_kind"] == "refused" and not dead["results"] and Path(dead["file"]).exists()
+    assert "dead" in result.stderr and "refused" in result.stderr
+    assert {b["device"] for b in run.manifest["benchmarks"]} == {"good", "dead"}
+
+
+def test_whole_run_failure_exits_non_zero(sshd, tmp_path, cli_runner):  # noqa: F811
+    run = fake_run(tmp_path)
+    listing = devices_file(tmp_path, sshd.toml("dead", port=free_port()))
+    result = cli_runner.invoke(cli, ["bench", str(run.path), "--device", "dead", "--devices-file", str(listing)])
+    assert result.exit_code == 1 and "connection refused by dead" in result.output
+    assert list((run.path / "bench").glob("dead-*.json"))
+
+
+# -- setup: upload a runtime once, or download LCE's release ----------------------------------
+def _aarch64_elf(machine: int = 183) -> bytes:
+    import struct
+
+    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8) + struct.pack("<HHI", 2, machine, 1)
+    return header + bytes(64 - len(header)) + b"\x00" * 256
+
+
+@pytest.fixture
+def release_server(tmp_path):
+    """LCE's GitHub release layout served by http.server on 127.0.0.1."""
+    import functools
+    import http.server
+    import threading
+    from importlib import metadata
+
+    version = metadata.version("larq-compute-engine")
+    (tmp_path / "www" / f"v{version}").mkdir(parents=True)
+    (tmp_path / "www" / f"v{version}" / "lce_benchmark_model_aarch64").write_bytes(_aarch64_elf())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", tmp_path / "www" / f"v{version}"
+    server.shutdown()
+
+
+def test_setup_download(sshd, tmp_path, cli_runner, release_server, monkeypatch):  # noqa: F811
+    base, folder = release_server
+    monkeypatch.setenv("EDGEBNN_LCE_RELEASES", base)
+    monkeypatch.setenv("EDGEBNN_CACHE", str(tmp_path / "cache"))
+    listing = devices_file(tmp_path, sshd.toml("pi", runtime="lce_benchmark_model"))
+    result = cli_runner.invoke(cli, ["devices", "--devices-file", str(listing), "setup", "pi", "--download"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "devices.setup.json").read_text())["pi"]
+    expected = hashlib.sha256(_aarch64_elf()).hexdigest()
+    assert record["sha256"] == expected and record["source"] == "download"
+    on_board = Path(record["remote_path"])
+    assert on_board.read_bytes() == _aarch64_elf() and os.access(on_board, os.X_OK)
+    # Set up once: the device now uses the recorded file, and a second setup uploads nothing.
+    from edgebnn.device.profiles import get_profile
+
+    assert get_profile("pi", devices_file=listing).runtime_file == record["runtime_file"]
+    again = cli_runner.invoke(cli, ["devices", "--devices-file", str(listing), "setup", "pi", "--download"])
+    assert again.exit_code == 0 and "already on the board" in again.output
+
+
+def test_setup_rejects_what_is_not_an_aarch64_executable(sshd, tmp_path, cli_runner, release_server, monkeypatch):  # noqa: F811
+    base, folder = release_server
+    monkeypatch.setenv("EDGEBNN_LCE_RELEASES", base)
+    monkeypatch.setenv("EDGEBNN_CACHE", str(tmp_path / "cache"))
+    listing = devices_file(tmp_path, sshd.toml("pi"))
+    x86 = tmp_path / "x86"
+    x86.write_bytes(_aarch64_elf(machine=62))
+    result = cli_runner.invoke(cli, ["devices", "--devices-file", str(listing), "setup", "pi", "--runtime", str(x86)])
+    assert result.exit_code == 1 and "not aarch64" in result.output
+    (folder / "lce_benchmark_model_aarch64").write_bytes(b"<html>Not Found</html>")
+    result = cli_runner.invoke(cli, ["devices", "--devices-file", str(listing), "setup", "pi", "--download"])
+    assert result.exit_code == 1 and "not an ELF executable" in result.output
+    assert not (tmp_path / "cache" / "runtimes").exists() or not list((tmp_path / "cache" / "runtimes").rglob("lce_*"))
+    monkeypatch.setenv("EDGEBNN_LCE_RELEASES", base + "/missing")
+    result = cli_runner.invoke(cli, ["devices", "--devices-file", str(listing), "setup", "pi", "--download"])
+    assert result.exit_code == 1 and "HTTP 404" in result.output
+
+
+def test_uploaded_runtime_file_runs(sshd, tmp_path):  # noqa: F811
+    tool = printing_tool(tmp_path / "local-build")
+    run = bench(sshd.profile(runtime="lce_benchmark_model", runtime_file=tool), fake_run(tmp_path).tflite_path)
+    assert run.ok, run.error
+    assert run.runtime["path"].startswith(sshd.profile().workdir) and run.runtime["sha256"] == sha256_file(tool)
+
+
+def test_affinity_pins_the_runtime_with_taskset(sshd, tmp_path):  # noqa: F811
+    seen = tmp_path / "cpus"
+    tool = printing_tool(tmp_path / "rt", f"grep Cpus_allowed_list /proc/self/status > {seen}\n")
+    run = bench(sshd.profile(runtime=tool, affinity="0"), fake_run(tmp_path).tflite_path)
+    assert run.ok, run.error
+    assert seen.read_text().split() == ["Cpus_allowed_list:", "0"]
+
+
+def test_op_profiling_and_peak_memory_flags_reach_the_runtime(sshd, tmp_path):  # noqa: F811
+    seen = tmp_path / "args"
+    tool = printing_tool(tmp_path / "rt", f'echo "$@" > {seen}\n')
+    run = bench(sshd.profile(runtime=tool), fake_run(tmp_path).tflite_path, op_profiling=True)
+    assert run.ok, run.error
+    args = seen.read_text().split()
+    assert "--enable_op_profiling=true" in args and "--report_peak_memory_footprint=true" in args
+    assert "--num_threads=1" in args and "--num_runs=3" in args and "--warmup_runs=1" in args
