@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import os
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -386,3 +387,32 @@ def test_op_profiling_and_peak_memory_flags_reach_the_runtime(sshd, tmp_path):  
     args = seen.read_text().split()
     assert "--enable_op_profiling=true" in args and "--report_peak_memory_footprint=true" in args
     assert "--num_threads=1" in args and "--num_runs=3" in args and "--warmup_runs=1" in args
+
+
+def test_ad_hoc_ssh_url(sshd, tmp_path, cli_runner):  # noqa: F811
+    from urllib.parse import urlencode
+
+    run = fake_run(tmp_path)
+    query = urlencode({"runtime": printing_tool(tmp_path / "rt"), "key": sshd.client_key,
+                       "known_hosts": sshd.known_hosts, "ssh_config": sshd.ssh_config,
+                       "workdir": tmp_path / "adhoc", "cooldown": 0})
+    url = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}?{query}"
+    result = cli_runner.invoke(cli, ["bench", str(run.path), "--device", url, "--runs", "3", "--min-secs", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["device"] == f"127.0.0.1:{sshd.port}" and record["results"][0]["ok"]
+    assert Path(record["file"]).name.startswith(f"127.0.0.1_{sshd.port}-")
+
+
+def test_preflight_refuses_a_board_without_room(sshd, tmp_path):  # noqa: F811
+    tiny = tmp_path / "tiny-disk"
+    tiny.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(tiny)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root); the /dev/full test covers a failing write")
+    try:
+        graph = tmp_path / "big.tflite"
+        graph.write_bytes(os.urandom(2 << 20))
+        run = bench(sshd.profile(runtime=printing_tool(tmp_path / "rt"), workdir=str(tiny / "work")), graph)
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
+    assert run.error_kind == "disk_full" and "MB free" in run.error and "needs 2.0 MB" in run.error
