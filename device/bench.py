@@ -314,7 +314,9 @@ async def _clean_up(run: DeviceRun, transport, remote: bool, scratch: str) -> No
     try:
         if not remote:
             run.temps["after"] = temperatures((await transport.run(["sh", "-c", TEMPS], timeout=30)).stdout)
-        elif transport.connected and not (run.results and run.results[-1].temps_c is not None):
+        elif transport.connections and not (run.results and run.results[-1].temps_c is not None):
+            if not transport.connected:  # the link dropped mid-run: reconnect to leave the board clean
+                await transport.connect()
             after = await transport.run(["sh", "-c", f'rm -rf "$1"; {TEMPS}', "sh", scratch], timeout=30)
             run.temps["after"] = temperatures(after.stdout)
     except DeviceError as e:

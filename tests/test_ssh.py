@@ -416,3 +416,21 @@ def test_preflight_refuses_a_board_without_room(sshd, tmp_path):  # noqa: F811
     finally:
         subprocess.run(["umount", str(tiny)], check=True)
     assert run.error_kind == "disk_full" and "MB free" in run.error and "needs 2.0 MB" in run.error
+
+
+def test_connection_lost_mid_run_keeps_earlier_results(sshd, tmp_path):  # noqa: F811
+    # At 4 threads the "runtime" kills the sshd process serving its connection: the link drops.
+    tool = printing_tool(tmp_path / "rt", """case "$*" in *--num_threads=4*)
+  pid=$$
+  while [ "$pid" -gt 1 ]; do
+    pid=$(awk '/^PPid:/ {print $2}' /proc/$pid/status)
+    case "$(cat /proc/$pid/comm)" in sshd*) kill -9 "$pid"; exit 0;; esac
+  done;;
+esac
+""")
+    profile = sshd.profile(runtime=tool)
+    run = bench(profile, fake_run(tmp_path).tflite_path, threads=(1, 4, 2))
+    assert [r.error_kind for r in run.results] == ["", "connection", "skipped"]
+    assert run.results[0].ok and "lost the connection" in run.results[1].error
+    assert run.connections == 2  # reconnected once to clean up
+    assert not list(Path(profile.workdir).glob("run-*"))
