@@ -103,6 +103,9 @@ def main() -> None:
             "target_first_s": 1.5,
             "target_repeat_s": 0.5,
             "remote_true_s": round(shell, 3),
+            # Remote commands per run: preflight + one per configuration (+ one per upload).
+            "remote_commands_first": 4,
+            "remote_commands_repeat": 2,
             "model_bytes": run.tflite_path.stat().st_size,
         }))
 

@@ -1,10 +1,11 @@
 """The benchmark protocol: one device, one model, several configurations.
 
-Numbered steps, each timed: connect -> preflight -> upload (content-addressed, skipped when
-the board has the file) -> run every configuration under a time limit, with a cooldown
-between them -> temperatures after -> clean up. A failure is recorded with an error kind
-instead of raised, so one bad configuration (a crash at 4 threads, say) or one unreachable
-board does not lose the others.
+Numbered steps, each timed: connect -> preflight (which also reports the uploads the board
+already has) -> upload what is missing (content-addressed, checksum verified) -> run every
+configuration under a time limit, with a cooldown between them (each in its own scratch
+folder, removed with the temperatures read in the same round trip) -> clean up what a failed
+configuration left. A failure is recorded with an error kind instead of raised, so one bad
+configuration (a crash at 4 threads, say) or one unreachable board does not lose the others.
 """
 
 from __future__ import annotations
@@ -313,7 +314,9 @@ async def _clean_up(run: DeviceRun, transport, remote: bool, scratch: str) -> No
     try:
         if not remote:
             run.temps["after"] = temperatures((await transport.run(["sh", "-c", TEMPS], timeout=30)).stdout)
-        elif transport.connected and not (run.results and run.results[-1].temps_c is not None):
+        elif transport.connections and not (run.results and run.results[-1].temps_c is not None):
+            if not transport.connected:  # the link dropped mid-run: reconnect to leave the board clean
+                await transport.connect()
             after = await transport.run(["sh", "-c", f'rm -rf "$1"; {TEMPS}', "sh", scratch], timeout=30)
             run.temps["after"] = temperatures(after.stdout)
     except DeviceError as e:

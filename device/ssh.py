@@ -204,7 +204,8 @@ class SshTransport:
         if status is None:
             if done.exit_signal is None:  # the channel closed without an exit status: the link dropped
                 self._conn = None
-                raise DeviceError("connection", f"lost the connection to {self.profile.name} during {argv[0]}")
+                raise DeviceError("connection", f"lost the connection to {self.profile.name} mid-command (the board "
+                                               "rebooted or crashed, or the network dropped)")
             status = 255
             err += f"\nkilled by signal {done.exit_signal[0]}"
         # timeout exits 124 after TERM and 137 after KILL: the limit passed (not the runtime's own code).

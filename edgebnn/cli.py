@@ -231,6 +231,17 @@ def _bench_table(record):
     return table
 
 
+def _bench_context(record) -> str:
+    """One line: what ran where, and where the time went."""
+    fp, rt = record["fingerprint"], record["runtime"]
+    version = f"LCE {rt['lce_version']}" if rt.get("lce_version") else f"sha256 {(rt.get('sha256') or '?')[:12]}"
+    reused = [name for name, u in record["uploads"].items() if not u["uploaded"]]
+    steps = ", ".join(f"{k} {v:.2f} s" for k, v in record["steps_s"].items())
+    return (f"{record['device']}: {fp.get('cpu') or '?'} ({fp.get('cores')} cores, {fp.get('kernel', '')} "
+            f"{fp.get('arch', '')}); {rt.get('kind')} ({version}); {steps}"
+            + (f"; reused on the board: {', '.join(reused)}" if reused else ""))
+
+
 @cli.command()
 @click.argument("src")
 @bench_options
@@ -262,6 +273,7 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
         if not as_json:
             if not record["error_kind"]:
                 _console().print(_bench_table(record))
+                click.echo(_bench_context(record))
             click.echo(f"saved {record['file']}")
         if record["error_kind"]:
             click.echo(f"error: {record['device']}: {record['error_kind']}: {record['error']}", err=True)

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import os
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -386,3 +387,50 @@ def test_op_profiling_and_peak_memory_flags_reach_the_runtime(sshd, tmp_path):  
     args = seen.read_text().split()
     assert "--enable_op_profiling=true" in args and "--report_peak_memory_footprint=true" in args
     assert "--num_threads=1" in args and "--num_runs=3" in args and "--warmup_runs=1" in args
+
+
+def test_ad_hoc_ssh_url(sshd, tmp_path, cli_runner):  # noqa: F811
+    from urllib.parse import urlencode
+
+    run = fake_run(tmp_path)
+    query = urlencode({"runtime": printing_tool(tmp_path / "rt"), "key": sshd.client_key,
+                       "known_hosts": sshd.known_hosts, "ssh_config": sshd.ssh_config,
+                       "workdir": tmp_path / "adhoc", "cooldown": 0})
+    url = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}?{query}"
+    result = cli_runner.invoke(cli, ["bench", str(run.path), "--device", url, "--runs", "3", "--min-secs", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["device"] == f"127.0.0.1:{sshd.port}" and record["results"][0]["ok"]
+    assert Path(record["file"]).name.startswith(f"127.0.0.1_{sshd.port}-")
+
+
+def test_preflight_refuses_a_board_without_room(sshd, tmp_path):  # noqa: F811
+    tiny = tmp_path / "tiny-disk"
+    tiny.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(tiny)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root); the /dev/full test covers a failing write")
+    try:
+        graph = tmp_path / "big.tflite"
+        graph.write_bytes(os.urandom(2 << 20))
+        run = bench(sshd.profile(runtime=printing_tool(tmp_path / "rt"), workdir=str(tiny / "work")), graph)
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
+    assert run.error_kind == "disk_full" and "MB free" in run.error and "needs 2.0 MB" in run.error
+
+
+def test_connection_lost_mid_run_keeps_earlier_results(sshd, tmp_path):  # noqa: F811
+    # At 4 threads the "runtime" kills the sshd process serving its connection: the link drops.
+    tool = printing_tool(tmp_path / "rt", """case "$*" in *--num_threads=4*)
+  pid=$$
+  while [ "$pid" -gt 1 ]; do
+    pid=$(awk '/^PPid:/ {print $2}' /proc/$pid/status)
+    case "$(cat /proc/$pid/comm)" in sshd*) kill -9 "$pid"; exit 0;; esac
+  done;;
+esac
+""")
+    profile = sshd.profile(runtime=tool)
+    run = bench(profile, fake_run(tmp_path).tflite_path, threads=(1, 4, 2))
+    assert [r.error_kind for r in run.results] == ["", "connection", "skipped"]
+    assert run.results[0].ok and "lost the connection" in run.results[1].error
+    assert run.connections == 2  # reconnected once to clean up
+    assert not list(Path(profile.workdir).glob("run-*"))
