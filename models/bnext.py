@@ -30,7 +30,10 @@ then eight blocks of widths 64, 64, 128, 128, 256, 256, 512, 512; it has no figu
 papers.md. Knowledge distillation belongs to the recipe, not the architecture.
 
 ``padding="one"`` (default) pads binary convs with +1, LCE's fast path; ``padding="zero"``
-pads with 0 and reproduces the authors' weights.
+pads with 0 and reproduces the authors' weights. Measured with LCE 0.16.0: a zero-padded 3x3
+bconv disagrees with TF when its input map is 1x1 or 2x2 (exact from 3x3 up), so zero padding
+deploys correctly only when every map stays at 3x3 or more (at 224 the smallest is 7x7; at 32
+it is 2x2).
 """
 
 from __future__ import annotations
