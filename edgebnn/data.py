@@ -180,7 +180,7 @@ def _normalize(images, preprocessing, channels):
     import tensorflow as tf
 
     x = tf.cast(images, tf.float32)
-    if channels == 1 and x.shape[-1] == 3:
+    if channels == 1:  # the decoders always give RGB
         x = tf.image.rgb_to_grayscale(x)
     if preprocessing and "mean" in preprocessing:
         mean = np.asarray(preprocessing["mean"], "float32")

@@ -133,7 +133,11 @@ class Recipe:
                     f"{', '.join(k for k in self.editable() if k != 'extra')} or extra.KEY"
                 )
             changes[key] = _parse(key, text.strip(), hints[key])
-        return self.override(**changes, extra=extra if extra != self.extra else None)
+        if extra != self.extra:
+            changes["extra"] = extra
+        recipe = dataclasses.replace(self, **changes)  # not override(): None is a value here
+        recipe.validate()
+        return recipe
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
