@@ -99,7 +99,7 @@ class Distiller(keras.Model):
         outs = [_log_probs(self._teacher(self.main, x), self.temperature)]
         if self.assistants:
             branches = [lambda t=t: self._teacher(t, x) for t in self.assistants]
-            outs.insert(0, _log_probs(tf.switch_case(self.round, branches), self.temperature))
+            outs.insert(0, _log_probs(tf.switch_case(tf.convert_to_tensor(self.round), branches), self.temperature))
         return outs
 
     def distill_loss(self, teacher_log_probs, student_outputs):
