@@ -331,6 +331,8 @@ def train(
     from edgebnn.callbacks import save_model
 
     save_model(student, run.keras_path, is_chief=chief)
+    # Every worker computes the statistics: reading the distributed BN statistics is a collective.
+    stats = model_stats(student)
     if not chief:
         return final
     run.record_file(run.keras_path)
@@ -341,7 +343,7 @@ def train(
 
     atomic.write_json(ckpt_dir / cb.STATE, final_state)
     run.update(
-        stats=model_stats(student),
+        stats=stats,
         metrics=final,
         best={"val_accuracy": best.state()["best"], "epoch": best.best_epoch, "file": BEST_MODEL},
         flips=cb.flip_summary(logs / "flips.csv"),
