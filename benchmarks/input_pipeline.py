@@ -65,10 +65,11 @@ def main() -> None:
         write_jpegs(root, args.classes, args.per_class)
         data = load_dataset(f"imagenet:{root}", input_shape=shape, batch_size=args.batch,
                             preprocessing=card.preprocessing, augment=augment)
-        model = create_model(card.name, input_shape=shape, num_classes=data.num_classes)
+        synthetic = load_dataset("synthetic", input_shape=shape, batch_size=args.batch)
+        model = create_model(card.name, input_shape=shape, num_classes=synthetic.num_classes)
         model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy())
         step = model.make_train_function()
-        synthetic = iter(load_dataset("synthetic", input_shape=shape, batch_size=args.batch).train_epochs(0, 10**6))
+        synthetic = iter(synthetic.train_epochs(0, 10**6))
         step(synthetic)  # trace and warm up
         for _ in data.train_epochs(0, 1).take(2):  # warm up the pipeline's threads
             pass
