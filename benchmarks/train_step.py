@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=4, help="training steps per repetition")
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--jit", action="store_true", help="compile both train steps with XLA")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -41,7 +42,7 @@ def main() -> None:
     models = {"bnn": bnn, "float": float_twin(bnn)}
     steps = {}
     for name, model in models.items():
-        model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy())
+        model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(), jit_compile=args.jit)
         fn = model.make_train_function()
         iterator = iter(data.train_epochs(0, 10**6))
         fn(iterator)  # trace and warm up
@@ -62,6 +63,7 @@ def main() -> None:
         "model": card.name,
         "input": list(shape),
         "batch": args.batch,
+        "jit_compile": args.jit,
         "reps": args.reps,
         "steps_per_rep": args.steps,
         "bnn_images_per_s": round(args.batch / step["bnn"], 2),
