@@ -190,7 +190,8 @@ def train(
         verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
         seed: the seed of initialization, shuffling and augmentation.
         teachers: saved Keras models or run directories to distil from (see ``edgebnn.distill``).
-        resume: continue from the run's last checkpoint.
+        resume: continue from the run's last checkpoint; otherwise start afresh, dropping the
+            directory's old checkpoints and logs (the CLI calls :func:`check_fresh` first).
         callbacks: extra Keras callbacks.
 
     Returns:
@@ -216,8 +217,7 @@ def train(
     state = cb.read_state(ckpt_dir) if resume else None
     if resume and state is None:
         raise EdgebnnError(f"no checkpoint in {ckpt_dir}: nothing to resume; start the run again without --resume")
-    if not resume:
-        check_fresh(run.path)
+    if not resume:  # `edgebnn train` refuses to start over an unfinished run first (check_fresh)
         _clear_previous(run, chief)
     start_epoch, start_step = (state["epoch"], state["step"]) if state else (0, 0)
     if state and state.get("finished"):
