@@ -96,3 +96,14 @@ def test_recipes_command(cli_runner):
     assert all(name in listing.stdout for name in PAPER)
     bad = cli_runner.invoke(cli, ["recipes", "bnext", "--set", "colour=red"])
     assert bad.exit_code == 2 and "unknown recipe field 'colour'" in bad.output
+
+
+def test_bipolar_regularizer_from_the_recipe_extra():
+    from edgebnn.registry import create_model
+    from edgebnn.training import _add_bipolar, binary_kernels
+
+    model = create_model("bireal-tiny")
+    kernels = binary_kernels(model)
+    _add_bipolar(model, kernels, 5e-7)
+    expected = 5e-7 * sum(float(np.sum(1 - v.numpy() ** 2)) for v in kernels.values())
+    assert len(model.losses) == len(kernels) and float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
