@@ -59,6 +59,8 @@ def cli(ctx, debug):
     edgebnn quickstart                      train, convert and benchmark a small BNN
     edgebnn models                          the registered models
     edgebnn train MODEL --data digits       train into a run directory
+    edgebnn evaluate RUN --data SPEC        top-1 / top-5 of a trained run
+    edgebnn recipes MODEL                   the training recipe of a model
     edgebnn convert RUN|MODEL --to tflite   LCE flatbuffer + conversion report
     edgebnn bench RUN|MODEL --device local  latency on a device
     edgebnn report RUNS --out report.html   tables and plots over runs
@@ -116,29 +118,116 @@ def models(pattern, as_json):
 
 # -- train ----------------------------------------------------------------------------------
 @cli.command()
-@click.argument("model")
-@click.option("--data", default="digits", show_default=True, help="digits or synthetic.")
+@click.argument("model", required=False)
+@click.option("--data", default="digits", show_default=True,
+              help="imagenet:DIR, cifar10:DIR, cifar100:DIR, digits or synthetic.")
 @click.option("--epochs", type=int, help="Override the recipe's epochs.")
 @click.option("--batch-size", type=int, help="Override the recipe's global batch size.")
 @click.option("--lr", type=float, help="Override the recipe's learning rate.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Override any recipe field (repeatable), e.g. --set weight_decay=1e-4.")
+@click.option("--teacher", "teachers", multiple=True, metavar="PATH",
+              help="Distil from a saved Keras model or run directory (repeatable: assistants first, main last).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialization, shuffling, augmentation.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [runs/MODEL].")
-@click.option("--strategy", type=click.Choice(["auto", "mirrored", "multiworker"]), default="auto", show_default=True)
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory.")
+@click.option("--strategy", type=click.Choice(["auto", "mirrored", "multiworker"]), default=None,
+              help="tf.distribute strategy [auto; on --resume: the run's].")
 @quiet_option
-def train(model, data, epochs, batch_size, lr, out, strategy, quiet):
-    """Train MODEL with its paper's recipe into a run directory."""
-    from edgebnn.data import parse_spec
-    from edgebnn.recipes import get_recipe
-    from edgebnn.registry import get_card
-    from edgebnn.rundir import RunDir
-    from edgebnn.training import train as train_model
+def train(model, data, epochs, batch_size, lr, settings, teachers, seed, out, resume, strategy, quiet):
+    """Train MODEL with its paper's recipe into a run directory (or --resume one).
 
-    card = get_card(model)
+    Checkpoints are written every epoch and on Ctrl-C/SIGTERM; `--resume DIR` continues with
+    the model, recipe, data and seed recorded in DIR's manifest.
+    """
+    from edgebnn.errors import UsageError
+
+    verbose = 0 if quiet else 1
+    overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
+    if resume:
+        from edgebnn.training import resume as resume_run
+
+        if model or out or teachers:
+            raise UsageError("--resume DIR reads the model, --out and teachers from DIR's manifest: drop MODEL/--out/--teacher")
+        run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose)
+        name = run.manifest["model"]
+    else:
+        from edgebnn.data import parse_spec
+        from edgebnn.recipes import get_recipe
+        from edgebnn.registry import get_card
+        from edgebnn.rundir import RunDir
+        from edgebnn.training import check_fresh
+        from edgebnn.training import train as train_model
+
+        if not model:
+            raise UsageError("give a MODEL to train (see `edgebnn models`) or --resume DIR")
+        card = get_card(model)
+        parse_spec(data)
+        recipe = get_recipe(card.recipe).with_settings(settings).override(**overrides)
+        path = out or f"runs/{card.name}"
+        check_fresh(path)
+        run = RunDir.create(path, {"model": card.name, "data": data})
+        metrics = train_model(run, model_name=card.name, recipe=recipe, data_spec=data, strategy=strategy or "auto",
+                              verbose=verbose, seed=seed, teachers=teachers)
+        name = card.name
+    click.echo(f"trained {name}: val_accuracy {metrics.get('val_accuracy', float('nan')):.4f} -> {run.path}")
+
+
+# -- evaluate -------------------------------------------------------------------------------
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data", help="Dataset whose validation split is used [the run's].")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--best", is_flag=True, help="Evaluate best.keras instead of model.keras (the last epoch).")
+@json_option
+def evaluate(run_dir, data, batch_size, best, as_json):
+    """Top-1 / top-5 accuracy of a trained run on a validation split."""
+    from edgebnn.data import parse_spec
+    from edgebnn.errors import UsageError
+    from edgebnn.rundir import RunDir
+    from edgebnn.training import evaluate as evaluate_run
+
+    run = RunDir.open(run_dir)
+    data = data or run.manifest.get("data")
+    if not data:
+        raise UsageError(f"{run_dir} records no dataset: give --data")
     parse_spec(data)
-    recipe = get_recipe(card.recipe).override(epochs=epochs, batch_size=batch_size, lr=lr)
-    run = RunDir.create(out or f"runs/{card.name}", {"model": card.name, "data": data})
-    metrics = train_model(run, model_name=card.name, recipe=recipe, data_spec=data, strategy=strategy,
-                          verbose=0 if quiet else 2)
-    click.echo(f"trained {card.name}: val_accuracy {metrics.get('val_accuracy', float('nan')):.4f} -> {run.path}")
+    result = evaluate_run(run, data_spec=data, batch_size=batch_size, which="best" if best else "last")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    top5 = next((f" top-{k[3:]} {v:.2%}" for k, v in result.items() if k.startswith("top") and k != "top1"), "")
+    click.echo(f"{run.path} ({result['model_file']}) on {data}: top-1 {result['top1']:.2%}{top5} "
+               f"over {result['images']} images")
+
+
+# -- recipes --------------------------------------------------------------------------------
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Show the recipe with overrides.")
+@json_option
+def recipes(name, settings, as_json):
+    """Show the training recipe of a model (or a recipe by name); without NAME, list them all."""
+    from edgebnn.recipes import RECIPES, get_recipe
+    from edgebnn.registry import get_card, is_model_name
+
+    if not name:
+        rows = [r.to_dict() for r in RECIPES.values()]
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            click.echo(f"{r['name']:<20} {r['optimizer']:<6} lr {r['lr']:<8g} {r['epochs']:>4} epochs  "
+                       f"batch {r['batch_size']:<4} {r['schedule']}")
+        return
+    recipe = get_recipe(get_card(name).recipe if is_model_name(name) else name).with_settings(settings)
+    data = recipe.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"recipe {data.pop('name')}" + (f" (model {name})" if is_model_name(name) else ""))
+    for key, value in data.items():
+        click.echo(f"  {key:<22} {value}")
 
 
 # -- convert --------------------------------------------------------------------------------

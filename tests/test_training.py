@@ -1,10 +1,38 @@
+import csv
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
+import tf_keras as keras
 
 from edgebnn.cli import cli
+from edgebnn.converters.report import binary_layers
 from edgebnn.data import digits_arrays, load_dataset
+from edgebnn.errors import EdgebnnError
+from edgebnn.recipes import get_recipe
 from edgebnn.rundir import RunDir
+from edgebnn.training import resume, train
+
+RECIPE = get_recipe("bireal-tiny").override(epochs=2)
+
+
+def _train(path, **kwargs):
+    run = RunDir.create(path, {"model": "bireal-tiny", "data": "digits"})
+    return run, train(run, model_name="bireal-tiny", recipe=kwargs.pop("recipe", RECIPE), data_spec="digits",
+                      verbose=0, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """bireal-tiny trained for two epochs on the digits, uninterrupted (seed 0)."""
+    run, _ = _train(tmp_path_factory.mktemp("runs") / "digits")
+    return run
 
 
 def test_digits_split_is_stratified_and_fixed():
@@ -22,6 +50,164 @@ def test_digits_as_three_channels():
     assert tuple(x.shape) == (8, 16, 16, 3)
 
 
+@pytest.mark.slow
+def test_run_records_flips_best_and_logs(digits_run):
+    manifest = digits_run.manifest
+    assert manifest["status"] == "finished" and manifest["recipe"]["epochs"] == 2 and manifest["seed"] == 0
+    binary = manifest["flips"]["layers"]
+    assert set(binary) == set(binary_layers(digits_run.load_model())) and all(0 <= v["max"] <= 1 for v in binary.values())
+    first, last = manifest["flips"]["per_epoch"]
+    assert 0 < last < first < 0.5  # weights settle: fewer flips in the second epoch
+    rows = list(csv.DictReader(open(digits_run.path / "logs" / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1"] and float(rows[1]["flip_ratio"]) == pytest.approx(last, rel=1e-4)
+    assert manifest["best"]["val_accuracy"] == max(float(r["val_accuracy"]) for r in rows)
+    assert (digits_run.path / "best.keras").exists() and manifest["files"]["best.keras"]["bytes"] > 0
+    assert list((digits_run.path / "logs" / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_evaluate_reports_top1_top5(digits_run, cli_runner):
+    result = cli_runner.invoke(cli, ["evaluate", str(digits_run.path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["images"] == 360 and report["top1"] <= report["top5"]
+    # The same model on the same validation split as the last epoch's val_accuracy.
+    assert report["top1"] == pytest.approx(digits_run.manifest["metrics"]["val_accuracy"], abs=1e-6)
+    assert digits_run.manifest["evaluation"]["top1"] == report["top1"]
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Send SIGINT to this process in the middle of ``epoch`` (the real signal path)."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.batch:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_the_same_weights(digits_run, tmp_path):
+    path = tmp_path / "interrupted"
+    with pytest.raises(EdgebnnError, match=r"interrupted by SIGINT at epoch 2.*--resume"):
+        _train(path, callbacks=[_Interrupt(epoch=1, batch=5)])
+    state = json.loads((path / "checkpoints" / "state.json").read_text())
+    assert (state["epoch"], state["finished"]) == (1, False) and state["step"] >= 6
+    assert RunDir(path).manifest["status"] == "interrupted"
+    run, metrics = resume(path, verbose=0)
+    assert run.manifest["status"] == "finished" and metrics["epochs"] == 2
+    expected, got = digits_run.load_model().get_weights(), run.load_model().get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(expected, got))
+    rows = list(csv.DictReader(open(path / "logs" / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert float(rows[0]["val_accuracy"]) == float(next(csv.DictReader(open(digits_run.path / "logs" / "metrics.csv")))["val_accuracy"])
+
+
+class _Poison(keras.callbacks.Callback):
+    """Turn the classifier's weights into NaN at the third batch of the second epoch."""
+
+    epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 2:
+            dense = [layer for layer in self.model.layers if hasattr(layer, "kernel")][-1]
+            dense.kernel.assign(dense.kernel * np.nan)
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, cli_runner):
+    path = tmp_path / "nan"
+    with pytest.raises(EdgebnnError, match=r"loss became NaN at epoch 2.*after epoch 1.*--lr"):
+        _train(path, callbacks=[_Poison()])
+    state = json.loads((path / "checkpoints" / "state.json").read_text())
+    assert state["epoch"] == 1 and RunDir(path).manifest["status"] == "nan"
+    # A fresh run over the unfinished one is refused; resuming is suggested.
+    result = cli_runner.invoke(cli, ["train", "bireal-tiny", "--out", str(path)])
+    assert result.exit_code == 2 and "unfinished run" in result.output and "--resume" in result.output
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, cli_runner):
+    result = cli_runner.invoke(cli, ["train", "--resume", str(tmp_path / "nothing")])
+    assert result.exit_code == 1 and "no run directory" in result.output
+    result = cli_runner.invoke(cli, ["train", "bireal-tiny", "--set", "colour=red", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "unknown recipe field 'colour'" in result.output
+
+
+def test_distillation_weights_teachers_by_agreement():
+    import tensorflow as tf
+
+    from edgebnn.distill import Distiller
+
+    def tiny():
+        return keras.Sequential([keras.layers.Dense(3, activation="softmax", input_shape=(2,))])
+
+    d = Distiller(tiny(), [tiny(), tiny()], alpha=1.0)
+    student = tf.constant([[0.8, 0.1, 0.1]])
+    near, far = tf.math.log([[0.7, 0.2, 0.1]]), tf.math.log([[0.1, 0.1, 0.8]])
+    loss_near = float(d.distill_loss([near, near], student))
+    loss_far = float(d.distill_loss([far, far], student))
+    mixed = float(d.distill_loss([near, far], student))
+    # The agreeing teacher dominates the per-sample weighting: the mix is close to "near".
+    assert loss_near < mixed < (loss_near + loss_far) / 2
+    assert (d.rounds, d.round_of(0, 10), d.round_of(9, 10)) == (1, 0, 0)
+    three = Distiller(tiny(), [tiny(), tiny(), tiny()])
+    assert [three.round_of(e, 4) for e in range(4)] == [0, 0, 1, 1]
+
+
+@pytest.mark.slow
+def test_distillation_from_run_and_model_file(digits_run, tmp_path, cli_runner):
+    out = tmp_path / "student"
+    result = cli_runner.invoke(cli, [
+        "train", "bireal-tiny", "--data", "digits", "--epochs", "1", "--quiet", "--out", str(out),
+        "--teacher", str(digits_run.path / "best.keras"), "--teacher", str(digits_run.path),
+    ])
+    assert result.exit_code == 0, result.output
+    manifest = RunDir.open(out).manifest
+    assert len(manifest["teachers"]) == 2 and manifest["status"] == "finished"
+    row = next(csv.DictReader(open(out / "logs" / "metrics.csv")))
+    assert np.isfinite(float(row["distill_loss"])) and float(row["val_accuracy"]) > 0.1
+    # The saved model is the student alone.
+    assert RunDir(out).load_model().count_params() == digits_run.manifest["stats"]["params"]
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multiworker_training_on_two_local_workers(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+               "CUDA_VISIBLE_DEVICES": ""}
+        cmd = [str(Path(sys.executable).parent / "edgebnn"), "train", "bireal-tiny", "--data", "digits", "--epochs", "1",
+               "--batch-size", "128", "--strategy", "multiworker", "--quiet", "--out", str(tmp_path / f"w{index}")]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    manifest = RunDir.open(tmp_path / "w0").manifest  # the chief writes the run
+    assert manifest["status"] == "finished" and manifest["strategy"] == "multiworker"
+    assert 0 < manifest["metrics"]["val_accuracy"] <= 1
+    assert not (tmp_path / "w1" / "model.keras").exists()  # other workers write to scratch only
+
+
+@pytest.mark.slow
 def test_quickstart_end_to_end(cli_runner, tmp_path):
     out = tmp_path / "qs"
     result = cli_runner.invoke(cli, ["quickstart", "--out", str(out), "--epochs", "2", "--quiet"])
