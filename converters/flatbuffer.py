@@ -13,12 +13,21 @@ def _builtin_names() -> dict[int, str]:
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
 
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+
+
 def operators(flatbuffer: bytes) -> list[dict]:
     """Every operator of every subgraph in execution order.
 
+    Reads through the schema's accessor API (not the object API), so a 20 MB flatbuffer's
+    weights are never copied into Python lists.
+
     Returns:
-        A list of ``{"op": name, "inputs": [...], "outputs": [...]}`` with tensor names;
-        custom operators (``LceBconv2d``, ``LceQuantize``...) appear under their custom code.
+        A list of ``{"op": name, "inputs": [...], "outputs": [...], "constants": [...]}``
+        with tensor names; ``constants`` holds ``(buffer index, bytes)`` of the op's inputs
+        that carry data (weights, biases, multipliers). Custom operators (``LceBconv2d``,
+        ``LceQuantize``...) appear under their custom code.
 
     Raises:
         EdgebnnError: the bytes are not a TFLite flatbuffer.
@@ -27,23 +36,41 @@ def operators(flatbuffer: bytes) -> list[dict]:
 
     if len(flatbuffer) < 8 or flatbuffer[4:8] != b"TFL3":
         raise EdgebnnError("not a TFLite flatbuffer (no TFL3 identifier): re-run `edgebnn convert`")
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
     names = _builtin_names()
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        if code.CustomCode():
+            codes.append(_text(code.CustomCode()))
+        else:
+            # Codes above 127 live in BuiltinCode; older files only fill the deprecated field.
+            codes.append(names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "UNKNOWN"))
+    buffer_bytes = []
+    for i in range(model.BuffersLength()):
+        buffer = model.Buffers(i)
+        # Files over 2 GB keep data outside the flatbuffer (offset/size) instead of inline.
+        buffer_bytes.append(buffer.DataLength() or int(buffer.Size()))
     found = []
-    for subgraph in model.subgraphs:
-        tensor_names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in subgraph.tensors]
-        for op in subgraph.operators or []:
-            code = model.operatorCodes[op.opcodeIndex]
-            if code.customCode:
-                name = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
-            else:
-                # Codes above 127 live in builtinCode; older files only fill the deprecated field.
-                name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        tensors = [subgraph.Tensors(t) for t in range(subgraph.TensorsLength())]
+        tensor_names = [_text(t.Name()) for t in tensors]
+        for o in range(subgraph.OperatorsLength()):
+            op = subgraph.Operators(o)
+            inputs = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
+            outputs = [int(i) for i in op.OutputsAsNumpy()] if op.OutputsLength() else []
+            constants = [
+                (tensors[i].Buffer(), buffer_bytes[tensors[i].Buffer()])
+                for i in inputs
+                if i >= 0 and tensors[i].Buffer() and buffer_bytes[tensors[i].Buffer()]
+            ]
             found.append(
                 {
-                    "op": name,
-                    "inputs": [tensor_names[i] for i in op.inputs if i >= 0],
-                    "outputs": [tensor_names[i] for i in op.outputs if i >= 0],
+                    "op": codes[op.OpcodeIndex()],
+                    "inputs": [tensor_names[i] for i in inputs if i >= 0],
+                    "outputs": [tensor_names[i] for i in outputs if i >= 0],
+                    "constants": constants,
                 }
             )
     return found
