@@ -24,8 +24,9 @@ def operators(flatbuffer: bytes) -> list[dict]:
     weights are never copied into Python lists.
 
     Returns:
-        A list of ``{"op": name, "inputs": [...], "outputs": [...], "constants": [...]}``
-        with tensor names; ``constants`` holds ``(buffer index, bytes)`` of the op's inputs
+        A list of ``{"op": name, "inputs": [...], "outputs": [...], "input_ids": [...],
+        "output_ids": [...], "constants": [...]}`` with tensor names and indices (of the
+        main subgraph's tensors for subgraph 0); ``constants`` holds ``(buffer index, bytes)`` of the op's inputs
         that carry data (weights, biases, multipliers). Custom operators (``LceBconv2d``,
         ``LceQuantize``...) appear under their custom code.
 
@@ -70,6 +71,8 @@ def operators(flatbuffer: bytes) -> list[dict]:
                     "op": codes[op.OpcodeIndex()],
                     "inputs": [tensor_names[i] for i in inputs if i >= 0],
                     "outputs": [tensor_names[i] for i in outputs if i >= 0],
+                    "input_ids": [i for i in inputs if i >= 0],
+                    "output_ids": [i for i in outputs if i >= 0],
                     "constants": constants,
                 }
             )
@@ -79,3 +82,41 @@ def operators(flatbuffer: bytes) -> list[dict]:
 def op_counts(flatbuffer: bytes) -> dict[str, int]:
     """How many times each operator occurs, most frequent first."""
     return dict(Counter(op["op"] for op in operators(flatbuffer)).most_common())
+
+
+def tensors(flatbuffer: bytes) -> list[dict]:
+    """The main subgraph's tensors: ``index``, ``name``, ``type`` (``FLOAT32``, ``INT8``...), ``shape``."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    if len(flatbuffer) < 8 or flatbuffer[4:8] != b"TFL3":
+        raise EdgebnnError("not a TFLite flatbuffer (no TFL3 identifier): re-run `edgebnn convert`")
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    subgraph = schema.Model.GetRootAsModel(flatbuffer, 0).Subgraphs(0)
+    found = []
+    for i in range(subgraph.TensorsLength()):
+        t = subgraph.Tensors(i)
+        shape = [int(d) for d in t.ShapeAsNumpy()] if t.ShapeLength() else []
+        found.append({"index": i, "name": _text(t.Name()), "type": types.get(t.Type(), "UNKNOWN"), "shape": shape})
+    return found
+
+
+def with_outputs(flatbuffer: bytes, indices: list[int]) -> tuple[bytes, list[int]]:
+    """A copy of ``flatbuffer`` whose main subgraph also outputs the tensors ``indices``.
+
+    The operators and kernels are untouched (no re-conversion), so the intermediate values are
+    exactly those the deployed model computes; used to find where outputs diverge.
+
+    Returns:
+        The flatbuffer and, for each of ``indices``, its position among the outputs.
+    """
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    subgraph = model.subgraphs[0]
+    existing = [int(i) for i in subgraph.outputs]
+    outputs = existing + [i for i in dict.fromkeys(indices) if i not in existing]
+    subgraph.outputs = outputs
+    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), [outputs.index(i) for i in indices]

@@ -7,7 +7,7 @@ every tensor without one (LCE warns it is meant for latency tests only). So edge
 post-training calibration itself: it runs the Keras model on the representative inputs,
 records each layer's output range, and rebuilds the model with a
 ``fake_quant_with_min_max_args`` after every layer output (and the input), except outputs that
-only feed a BatchNormalization or an Activation, whose fusion into the preceding convolution a
+only feed a BatchNormalization or a ReLU, whose fusion into the preceding convolution a
 fake-quant would block. The converter then emits int8 kernels for the float layers; binary
 layers stay ``LceBconv2d`` and take or give int8 tensors directly.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-FUSED_CONSUMERS = ("BatchNormalization", "Activation", "ReLU")
+FUSED_ACTIVATIONS = ("relu", "relu6", "linear")
 
 
 def calibrate(model, inputs: np.ndarray, *, batch_size: int = 8) -> dict[str, tuple[float, float]]:
@@ -38,9 +38,16 @@ def _range(values) -> tuple[float, float]:
     return float(min(0.0, np.min(values))), float(max(0.0, np.max(values), np.min(values) + 1e-6))
 
 
+def _fuses_into(consumer) -> bool:
+    kind = type(consumer).__name__
+    if kind == "BatchNormalization" or kind == "ReLU":
+        return True
+    return kind == "Activation" and getattr(consumer.activation, "__name__", "") in FUSED_ACTIVATIONS
+
+
 def _feeds_only_fused(layer) -> bool:
     consumers = [node.outbound_layer for node in layer._outbound_nodes]
-    return bool(consumers) and all(type(c).__name__ in FUSED_CONSUMERS for c in consumers)
+    return bool(consumers) and all(_fuses_into(c) for c in consumers)
 
 
 def with_fake_quant(model, ranges: dict[str, tuple[float, float]]):

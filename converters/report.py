@@ -25,7 +25,7 @@ def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: boo
     """
     from edgebnn.converters.explain import explain
     from edgebnn.converters.flatbuffer import operators
-    from edgebnn.converters.parity import FLOAT_TOLERANCE, INT8_TOLERANCE, parity, random_inputs, within
+    from edgebnn.converters.parity import FLOAT_TOLERANCE, INT8_TOLERANCE, checked, parity, random_inputs, within
     from edgebnn.converters.size import size_report
 
     ops = operators(flatbuffer)
@@ -36,14 +36,14 @@ def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: boo
     binary = binary_layers(model)
     inputs = parity_inputs if parity_inputs is not None else random_inputs(model.input_shape[1:])
     tolerance = INT8_TOLERANCE if int8 else FLOAT_TOLERANCE
-    result = parity(model, flatbuffer, inputs)
+    result = parity(model, flatbuffer, inputs, ops=ops)
     return {
         "op_counts": counts,
         "binary_layers": len(binary),
         "bconv": counts.get(BCONV, 0),
         "bconv_coverage": round(counts.get(BCONV, 0) / len(binary), 4) if binary else None,
         "tflite_bytes": len(flatbuffer),
-        "parity": {**result, "tolerance": tolerance, "ok": within(result, tolerance)},
+        "parity": {**result, "tolerance": tolerance, "ok": within(checked(result), tolerance)},
         "size": size_report(model, ops, len(flatbuffer), int8=int8),
         "explain": explain(model, ops),
     }

@@ -184,7 +184,7 @@ def _convert_lce(run, model, inputs, calibration, *, target, int8, int8_io, stri
     import time
 
     from edgebnn.converters.lce import convert
-    from edgebnn.converters.parity import first_divergence
+    from edgebnn.converters.parity import checked, first_divergence
     from edgebnn.converters.report import conversion_report
 
     ranges = None
@@ -207,17 +207,15 @@ def _convert_lce(run, model, inputs, calibration, *, target, int8, int8_io, stri
         )
     p = report["parity"]
     if not p["ok"]:
-        where = first_divergence(
-            model, inputs, convert_fn=lambda sub: convert(sub, target=target, int8=int8_io, int8_ranges=ranges),
-            tolerance=p["tolerance"],
-        )
+        where = first_divergence(model, flatbuffer, inputs, tolerance=p["tolerance"])
         located = (f"first diverging layer: {where['layer']} ({where['type']}, max rel error "
-                   f"{where['parity']['max_rel_error']:.2e})" if where else "no truncated model diverges: "
-                   "the difference is in the last layers")
+                   f"{where['parity']['max_rel_error']:.2e})" if where else "every intermediate tensor is "
+                   "within tolerance: the difference is in the last ops")
+        c = checked(p)
         raise EdgebnnError(
-            f"parity out of tolerance: max rel error {p['max_rel_error']:.2e}, mean rel error "
-            f"{p['mean_rel_error']:.2e}, top-1 agreement {p['top1_agreement']:.0%} (tolerance "
-            f"{p['tolerance']}); {located}; nothing written"
+            f"parity out of tolerance on the {p['checked_on']}: max rel error {c['max_rel_error']:.2e}, "
+            f"mean rel error {c['mean_rel_error']:.2e}, top-1 agreement {p['top1_agreement']:.0%} "
+            f"(tolerance {p['tolerance']}); {located}; nothing written"
         )
     return report, flatbuffer
 
@@ -227,7 +225,7 @@ def _convert_float(model, inputs, calibration, *, int8, int8_io, start):
 
     from edgebnn.converters.flatbuffer import op_counts
     from edgebnn.converters.lce import convert_float
-    from edgebnn.converters.parity import FLOAT_TOLERANCE, INT8_TOLERANCE, parity, within
+    from edgebnn.converters.parity import FLOAT_TOLERANCE, INT8_TOLERANCE, checked, parity, within
     from edgebnn.converters.twin import float_twin
 
     twin = float_twin(model)
@@ -235,7 +233,7 @@ def _convert_float(model, inputs, calibration, *, int8, int8_io, start):
     seconds = time.perf_counter() - start
     tolerance = INT8_TOLERANCE if int8 else FLOAT_TOLERANCE
     result = parity(twin, flatbuffer, inputs)
-    result.update(tolerance=tolerance, ok=within(result, tolerance))
+    result.update(tolerance=tolerance, ok=within(checked(result), tolerance))
     if not result["ok"]:
         raise EdgebnnError(
             f"parity of the float twin out of tolerance: max rel error {result['max_rel_error']:.2e} "
