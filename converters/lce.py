@@ -5,6 +5,7 @@ from __future__ import annotations
 from edgebnn.errors import EdgebnnError, UsageError
 
 TARGETS = ("arm", "xcore")
+LCE_OPS = ("LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d")
 
 
 def check_float32(model) -> None:
@@ -69,7 +70,7 @@ def convert(model, *, target: str = "arm", int8: bool = False, int8_ranges: dict
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "falling back to graphdef-based conversion" is routine
-            return lce.convert_keras_model(
+            flatbuffer = lce.convert_keras_model(
                 prepared,
                 inference_input_type=io_type,
                 inference_output_type=io_type,
@@ -81,6 +82,34 @@ def convert(model, *, target: str = "arm", int8: bool = False, int8_ranges: dict
             f"LCE could not convert {model.name!r}: {first[:300]}; run `edgebnn convert ... --explain` "
             "on a smaller part of the model, or replace the layer the message names"
         ) from e
+    check_runnable(prepared, flatbuffer)
+    return flatbuffer
+
+
+def check_runnable(model, flatbuffer: bytes) -> None:
+    """Refuse a flatbuffer holding TensorFlow ops that no TFLite or LCE kernel runs.
+
+    LCE's converter does not fail on such ops: it leaves them as custom ops (``Svd``...)
+    that the interpreter and ``lce_benchmark_model`` then reject at load time.
+
+    Raises:
+        EdgebnnError: naming the ops and the layers they come from.
+    """
+    from edgebnn.converters.explain import attribute_ops
+    from edgebnn.converters.flatbuffer import _builtin_names, operators
+
+    ops = operators(flatbuffer)
+    builtins = set(_builtin_names().values())
+    bad = {i for i, op in enumerate(ops) if op["op"] not in builtins and op["op"] not in LCE_OPS}
+    if not bad:
+        return
+    layers = sorted(name for name, idx in attribute_ops(ops, model).items() if bad & set(idx))
+    names = sorted({ops[i]["op"] for i in bad})
+    raise EdgebnnError(
+        f"LCE could not convert {model.name!r}: TensorFlow op(s) {', '.join(names)} (layer(s) "
+        f"{', '.join(layers) or 'unknown'}) have no TFLite or LCE kernel, so no runtime can run the "
+        "flatbuffer: replace those layers with supported operations"
+    )
 
 
 def convert_float(model, *, int8: bool = False, int8_io: bool = False, representative=None) -> bytes:

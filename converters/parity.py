@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-# Relative to the largest Keras magnitude. Float kernels agree to rounding (plus the rare
-# flipped sign); int8 rounds every tensor to 1/255 of its range and the errors add up.
-FLOAT_TOLERANCE = {"max_rel_error": 1e-3}
-INT8_TOLERANCE = {"mean_rel_error": 0.05}
+# Mean error relative to the largest Keras magnitude. Not the max: a pre-activation within
+# rounding of zero flips sign in one engine and not the other (LCE folds BatchNorm into the
+# binary convolution's output transform, which rounds differently), moving a few values by a
+# visible amount; a conversion bug moves most of them. int8 rounds every tensor to 1/255 of
+# its range and the errors add up through the network.
+FLOAT_TOLERANCE = {"mean_rel_error": 1e-2}
+INT8_TOLERANCE = {"mean_rel_error": 5e-2}
 
 
 def random_inputs(input_shape, n: int = 4, seed: int = 0) -> np.ndarray:
