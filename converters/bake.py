@@ -159,3 +159,25 @@ def bake_kernels(model, *, box_sum: str | None = None):
         elif layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
     return new
+
+
+# -- for `edgebnn convert --to keras`: the same layers with quantized values as stored kernels --
+QUANTIZED_WEIGHTS = {"kernel": "kernel_quantizer", "depthwise_kernel": "depthwise_quantizer",
+                     "pointwise_kernel": "pointwise_quantizer"}
+
+
+def bake(model):
+    """Return a copy of ``model`` whose quantized kernels hold their quantized values."""
+    import numpy as np
+    import tf_keras as keras
+
+    from edgebnn.converters.explain import flat_layers
+
+    baked = keras.models.clone_model(model)
+    baked.set_weights(model.get_weights())
+    for layer in flat_layers(baked):
+        for attr, key in QUANTIZED_WEIGHTS.items():
+            quantizer, weight = getattr(layer, key, None), getattr(layer, attr, None)
+            if quantizer is not None and weight is not None:
+                weight.assign(np.asarray(quantizer(weight.value())))
+    return baked

@@ -5,9 +5,30 @@ from __future__ import annotations
 from edgebnn.errors import EdgebnnError, UsageError
 
 TARGETS = ("arm", "xcore")
+LCE_OPS = ("LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d")
 
 
-def convert(model, *, target: str = "arm", int8: bool = False) -> bytes:
+def check_float32(model) -> None:
+    """Refuse a model with a float16 / mixed-precision policy, which LCE cannot convert.
+
+    Raises:
+        EdgebnnError: naming the first such layer and the fix.
+    """
+    from edgebnn.converters.explain import flat_layers
+
+    for layer in [model, *flat_layers(model)]:
+        policy = getattr(layer, "dtype_policy", None)
+        name = getattr(policy, "name", "float32")
+        if name != "float32" and getattr(policy, "compute_dtype", "float32") != "float32":
+            raise EdgebnnError(
+                f"layer {layer.name!r} of {model.name!r} uses the {name} dtype policy, which LCE "
+                "rejects: cast the model to float32 first (rebuild it after "
+                "keras.mixed_precision.set_global_policy('float32') and copy the weights with "
+                "set_weights), then convert"
+            )
+
+
+def convert(model, *, target: str = "arm", int8: bool = False, int8_ranges: dict | None = None) -> bytes:
     """Convert ``model`` with LCE's converter into a TFLite flatbuffer.
 
     Binary convolutions (sign activations and +-s kernels) become ``LceBconv2d``; the model is
@@ -17,35 +38,101 @@ def convert(model, *, target: str = "arm", int8: bool = False) -> bytes:
     Args:
         model: a Keras model with larq layers.
         target: ``arm`` (default) or ``xcore``.
-        int8: int8 input and output types (the float parts need fake-quant ranges).
+        int8: int8 input and output types (needs ``int8_ranges``).
+        int8_ranges: per-layer output ranges from :func:`edgebnn.converters.int8.calibrate`;
+            when given, the float parts become int8 (see :mod:`edgebnn.converters.int8`).
 
     Returns:
         The flatbuffer.
 
     Raises:
-        UsageError: an unknown target.
+        UsageError: an unknown target, or int8 types without ranges.
         EdgebnnError: the converter rejected the model.
     """
     if target not in TARGETS:
         raise UsageError(f"unknown conversion target {target!r}: choose one of {', '.join(TARGETS)}")
+    if int8 and int8_ranges is None:
+        raise UsageError("int8 input/output types need int8 ranges: pass --int8 with --data to calibrate")
+    import warnings
+
     import larq_compute_engine as lce
     import tensorflow as tf
 
     from edgebnn.converters.rewrites import prepare_for_lce
 
-    if model.dtype_policy.name != "float32" if hasattr(model, "dtype_policy") else False:
-        raise EdgebnnError(
-            f"model {model.name!r} uses the {model.dtype_policy.name} policy, which LCE rejects: "
-            "rebuild it under the float32 policy before converting"
-        )
+    check_float32(model)
+    prepared = prepare_for_lce(model)
+    if int8_ranges is not None:
+        from edgebnn.converters.int8 import with_fake_quant
+
+        prepared = with_fake_quant(prepared, int8_ranges)
     io_type = tf.int8 if int8 else tf.float32
     try:
-        return lce.convert_keras_model(
-            prepare_for_lce(model),
-            inference_input_type=io_type,
-            inference_output_type=io_type,
-            target=target,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "falling back to graphdef-based conversion" is routine
+            flatbuffer = lce.convert_keras_model(
+                prepared,
+                inference_input_type=io_type,
+                inference_output_type=io_type,
+                target=target,
+            )
     except Exception as e:  # the MLIR converter raises ConverterError, ValueError, ...
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EdgebnnError(f"LCE could not convert {model.name!r}: {first[:300]}") from e
+        raise EdgebnnError(
+            f"LCE could not convert {model.name!r}: {first[:300]}; run `edgebnn convert ... --explain` "
+            "on a smaller part of the model, or replace the layer the message names"
+        ) from e
+    check_runnable(prepared, flatbuffer)
+    return flatbuffer
+
+
+def check_runnable(model, flatbuffer: bytes) -> None:
+    """Refuse a flatbuffer holding TensorFlow ops that no TFLite or LCE kernel runs.
+
+    LCE's converter does not fail on such ops: it leaves them as custom ops (``Svd``...)
+    that the interpreter and ``lce_benchmark_model`` then reject at load time.
+
+    Raises:
+        EdgebnnError: naming the ops and the layers they come from.
+    """
+    from edgebnn.converters.explain import attribute_ops
+    from edgebnn.converters.flatbuffer import _builtin_names, operators
+
+    ops = operators(flatbuffer)
+    builtins = set(_builtin_names().values())
+    bad = {i for i, op in enumerate(ops) if op["op"] not in builtins and op["op"] not in LCE_OPS}
+    if not bad:
+        return
+    layers = sorted(name for name, idx in attribute_ops(ops, model).items() if bad & set(idx))
+    names = sorted({ops[i]["op"] for i in bad})
+    raise EdgebnnError(
+        f"LCE could not convert {model.name!r}: TensorFlow op(s) {', '.join(names)} (layer(s) "
+        f"{', '.join(layers) or 'unknown'}) have no TFLite or LCE kernel, so no runtime can run the "
+        "flatbuffer: replace those layers with supported operations"
+    )
+
+
+def convert_float(model, *, int8: bool = False, int8_io: bool = False, representative=None) -> bytes:
+    """Convert a float model (no larq layers) with the plain TFLite converter.
+
+    Args:
+        model: e.g. :func:`edgebnn.converters.twin.float_twin` of a BNN.
+        int8: post-training int8 quantization with ``representative`` inputs.
+        int8_io: int8 input and output types too.
+        representative: an array of inputs (N, H, W, C) for calibration.
+    """
+    import tensorflow as tf
+
+    check_float32(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[None]] for x in representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_input_type = converter.inference_output_type = tf.int8
+    try:
+        return converter.convert()
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EdgebnnError(f"TFLite could not convert the float twin of {model.name!r}: {first[:300]}") from e

@@ -2,47 +2,48 @@
 
 from __future__ import annotations
 
-BCONV = "LceBconv2d"
-
-
-def _precision(quantizer) -> int | None:
-    return getattr(quantizer, "precision", None) if quantizer is not None else None
+from edgebnn.converters.explain import BCONV, flat_layers, is_binary
 
 
 def binary_layers(model) -> list[str]:
     """Names of the larq layers with a 1-bit kernel (nested models included)."""
-    import larq as lq
-
-    found = []
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            found += binary_layers(layer)
-        elif isinstance(layer, lq.layers_base.QuantizerBase) and _precision(
-            getattr(layer, "kernel_quantizer", None)
-        ) == 1:
-            found.append(layer.name)
-    return found
+    return [layer.name for layer in flat_layers(model) if is_binary(layer)]
 
 
-def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None) -> dict:
-    """Everything ``edgebnn convert`` records in the manifest.
+def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: bool = False) -> dict:
+    """Everything ``edgebnn convert --to tflite`` records in the manifest.
 
     Args:
         model: the Keras model that was converted.
         flatbuffer: the converter's output.
         parity_inputs: inputs for the parity check (random when None).
-    """
-    from edgebnn.converters.flatbuffer import op_counts
-    from edgebnn.converters.parity import parity, random_inputs
+        int8: the float parts were converted to int8 (sets the size minimum and tolerance).
 
-    ops = op_counts(flatbuffer)
+    Returns:
+        ``op_counts``, ``binary_layers``, ``bconv``, ``bconv_coverage``, ``tflite_bytes``,
+        ``parity`` (with ``tolerance`` and ``ok``), ``size`` and ``explain``.
+    """
+    from edgebnn.converters.explain import explain
+    from edgebnn.converters.flatbuffer import operators
+    from edgebnn.converters.parity import FLOAT_TOLERANCE, INT8_TOLERANCE, checked, parity, random_inputs, within
+    from edgebnn.converters.size import size_report
+
+    ops = operators(flatbuffer)
+    counts: dict[str, int] = {}
+    for op in ops:
+        counts[op["op"]] = counts.get(op["op"], 0) + 1
+    counts = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
     binary = binary_layers(model)
     inputs = parity_inputs if parity_inputs is not None else random_inputs(model.input_shape[1:])
+    tolerance = INT8_TOLERANCE if int8 else FLOAT_TOLERANCE
+    result = parity(model, flatbuffer, inputs, ops=ops)
     return {
-        "op_counts": ops,
+        "op_counts": counts,
         "binary_layers": len(binary),
-        "bconv": ops.get(BCONV, 0),
-        "bconv_coverage": round(ops.get(BCONV, 0) / len(binary), 4) if binary else None,
+        "bconv": counts.get(BCONV, 0),
+        "bconv_coverage": round(counts.get(BCONV, 0) / len(binary), 4) if binary else None,
         "tflite_bytes": len(flatbuffer),
-        "parity": parity(model, flatbuffer, inputs),
+        "parity": {**result, "tolerance": tolerance, "ok": within(checked(result), tolerance)},
+        "size": size_report(model, ops, len(flatbuffer), int8=int8),
+        "explain": explain(model, ops),
     }

@@ -233,27 +233,54 @@ def recipes(name, settings, as_json):
 # -- convert --------------------------------------------------------------------------------
 @cli.command()
 @click.argument("src")
-@click.option("--to", "to", default="tflite", show_default=True, help="Target format: tflite.")
+@click.option("--to", "to", default="tflite", show_default=True,
+              help="tflite (LCE flatbuffer), tflite-float (float twin, plain TFLite) or keras (baked kernels).")
+@click.option("--target", default="arm", show_default=True, help="LCE target: arm or xcore.")
+@click.option("--int8", is_flag=True, help="int8 for the float parts, calibrated on --data.")
+@click.option("--int8-io", is_flag=True, help="int8 input and output types too (with --int8).")
+@click.option("--data", help="Parity and calibration inputs: digits or synthetic [random].")
+@click.option("--samples", type=int, default=8, show_default=True, help="Parity inputs.")
+@click.option("--explain", is_flag=True, help="Print what every layer became, and why binary layers stayed float.")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) when a binary layer stayed float.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory for a bare model name [runs/MODEL].")
 @json_option
-def convert(src, to, out, as_json):
-    """Convert SRC (a run directory or a model name) with Larq Compute Engine."""
-    from edgebnn.pipeline import CONVERT_TARGETS, convert_run, resolve_source
-    from edgebnn.errors import UsageError
+def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out, as_json):
+    """Convert SRC (a run directory or a model name) with Larq Compute Engine.
 
-    if to not in CONVERT_TARGETS:
-        raise UsageError(f"unknown target {to!r} for --to: choose one of {', '.join(CONVERT_TARGETS)}")
+    Checks parity against Keras (exit 1 naming the first diverging layer when out of
+    tolerance), records the op inventory, a per-layer explanation and the size against its
+    theoretical minimum in the manifest. Nothing is written when a check fails.
+    """
+    from edgebnn.pipeline import check_convert_options, convert_run, resolve_source
+
+    check_convert_options(to=to, target=target, int8=int8, int8_io=int8_io, data=data, samples=samples)
     run = resolve_source(src, out=out)
-    report = convert_run(run, to=to)
+    report = convert_run(run, to=to, target=target, int8=int8, int8_io=int8_io, data=data,
+                         samples=samples, strict=strict)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
+    if explain and "explain" in report:
+        from edgebnn.converters.explain import format_explanation
+
+        click.echo(format_explanation(report["explain"]))
     p = report["parity"]
-    click.echo(
-        f"{run.tflite_path}: {report['tflite_bytes'] / 1024:.1f} KiB, "
-        f"LceBconv2d {report['bconv']}/{report['binary_layers']} binary layers, "
-        f"parity max |err| {p['max_abs_error']:.2e} (top-1 agreement {p['top1_agreement']:.0%})"
-    )
+    errors = f"parity max |err| {p['max_abs_error']:.2e} (top-1 agreement {p['top1_agreement']:.0%})"
+    if to == "tflite":
+        size = report["size"]
+        click.echo(
+            f"{run.tflite_path}: {report['tflite_bytes'] / 1024:.1f} KiB ({size['ratio']}x the "
+            f"{size['minimum_bytes'] / 1024:.1f} KiB minimum), LceBconv2d {report['bconv']}/"
+            f"{report['binary_layers']} binary layers, {errors}"
+        )
+        floats = report["explain"]["float_binary_layers"]
+        if floats:
+            click.echo(f"warning: {len(floats)} binary layer(s) stayed float: {', '.join(floats[:5])}"
+                       + ("" if explain else " (see --explain)"), err=True)
+    else:
+        name = "model-float.tflite" if to == "tflite-float" else "model-baked.keras"
+        size = report.get("tflite_bytes") or report.get("keras_bytes")
+        click.echo(f"{run.path / name}: {size / 1024:.1f} KiB, {errors}")
 
 
 # -- bench ----------------------------------------------------------------------------------

@@ -10,10 +10,13 @@ import asyncio
 from pathlib import Path
 
 from edgebnn import atomic
+from edgebnn.data import parse_spec
 from edgebnn.errors import EdgebnnError, UsageError
 from edgebnn.rundir import RunDir, file_record, utc_now
 
-CONVERT_TARGETS = ("tflite",)
+CONVERT_TARGETS = ("tflite", "tflite-float", "keras")
+FLOAT_TFLITE = "model-float.tflite"
+BAKED_KERAS = "model-baked.keras"
 
 
 def resolve_source(src: str, *, out: str | None = None) -> RunDir:
@@ -59,34 +62,201 @@ def resolve_source(src: str, *, out: str | None = None) -> RunDir:
     return run
 
 
-def convert_run(run: RunDir, *, to: str = "tflite", parity_inputs=None) -> dict:
-    """Convert the run's Keras model; write ``model.tflite`` and the report in the manifest.
+def parity_inputs_for(spec: str | None, input_shape, *, n: int = 8, split: str = "val"):
+    """``n`` inputs from ``spec`` (``digits``: real images; ``synthetic`` or None: random).
+
+    ``split="train"`` takes calibration inputs apart from the validation inputs parity uses.
+    """
+    from edgebnn.converters.parity import random_inputs
+
+    if spec is None or parse_spec(spec)[0] == "synthetic":
+        return random_inputs(input_shape, n, seed=0 if split == "val" else 1)
+    from edgebnn.data import digits_arrays
+
+    x_train, _, x_val, _ = digits_arrays(tuple(input_shape))
+    return (x_val if split == "val" else x_train)[:n]
+
+
+def _documented_exception(run: RunDir) -> bool:
+    notes = run.manifest.get("card", {}).get("notes", "")
+    if not notes:
+        from edgebnn.registry import get_card, is_model_name
+
+        name = run.manifest.get("model", "")
+        notes = get_card(name).notes if is_model_name(name) else ""
+    return "documented exception" in notes
+
+
+def convert_run(
+    run: RunDir,
+    *,
+    to: str = "tflite",
+    target: str = "arm",
+    int8: bool = False,
+    int8_io: bool = False,
+    data: str | None = None,
+    samples: int = 8,
+    strict: bool = False,
+    parity_inputs=None,
+) -> dict:
+    """Convert the run's Keras model to ``to`` and record the report in the manifest.
+
+    ``tflite`` writes ``model.tflite`` (LCE) and the report at the top of
+    ``manifest["conversion"]``; ``tflite-float`` writes ``model-float.tflite`` (the float twin,
+    plain TFLite converter) and ``keras`` writes ``model-baked.keras``, each recorded under
+    ``manifest["conversion"][to]``. Nothing is written when a check fails.
+
+    Args:
+        run: the run directory.
+        to: ``tflite``, ``tflite-float`` or ``keras``.
+        target: LCE target, ``arm`` or ``xcore``.
+        int8: int8 float parts, calibrated on ``data``.
+        int8_io: int8 input and output types (needs ``int8``).
+        data: ``digits`` or ``synthetic`` for parity and calibration inputs (random when None).
+        samples: parity inputs.
+        strict: fail when a binary layer stayed float (documented exceptions aside).
+        parity_inputs: explicit parity inputs (overrides ``data``).
 
     Raises:
-        UsageError: unknown ``to``.
+        UsageError: unknown ``to``/``target`` or inconsistent options.
+        EdgebnnError: conversion failed, parity out of tolerance, or ``strict`` violated.
     """
+    check_convert_options(to=to, target=target, int8=int8, int8_io=int8_io, data=data, samples=samples)
+    import time
+
+    model = run.load_model()
+    shape = model.input_shape[1:]
+    inputs = parity_inputs if parity_inputs is not None else parity_inputs_for(data, shape, n=samples)
+    calibration = parity_inputs_for(data, shape, n=64, split="train") if int8 else None
+    start = time.perf_counter()
+    if to == "tflite":
+        report, artifact = _convert_lce(run, model, inputs, calibration, target=target, int8=int8,
+                                        int8_io=int8_io, strict=strict, start=start)
+        path = run.tflite_path
+    elif to == "tflite-float":
+        report, artifact = _convert_float(model, inputs, calibration, int8=int8, int8_io=int8_io, start=start)
+        path = run.path / FLOAT_TFLITE
+    else:
+        report, artifact = _bake(model, inputs, start=start)
+        path = run.path / BAKED_KERAS
+    report.update(converted=utc_now(), data=data or "random")
+    if isinstance(artifact, bytes):
+        atomic.write_bytes(path, artifact)
+    else:
+        with atomic.atomic_path(path) as tmp:
+            artifact.save(tmp)
+        report["keras_bytes"] = path.stat().st_size
+    run.record_file(path)
+    previous = run.manifest.get("conversion") or {}
+    if to == "tflite":
+        conversion = {**{k: v for k, v in previous.items() if k in CONVERT_TARGETS}, **report}
+    else:
+        conversion = {**previous, to: {**report, "file": path.name}}
+    run.update(conversion=conversion)
+    return report
+
+
+def check_convert_options(*, to, target="arm", int8=False, int8_io=False, data=None, samples=8) -> None:
+    """Validate ``convert`` options together, before anything is built or written.
+
+    Raises:
+        UsageError: naming the bad value.
+    """
+    from edgebnn.converters.lce import TARGETS
+
     if to not in CONVERT_TARGETS:
         raise UsageError(f"unknown target {to!r} for --to: choose one of {', '.join(CONVERT_TARGETS)}")
+    if target not in TARGETS:
+        raise UsageError(f"unknown --target {target!r}: choose one of {', '.join(TARGETS)}")
+    if data is not None:
+        parse_spec(data)
+    if int8 and to == "keras":
+        raise UsageError("--int8 applies to --to tflite or tflite-float, not keras")
+    if int8 and data is None:
+        raise UsageError("--int8 needs a representative dataset: add --data digits or --data synthetic")
+    if int8_io and not int8:
+        raise UsageError("--int8-io needs --int8 (int8 input/output types need int8 ranges)")
+    if samples < 1:
+        raise UsageError(f"bad --samples {samples}: give at least 1")
+
+
+def _convert_lce(run, model, inputs, calibration, *, target, int8, int8_io, strict, start):
     import time
 
     from edgebnn.converters.lce import convert
+    from edgebnn.converters.parity import checked, first_divergence
     from edgebnn.converters.report import conversion_report
 
-    model = run.load_model()
-    start = time.perf_counter()
-    flatbuffer = convert(model)
+    ranges = None
+    if int8:
+        from edgebnn.converters.int8 import calibrate
+
+        ranges = calibrate(model, calibration)
+    flatbuffer = convert(model, target=target, int8=int8_io, int8_ranges=ranges)
     seconds = time.perf_counter() - start
-    report = conversion_report(model, flatbuffer, parity_inputs=parity_inputs)
-    report.update(
-        target=to,
-        converted=utc_now(),
-        convert_seconds=round(seconds, 3),
-        keras_bytes=run.keras_path.stat().st_size,
-    )
-    atomic.write_bytes(run.tflite_path, flatbuffer)
-    run.record_file(run.tflite_path)
-    run.update(conversion=report)
-    return report
+    report = conversion_report(model, flatbuffer, parity_inputs=inputs, int8=int8)
+    report.update(target=target, int8=int8, int8_io=int8_io, convert_seconds=round(seconds, 3),
+                  keras_bytes=run.keras_path.stat().st_size)
+    floats = report["explain"]["float_binary_layers"]
+    if strict and floats and not _documented_exception(run):
+        rows = [r for r in report["explain"]["layers"] if r["name"] in floats]
+        why = "; ".join(f"{r['name']}: {r['reasons'][0]}" for r in rows[:3])
+        raise EdgebnnError(
+            f"--strict: {len(floats)} of {report['binary_layers']} binary layers stayed float, nothing "
+            f"written ({why}); run with --explain for every layer"
+        )
+    p = report["parity"]
+    if not p["ok"]:
+        where = first_divergence(model, flatbuffer, inputs, tolerance=p["tolerance"])
+        located = (f"first diverging layer: {where['layer']} ({where['type']}, max rel error "
+                   f"{where['parity']['max_rel_error']:.2e})" if where else "every intermediate tensor is "
+                   "within tolerance: the difference is in the last ops")
+        c = checked(p)
+        raise EdgebnnError(
+            f"parity out of tolerance on the {p['checked_on']}: max rel error {c['max_rel_error']:.2e}, "
+            f"mean rel error {c['mean_rel_error']:.2e}, top-1 agreement {p['top1_agreement']:.0%} "
+            f"(tolerance {p['tolerance']}); {located}; nothing written"
+        )
+    return report, flatbuffer
+
+
+def _convert_float(model, inputs, calibration, *, int8, int8_io, start):
+    import time
+
+    from edgebnn.converters.flatbuffer import op_counts
+    from edgebnn.converters.lce import convert_float
+    from edgebnn.converters.parity import FLOAT_TOLERANCE, INT8_TOLERANCE, checked, parity, within
+    from edgebnn.converters.twin import float_twin
+
+    twin = float_twin(model)
+    flatbuffer = convert_float(twin, int8=int8, int8_io=int8_io, representative=calibration)
+    seconds = time.perf_counter() - start
+    tolerance = INT8_TOLERANCE if int8 else FLOAT_TOLERANCE
+    result = parity(twin, flatbuffer, inputs)
+    result.update(tolerance=tolerance, ok=within(checked(result), tolerance))
+    if not result["ok"]:
+        raise EdgebnnError(
+            f"parity of the float twin out of tolerance: max rel error {result['max_rel_error']:.2e} "
+            f"(tolerance {tolerance}); nothing written"
+        )
+    return {"op_counts": op_counts(flatbuffer), "tflite_bytes": len(flatbuffer), "parity": result,
+            "int8": int8, "int8_io": int8_io, "convert_seconds": round(seconds, 3)}, flatbuffer
+
+
+def _bake(model, inputs, *, start):
+    import time
+
+    from edgebnn.converters.bake import bake
+    from edgebnn.converters.parity import compare
+
+    baked = bake(model)
+    result = compare(model.predict(inputs, verbose=0), baked.predict(inputs, verbose=0))
+    if result["max_rel_error"] > 1e-5:
+        raise EdgebnnError(
+            f"the baked model differs from the original (max rel error {result['max_rel_error']:.2e}): "
+            "a kernel quantizer is not idempotent; nothing written"
+        )
+    return {"parity": result, "convert_seconds": round(time.perf_counter() - start, 3)}, baked
 
 
 def parse_threads(text: str) -> list[int]:

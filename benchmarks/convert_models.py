@@ -1,0 +1,111 @@
+"""Conversion quality and cost of every registered model, one JSON line per model.
+
+For each model of ``edgebnn.registry.list_models()`` (paper models are picked up as soon as
+they are registered) at its default input (224x224 for ImageNet models) or ``--size``:
+LceBconv2d coverage, flatbuffer size against its theoretical minimum, conversion time, parity,
+and the local-interpreter latency of the LCE flatbuffer against the float flatbuffer of the same
+architecture (its float twin, plain TFLite converter), measured interleaved in one process,
+median of ``--runs``. Local latencies are host figures (LCE's portable kernels on x86): the
+ratio, not the milliseconds, is the result.
+
+    python benchmarks/convert_models.py [--models 'quicknet*'] [--size 224] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import traceback
+
+import edgebnn  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
+
+
+def _latencies(flatbuffers: dict[str, bytes], shape, runs: int, threads: int) -> dict[str, float]:
+    import numpy as np
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    x = np.random.default_rng(0).uniform(-1, 1, (1, *shape)).astype("float32")
+    interpreters = {k: Interpreter(fb, num_threads=threads) for k, fb in flatbuffers.items()}
+    for it in interpreters.values():
+        it.predict(x)  # warm-up
+    times = {k: [] for k in interpreters}
+    for _ in range(runs):  # interleaved, so drift in machine load hits both alike
+        for k, it in interpreters.items():
+            t0 = time.perf_counter()
+            it.predict(x)
+            times[k].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def measure(card, *, size: int | None, runs: int, threads: int) -> dict:
+    import tf_keras as keras
+
+    from edgebnn.converters.flatbuffer import operators
+    from edgebnn.converters.lce import convert, convert_float
+    from edgebnn.converters.report import conversion_report
+    from edgebnn.converters.parity import random_inputs
+    from edgebnn.converters.twin import float_twin
+    from edgebnn.registry import create_model
+
+    shape = (size, size, card.input_shape[2]) if size else tuple(card.input_shape)
+    model = create_model(card.name, input_shape=shape)
+    t0 = time.perf_counter()
+    flatbuffer = convert(model)
+    convert_seconds = time.perf_counter() - t0
+    report = conversion_report(model, flatbuffer, parity_inputs=random_inputs(shape, 2))
+    float_flatbuffer = convert_float(float_twin(model))
+    latency = _latencies({"lce": flatbuffer, "float": float_flatbuffer}, shape, runs, threads)
+    floats = report["explain"]["float_binary_layers"]
+    keras.backend.clear_session()
+    return {
+        "model": card.name,
+        "input_shape": list(shape),
+        "binary_layers": report["binary_layers"],
+        "bconv": report["bconv"],
+        "bconv_coverage": report["bconv_coverage"],
+        "float_binary_layers": floats,
+        "documented_exception": "documented exception" in card.notes,
+        "tflite_bytes": report["tflite_bytes"],
+        "minimum_bytes": report["size"]["minimum_bytes"],
+        "size_ratio": report["size"]["ratio"],
+        "float_tflite_bytes": len(float_flatbuffer),
+        "convert_seconds": round(convert_seconds, 2),
+        "parity_max_rel_error": report["parity"]["max_rel_error"],
+        "parity_ok": report["parity"]["ok"],
+        "lce_ms": round(latency["lce"], 3),
+        "float_ms": round(latency["float"], 3),
+        "latency_ratio_lce_over_float": round(latency["lce"] / latency["float"], 4),
+        "runs": runs,
+        "threads": threads,
+        "ops": len(operators(flatbuffer)),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", help="shell glob on the model name (default: every model)")
+    p.add_argument("--size", type=int, help="input height and width (default: each model's own)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per flatbuffer (median reported)")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.runs < 5:
+        p.error("--runs must be at least 5")
+    from edgebnn.registry import list_models
+
+    failed = 0
+    for card in list_models(args.models):
+        try:
+            row = measure(card, size=args.size, runs=args.runs, threads=args.threads)
+        except Exception as e:  # one model failing must not lose the others
+            failed += 1
+            row = {"model": card.name, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"}
+            traceback.print_exc(file=sys.stderr)
+        print(json.dumps(row), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

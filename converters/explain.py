@@ -1,0 +1,227 @@
+"""What every Keras layer became in the flatbuffer, and why a binary layer stayed float.
+
+The flatbuffer's tensor names carry the Keras layer names (``model/quant_conv2d_3/...``,
+several locations joined by ``;`` when ops were fused, cut at 50 characters), so every
+operator is attributed to the layers its outputs name. A binary layer is one whose kernel
+quantizer has precision 1; it is fast only when it became an ``LceBconv2d``. For one that did
+not, :func:`diagnose` inspects the layer (quantizers probed on real values, the quantized
+kernel, padding, layer type) and says what to change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BCONV = "LceBconv2d"
+# Ops whose first input, not their output, carries the name of the layer they implement:
+# LCE names a binary convolution's output after the BatchNorm fused into it.
+NAMED_BY_INPUT = {BCONV, "LceBMaxPool2d"}
+NAME_LIMIT = 50  # LCE cuts tensor names here; a component at the cut may be partial
+
+
+def _precision(quantizer) -> int | None:
+    return getattr(quantizer, "precision", None) if quantizer is not None else None
+
+
+def kernel_quantizer(layer):
+    """The quantizer of a layer's main weights (kernel, or depthwise kernel), or None."""
+    for key in ("kernel_quantizer", "depthwise_quantizer"):
+        q = getattr(layer, key, None)
+        if q is not None:
+            return q
+    return None
+
+
+def is_binary(layer) -> bool:
+    """A larq layer whose main weights are quantized to 1 bit."""
+    return _precision(kernel_quantizer(layer)) == 1
+
+
+def flat_layers(model) -> list:
+    """Every leaf layer of ``model`` (nested models expanded), in model order."""
+    found = []
+    for layer in model.layers:
+        found += flat_layers(layer) if hasattr(layer, "layers") else [layer]
+    return found
+
+
+def _layer_names_in(tensor_name: str, model_names: set[str]) -> set[str]:
+    # Each ';'-segment is a location "model/[nested model/]layer/op...": the layer is the first
+    # component that is not a model name (op names such as "add" must not count as layers).
+    found = set()
+    segments = tensor_name.split(";")
+    for k, segment in enumerate(segments):
+        comps = [c for c in segment.split("/") if c]
+        if k == len(segments) - 1 and len(tensor_name) >= NAME_LIMIT:
+            comps = comps[:-1]  # possibly cut mid-name
+        rest = [c for c in comps if c not in model_names]
+        if rest and len(rest) < len(comps):
+            found.add(rest[0])
+    return found
+
+
+def attribute_ops(ops: list[dict], model) -> dict[str, list[int]]:
+    """Map each layer name of ``model`` to the indices of the flatbuffer ops that implement it.
+
+    An op belongs to the layers named in its output tensors (its first input for
+    ``LceBconv2d``); the final op, whose output is named after the signature, belongs to the
+    model's output layer.
+    """
+    names = {l.name for l in flat_layers(model)}
+    model_names = {model.name} | {l.name for l in _nested_models(model)}
+    found: dict[str, list[int]] = {}
+    for i, op in enumerate(ops):
+        tensors = [op["inputs"][0]] if op["op"] in NAMED_BY_INPUT and op["inputs"] else op["outputs"]
+        layers = set().union(*(_layer_names_in(t, model_names) for t in tensors)) & names if tensors else set()
+        if not layers and any(t.startswith(("StatefulPartitionedCall", "Identity")) for t in op["outputs"]):
+            layers = {model.output_names[0]} & names if getattr(model, "output_names", None) else set()
+            layers = layers or {model.layers[-1].name}
+        for name in layers:
+            found.setdefault(name, []).append(i)
+    return found
+
+
+def _nested_models(model) -> list:
+    found = []
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            found += [layer, *_nested_models(layer)]
+    return found
+
+
+def _probe(quantizer, values) -> np.ndarray:
+    import tensorflow as tf
+
+    return np.asarray(quantizer(tf.constant(values, dtype=tf.float32)))
+
+
+def _qname(quantizer) -> str:
+    if quantizer is None:
+        return "None"
+    if isinstance(quantizer, str):
+        return quantizer
+    config = quantizer.get_config() if hasattr(quantizer, "get_config") else {}
+    args = ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("name", "trainable", "dtype", "metrics"))
+    return f"{type(quantizer).__name__}({args})" if args else type(quantizer).__name__
+
+
+def _input_reason(layer) -> str | None:
+    q = getattr(layer, "input_quantizer", None)
+    if q is None:
+        return ("no activation quantizer (input_quantizer=None): the input stays float, so the "
+                "convolution is float; add input_quantizer='ste_sign'")
+    values = _probe(q, np.linspace(-2.0, 2.0, 41))
+    if not np.all(np.isin(values, (-1.0, 1.0))):
+        seen = ", ".join(f"{v:g}" for v in np.unique(values)[:5])
+        return (f"activation quantizer {_qname(q)} is not sign-like (outputs {seen}...; LCE needs "
+                "exactly -1/+1): use 'ste_sign', 'approx_sign' or 'swish_sign'")
+    return None
+
+
+def _kernel_reason(layer) -> str | None:
+    q = kernel_quantizer(layer)
+    weights = getattr(layer, "depthwise_kernel", None)
+    if weights is None:
+        weights = getattr(layer, "kernel", None)
+    if weights is None:
+        return None
+    w = _probe(q, np.asarray(weights)).reshape(-1, np.asarray(weights).shape[-1])
+    zeros = int(np.sum(np.any(w == 0, axis=0)))
+    if zeros:
+        return (f"the quantized kernel has zeros in {zeros} of {w.shape[1]} output channels "
+                f"({_qname(q)}): LCE needs +-s per output channel; use 'ste_sign' or "
+                "'magnitude_aware_sign'")
+    mags = np.abs(w)
+    uneven = int(np.sum(~np.isclose(mags.max(axis=0), mags.min(axis=0), rtol=1e-5)))
+    if uneven:
+        return (f"the quantized kernel is not +-s per output channel in {uneven} of {w.shape[1]} "
+                f"channels (asymmetric scales, {_qname(q)}): make each output channel +-s, or "
+                "move the scales into a following BatchNorm or multiply")
+    return None
+
+
+def diagnose(layer, *, became_bconv: bool) -> tuple[list[str], list[str]]:
+    """Why a binary layer did not become ``LceBconv2d`` (reasons), and what slows it (warnings).
+
+    Returns:
+        ``(reasons, warnings)``; reasons are empty for a layer that became ``LceBconv2d``.
+    """
+    import larq as lq
+
+    reasons, warnings = [], []
+    kind = type(layer).__name__
+    if isinstance(layer, lq.layers.QuantDense):
+        reasons.append("QuantDense has no binary kernel in LCE: use a 1x1 QuantConv2D on a 1x1 "
+                       "spatial input (Reshape to (1, 1, C)) instead")
+    elif not isinstance(layer, lq.layers.QuantConv2D):
+        reasons.append(f"{kind} has no binary kernel in LCE (only QuantConv2D becomes LceBconv2d): "
+                       "use QuantConv2D, or keep this layer float on purpose")
+    else:
+        for reason in (_input_reason(layer), _kernel_reason(layer)):
+            if reason:
+                reasons.append(reason)
+        if getattr(layer, "padding", "valid") not in ("same", "valid"):
+            reasons.append(f"padding {layer.padding!r} is not supported: use 'same' or 'valid'")
+        in_channels = int(layer.input_shape[-1])
+        out_channels = int(layer.filters)
+        groups = int(getattr(layer, "groups", 1) or 1)
+        if in_channels % 32:
+            warnings.append(f"{in_channels} input channels are not a multiple of 32: the bit-packed "
+                            "words are padded, wasting compute; use multiples of 32")
+        if out_channels % 8:
+            warnings.append(f"{out_channels} output channels are not a multiple of 8: the optimized "
+                            "kernels fall back to slower paths; use multiples of 8")
+        if groups > 1 and (in_channels // groups) % 32:
+            warnings.append(f"{in_channels // groups} input channels per group are not a multiple of 32")
+        if getattr(layer, "padding", "") == "same" and getattr(layer, "pad_values", 0.0) != 1.0:
+            warnings.append("padding 'same' with pad_values=0 needs LCE's padding correction; "
+                            "pad_values=1.0 is the fast path")
+    if not became_bconv and not reasons:
+        reasons.append("no cause found by edgebnn: the converter did not match the pattern "
+                       "(look at the ops listed for this layer)")
+    return (reasons if not became_bconv else []), warnings
+
+
+def explain(model, ops: list[dict]) -> dict:
+    """The per-layer explanation stored in ``manifest["conversion"]["explain"]``.
+
+    Args:
+        model: the Keras model that was converted.
+        ops: :func:`edgebnn.converters.flatbuffer.operators` of its flatbuffer.
+
+    Returns:
+        ``{"layers": [...], "float_binary_layers": [names], "warnings": n}``; each layer has
+        ``name``, ``type``, ``binary``, ``ops`` (op types attributed to it, empty when it was
+        folded into a neighbour), and for binary layers ``bconv``, ``reasons``, ``warnings``.
+    """
+    layers = [l for l in flat_layers(model) if type(l).__name__ != "InputLayer"]
+    by_layer = attribute_ops(ops, model)
+    rows, float_binary, n_warnings = [], [], 0
+    for layer in layers:
+        became = [ops[i]["op"] for i in by_layer.get(layer.name, [])]
+        row = {"name": layer.name, "type": type(layer).__name__, "binary": is_binary(layer), "ops": became}
+        if row["binary"]:
+            bconv = BCONV in became
+            reasons, warnings = diagnose(layer, became_bconv=bconv)
+            row.update(bconv=bconv, reasons=reasons, warnings=warnings)
+            n_warnings += len(warnings)
+            if not bconv:
+                float_binary.append(layer.name)
+        rows.append(row)
+    return {"layers": rows, "float_binary_layers": float_binary, "warnings": n_warnings}
+
+
+def format_explanation(explanation: dict) -> str:
+    """The explanation as text lines: one per layer, reasons and warnings indented below."""
+    lines = []
+    for row in explanation["layers"]:
+        became = ", ".join(row["ops"]) if row["ops"] else "(folded into a neighbouring op)"
+        mark = ""
+        if row["binary"]:
+            mark = "  [binary: LceBconv2d]" if row["bconv"] else "  [binary: STAYED FLOAT]"
+        lines.append(f"{row['name']} ({row['type']}) -> {became}{mark}")
+        for reason in row.get("reasons", []):
+            lines.append(f"    why: {reason}")
+        for warning in row.get("warnings", []):
+            lines.append(f"    warning: {warning}")
+    return "\n".join(lines)
