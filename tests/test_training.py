@@ -207,7 +207,6 @@ def test_multiworker_training_on_two_local_workers(tmp_path):
     assert not (tmp_path / "w1" / "model.keras").exists()  # other workers write to scratch only
 
 
-@pytest.mark.slow
 def test_quickstart_end_to_end(cli_runner, tmp_path):
     out = tmp_path / "qs"
     result = cli_runner.invoke(cli, ["quickstart", "--out", str(out), "--epochs", "2", "--quiet"])
