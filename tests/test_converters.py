@@ -160,7 +160,7 @@ def test_int8_calibrated_on_the_digits(tiny_copy, tiny_run, cli_runner):
         (["--int8"], "--int8 needs a representative dataset"),
         (["--to", "keras", "--int8", "--data", "digits"], "--int8 applies to --to tflite"),
         (["--int8-io"], "--int8-io needs --int8"),
-        (["--data", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--data", "mnist"], "unknown dataset 'mnist'"),
     ],
 )
 def test_bad_options_exit_2_before_anything_is_written(args, fragment, cli_runner, tmp_path):
