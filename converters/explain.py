@@ -63,22 +63,44 @@ def _layer_names_in(tensor_name: str, model_names: set[str]) -> set[str]:
 def attribute_ops(ops: list[dict], model) -> dict[str, list[int]]:
     """Map each layer name of ``model`` to the indices of the flatbuffer ops that implement it.
 
-    An op belongs to the layers named in its output tensors (its first input for
-    ``LceBconv2d``); the final op, whose output is named after the signature, belongs to the
-    model's output layer.
+    An op belongs to the layers named in its output tensors (an ``LceBconv2d`` to the binary
+    conv behind the BatchNorm its output is named after, or else the one its input names; an
+    ``LceBMaxPool2d`` to its input's); the final op, whose output is named after the signature,
+    belongs to the model's output layer.
     """
-    names = {l.name for l in flat_layers(model)}
+    by_name = {l.name: l for l in flat_layers(model)}
+    names = set(by_name)
     model_names = {model.name} | {l.name for l in _nested_models(model)}
+
+    def named_in(tensors):
+        return set().union(*(_layer_names_in(t, model_names) for t in tensors)) & names if tensors else set()
+
     found: dict[str, list[int]] = {}
     for i, op in enumerate(ops):
-        tensors = [op["inputs"][0]] if op["op"] in NAMED_BY_INPUT and op["inputs"] else op["outputs"]
-        layers = set().union(*(_layer_names_in(t, model_names) for t in tensors)) & names if tensors else set()
+        layers = named_in(op["outputs"])
+        if op["op"] == BCONV and op["inputs"]:
+            # A binary conv's output usually carries the name of the BatchNorm fused into it:
+            # step back to the conv that feeds it. Its input (the LceQuantize output) names the
+            # conv too, but one quantized input may feed several convs (BNext's parallel 1x1s).
+            layers = {_binary_producer(by_name[n]) for n in layers} - {None} or named_in(op["inputs"][:1])
+        elif op["op"] in NAMED_BY_INPUT and op["inputs"]:
+            layers = named_in(op["inputs"][:1])
         if not layers and any(t.startswith(("StatefulPartitionedCall", "Identity")) for t in op["outputs"]):
             layers = {model.output_names[0]} & names if getattr(model, "output_names", None) else set()
             layers = layers or {model.layers[-1].name}
         for name in layers:
             found.setdefault(name, []).append(i)
     return found
+
+
+def _binary_producer(layer):
+    """The binary conv whose output the BatchNorm ``layer`` normalizes (LCE folds it into the
+    conv), else None. (An output named after a binary conv may be the next conv's bit-packed
+    input, written by the previous conv: not evidence of which conv this is.)"""
+    inbound = [n.inbound_layers for n in layer._inbound_nodes]
+    if type(layer).__name__ == "BatchNormalization" and len(inbound) == 1 and not isinstance(inbound[0], list):
+        return inbound[0].name if is_binary(inbound[0]) else None
+    return None
 
 
 def _nested_models(model) -> list:

@@ -19,6 +19,16 @@ import numpy as np
 FUSED_ACTIVATIONS = ("relu", "relu6", "linear")
 
 
+def has_fake_quant(model) -> bool:
+    """Whether ``model``'s graph already carries int8 ranges in fake-quantization ops (a model
+    trained with quantization-aware training): then no representative dataset is needed."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
+    return any(op.type.startswith("FakeQuantWithMinMax") for op in graph.get_operations())
+
+
 def calibrate(model, inputs: np.ndarray, *, batch_size: int = 8) -> dict[str, tuple[float, float]]:
     """Output range of every layer (and of the input, under ``"__input__"``) on ``inputs``."""
     import tf_keras as keras

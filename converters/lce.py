@@ -38,7 +38,8 @@ def convert(model, *, target: str = "arm", int8: bool = False, int8_ranges: dict
     Args:
         model: a Keras model with larq layers.
         target: ``arm`` (default) or ``xcore``.
-        int8: int8 input and output types (needs ``int8_ranges``).
+        int8: int8 input and output types (needs ``int8_ranges`` or fake-quantization ops in
+            the model).
         int8_ranges: per-layer output ranges from :func:`edgebnn.converters.int8.calibrate`;
             when given, the float parts become int8 (see :mod:`edgebnn.converters.int8`).
 
@@ -51,8 +52,6 @@ def convert(model, *, target: str = "arm", int8: bool = False, int8_ranges: dict
     """
     if target not in TARGETS:
         raise UsageError(f"unknown conversion target {target!r}: choose one of {', '.join(TARGETS)}")
-    if int8 and int8_ranges is None:
-        raise UsageError("int8 input/output types need int8 ranges: pass --int8 with --data to calibrate")
     import warnings
 
     import larq_compute_engine as lce
@@ -61,6 +60,11 @@ def convert(model, *, target: str = "arm", int8: bool = False, int8_ranges: dict
     from edgebnn.converters.rewrites import prepare_for_lce
 
     check_float32(model)
+    if int8 and int8_ranges is None:
+        from edgebnn.converters.int8 import has_fake_quant
+
+        if not has_fake_quant(model):
+            raise UsageError("int8 input/output types need int8 ranges: pass --int8 with --data to calibrate")
     prepared = prepare_for_lce(model)
     if int8_ranges is not None:
         from edgebnn.converters.int8 import with_fake_quant
@@ -117,7 +121,8 @@ def convert_float(model, *, int8: bool = False, int8_io: bool = False, represent
 
     Args:
         model: e.g. :func:`edgebnn.converters.twin.float_twin` of a BNN.
-        int8: post-training int8 quantization with ``representative`` inputs.
+        int8: int8 quantization: post-training with ``representative`` inputs, or from the
+            model's own fake-quantization ops when ``representative`` is None.
         int8_io: int8 input and output types too.
         representative: an array of inputs (N, H, W, C) for calibration.
     """
@@ -127,8 +132,9 @@ def convert_float(model, *, int8: bool = False, int8_io: bool = False, represent
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if int8:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([x[None]] for x in representative)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if representative is not None:
+            converter.representative_dataset = lambda: ([x[None]] for x in representative)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
             converter.inference_input_type = converter.inference_output_type = tf.int8
     try:

@@ -20,8 +20,10 @@ def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: boo
         int8: the float parts were converted to int8 (sets the size minimum and tolerance).
 
     Returns:
-        ``op_counts``, ``binary_layers``, ``bconv``, ``bconv_coverage``, ``tflite_bytes``,
-        ``parity`` (with ``tolerance`` and ``ok``), ``size`` and ``explain``.
+        ``op_counts``, ``binary_layers``, ``bconv`` (LceBconv2d ops: a layer may give several,
+        as Tang's K-term convolutions do), ``bconv_coverage`` (the share of binary layers that
+        became LceBconv2d, per layer, from ``explain``), ``tflite_bytes``, ``parity`` (with
+        ``tolerance`` and ``ok``), ``size`` and ``explain``.
     """
     from edgebnn.converters.explain import explain
     from edgebnn.converters.flatbuffer import operators
@@ -37,13 +39,15 @@ def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: boo
     inputs = parity_inputs if parity_inputs is not None else random_inputs(model.input_shape[1:])
     tolerance = INT8_TOLERANCE if int8 else FLOAT_TOLERANCE
     result = parity(model, flatbuffer, inputs, ops=ops)
+    explained = explain(model, ops)
+    on_bconv = len(binary) - len(explained["float_binary_layers"])
     return {
         "op_counts": counts,
         "binary_layers": len(binary),
         "bconv": counts.get(BCONV, 0),
-        "bconv_coverage": round(counts.get(BCONV, 0) / len(binary), 4) if binary else None,
+        "bconv_coverage": round(on_bconv / len(binary), 4) if binary else None,
         "tflite_bytes": len(flatbuffer),
         "parity": {**result, "tolerance": tolerance, "ok": within(checked(result), tolerance)},
         "size": size_report(model, ops, len(flatbuffer), int8=int8),
-        "explain": explain(model, ops),
+        "explain": explained,
     }

@@ -19,11 +19,12 @@ FLOAT_TFLITE = "model-float.tflite"
 BAKED_KERAS = "model-baked.keras"
 
 
-def resolve_source(src: str, *, out: str | None = None) -> RunDir:
+def resolve_source(src: str, *, out: str | None = None, seed: int = 0) -> RunDir:
     """A run directory for ``src``: an existing run directory, or a bare model name.
 
     A model name gets a run directory (``out``, or ``runs/<name>``) holding the model with
-    random weights: latency does not depend on the weights.
+    random weights drawn with ``seed``: latency does not depend on the weights, and the same
+    name gives the same flatbuffer, so parity figures repeat from run to run.
 
     Raises:
         EdgebnnError: ``src`` is neither a run directory nor a registered model.
@@ -43,9 +44,12 @@ def resolve_source(src: str, *, out: str | None = None) -> RunDir:
         run = RunDir.open(run_path)
         if run.manifest.get("model") == card.name:
             return run
+    import tf_keras as keras
+
     from edgebnn.models.stats import model_stats
     from edgebnn.registry import create_model
 
+    keras.utils.set_random_seed(seed)
     model = create_model(card.name)
     run = RunDir.create(
         run_path,
@@ -53,6 +57,7 @@ def resolve_source(src: str, *, out: str | None = None) -> RunDir:
             "model": card.name,
             "card": card.to_dict(),
             "weights": "random",
+            "seed": seed,
             "input_shape": list(card.input_shape),
             "num_classes": card.num_classes,
             "stats": model_stats(model),
@@ -62,19 +67,31 @@ def resolve_source(src: str, *, out: str | None = None) -> RunDir:
     return run
 
 
-def parity_inputs_for(spec: str | None, input_shape, *, n: int = 8, split: str = "val"):
-    """``n`` inputs from ``spec`` (``digits``: real images; ``synthetic`` or None: random).
+def parity_inputs_for(spec: str | None, input_shape, *, n: int = 8, split: str = "val",
+                      preprocessing: dict | None = None):
+    """``n`` inputs from the dataset ``spec`` (random in [-1, 1] when None or ``synthetic``).
 
-    ``split="train"`` takes calibration inputs apart from the validation inputs parity uses.
+    The validation split feeds parity; ``split="train"`` takes int8 calibration inputs apart
+    from them. Images go through the same normalization as in training.
     """
     from edgebnn.converters.parity import random_inputs
 
     if spec is None or parse_spec(spec)[0] == "synthetic":
         return random_inputs(input_shape, n, seed=0 if split == "val" else 1)
-    from edgebnn.data import digits_arrays
+    if parse_spec(spec)[0] == "digits":
+        from edgebnn.data import digits_arrays
 
-    x_train, _, x_val, _ = digits_arrays(tuple(input_shape))
-    return (x_val if split == "val" else x_train)[:n]
+        x_train, _, x_val, _ = digits_arrays(tuple(input_shape))
+        return (x_val if split == "val" else x_train)[:n]
+    import numpy as np
+
+    from edgebnn.data import data_errors, load_dataset
+
+    with data_errors():
+        data = load_dataset(spec, input_shape=input_shape, batch_size=n, preprocessing=preprocessing)
+        batches = data.val if split == "val" else data.train
+        images = next(iter(batches))[0].numpy()
+    return images.astype("float32")
 
 
 def _documented_exception(run: RunDir) -> bool:
@@ -110,7 +127,8 @@ def convert_run(
         run: the run directory.
         to: ``tflite``, ``tflite-float`` or ``keras``.
         target: LCE target, ``arm`` or ``xcore``.
-        int8: int8 float parts, calibrated on ``data``.
+        int8: int8 float parts, calibrated on ``data``, or at the ranges of the model's own
+            fake-quantization ops (quantization-aware training) when ``data`` is None.
         int8_io: int8 input and output types (needs ``int8``).
         data: ``digits`` or ``synthetic`` for parity and calibration inputs (random when None).
         samples: parity inputs.
@@ -118,16 +136,23 @@ def convert_run(
         parity_inputs: explicit parity inputs (overrides ``data``).
 
     Raises:
-        UsageError: unknown ``to``/``target`` or inconsistent options.
+        UsageError: unknown ``to``/``target`` or inconsistent options (``int8`` with neither
+            ``data`` nor fake-quantization ops).
         EdgebnnError: conversion failed, parity out of tolerance, or ``strict`` violated.
     """
     check_convert_options(to=to, target=target, int8=int8, int8_io=int8_io, data=data, samples=samples)
     import time
 
     model = run.load_model()
+    if int8 and data is None:
+        from edgebnn.converters.int8 import has_fake_quant
+
+        if not has_fake_quant(model):
+            raise UsageError(INT8_NEEDS_DATA)
     shape = model.input_shape[1:]
-    inputs = parity_inputs if parity_inputs is not None else parity_inputs_for(data, shape, n=samples)
-    calibration = parity_inputs_for(data, shape, n=64, split="train") if int8 else None
+    norm = (run.manifest.get("card") or {}).get("preprocessing")
+    inputs = parity_inputs if parity_inputs is not None else parity_inputs_for(data, shape, n=samples, preprocessing=norm)
+    calibration = parity_inputs_for(data, shape, n=64, split="train", preprocessing=norm) if int8 and data else None
     start = time.perf_counter()
     if to == "tflite":
         report, artifact = _convert_lce(run, model, inputs, calibration, target=target, int8=int8,
@@ -156,8 +181,16 @@ def convert_run(
     return report
 
 
-def check_convert_options(*, to, target="arm", int8=False, int8_io=False, data=None, samples=8) -> None:
+INT8_NEEDS_DATA = ("--int8 needs a representative dataset: add --data digits or --data synthetic "
+                   "(or convert a model trained with fake-quantization ops)")
+
+
+def check_convert_options(*, to, target="arm", int8=False, int8_io=False, data=None, samples=8,
+                          model_name: bool = False) -> None:
     """Validate ``convert`` options together, before anything is built or written.
+
+    ``model_name``: the source is a bare model name, whose random-weight model carries no
+    fake-quantization ranges, so ``int8`` needs ``data``.
 
     Raises:
         UsageError: naming the bad value.
@@ -172,8 +205,8 @@ def check_convert_options(*, to, target="arm", int8=False, int8_io=False, data=N
         parse_spec(data)
     if int8 and to == "keras":
         raise UsageError("--int8 applies to --to tflite or tflite-float, not keras")
-    if int8 and data is None:
-        raise UsageError("--int8 needs a representative dataset: add --data digits or --data synthetic")
+    if int8 and data is None and model_name:
+        raise UsageError(INT8_NEEDS_DATA)
     if int8_io and not int8:
         raise UsageError("--int8-io needs --int8 (int8 input/output types need int8 ranges)")
     if samples < 1:
@@ -188,7 +221,7 @@ def _convert_lce(run, model, inputs, calibration, *, target, int8, int8_io, stri
     from edgebnn.converters.report import conversion_report
 
     ranges = None
-    if int8:
+    if int8 and calibration is not None:  # else the model's own fake-quant ops hold the ranges
         from edgebnn.converters.int8 import calibrate
 
         ranges = calibrate(model, calibration)

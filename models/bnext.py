@@ -164,7 +164,7 @@ for _size, (_stem, _blocks, _top1) in SIZES.items():
         family="bnext",
         paper=PAPER,
         aliases=(f"bnext_{_size}",),
-        recipe="bnext",
+        recipe="bnext-large" if _size == "large" else "bnext",  # batch 128 for Large (papers.md)
         published={"imagenet_top1": _top1} if _top1 is not None else {},
         preprocessing=IMAGENET_NORMALIZATION,
         notes="padding=one (default, LCE's fast path) or padding=zero (the authors' weights)"

@@ -123,3 +123,26 @@ def test_more_causes_on_single_layers(options, fragment):
     layer(keras.Input((8, 8, 32)))
     reasons, _ = diagnose(layer, became_bconv=False)
     assert fragment in reasons[0]
+
+
+def test_parallel_binary_convs_on_one_quantized_input_are_each_attributed():
+    """BNext's doubled width: two 1x1 binary convs share one LceQuantize, whose tensor names
+    only one of them; each LceBconv2d is found through the BatchNorm fused into it."""
+    import larq as lq
+    import tf_keras as keras
+
+    from edgebnn.converters.flatbuffer import operators
+    from edgebnn.converters.lce import convert
+    from edgebnn.converters.report import conversion_report
+
+    binary = dict(input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
+                  use_bias=False)
+    inputs = keras.Input((8, 8, 32))
+    halves = [keras.layers.BatchNormalization()(lq.layers.QuantConv2D(32, 1, name=f"half_{k}", **binary)(inputs))
+              for k in range(2)]
+    model = keras.Model(inputs, keras.layers.Concatenate()(halves))
+    flatbuffer = convert(model)
+    report = conversion_report(model, flatbuffer)
+    assert report["bconv"] == 2 and report["explain"]["float_binary_layers"] == []
+    assert report["bconv_coverage"] == 1.0
+    assert len(operators(flatbuffer)) >= 2
