@@ -49,6 +49,7 @@ class BenchConfig:
     timeout: float = 600.0
     op_profiling: bool = False
     peak_memory: bool = True
+    xnnpack: bool = False  # TFLite's XNNPACK delegate for float ops (LCE's published RPi 4B figures use it)
 
     def runtime_flags(self) -> list[str]:
         flags = [
@@ -62,6 +63,8 @@ class BenchConfig:
             flags.append("--report_peak_memory_footprint=true")
         if self.op_profiling:
             flags.append("--enable_op_profiling=true")
+        if self.xnnpack:
+            flags.append("--use_xnnpack=true")
         return flags
 
 

@@ -2,7 +2,8 @@
 
 The tool's format, as it appears in LCE's and TensorFlow's issue reports: optional
 ``INFO: `` prefixes (TFLite >= 2.13 logs through its logger), one ``count= first= curr= min=
-max= avg= std=`` line for the warm-up and one for the timed runs, ``Inference timings in us:``,
+max= avg= std=`` line for the warm-up and one for the timed runs (just ``count=N curr=T``, plus
+``(all same)`` when N > 1, if every run took the same time), ``Inference timings in us:``,
 memory lines, and with ``--enable_op_profiling=true`` tab-separated tables ("Run Order",
 "Top by Computation Time", "Summary by node type") for initialization and for the runs.
 """
@@ -14,8 +15,10 @@ import re
 from edgebnn.device.runner import PER_RUN_PREFIX
 
 _PREFIX = re.compile(r"^\s*(?:INFO|WARNING|ERROR|VERBOSE): ")
+# TFLite's Stat::OutputToStream (tensorflow/core/util/stats_calculator.h): the full line, or,
+# when every run took the same time, only "count=N curr=T" with "(all same)" glued on for N > 1.
 _SUMMARY = re.compile(
-    r"^count=(?P<count>\d+)(?: first=(?P<first>[\d.]+))?(?: curr=(?P<curr>[\d.]+))?"
+    r"^count=(?P<count>\d+)(?: first=(?P<first>[\d.]+))?(?: curr=(?P<curr>[\d.]+))?(?P<same>\(all same\))?"
     r"(?: min=(?P<min>[\d.]+) max=(?P<max>[\d.]+) avg=(?P<avg>[\d.e+-]+) std=(?P<std>[\d.]+))?"
 )
 _TIMINGS = re.compile(r"^Inference timings in us: (?P<body>.*)")
@@ -46,6 +49,16 @@ def _number(text: str):
         return float(text.rstrip("%"))
     except ValueError:
         return text
+
+
+def _summary(m: re.Match) -> tuple[dict, bool]:
+    """One summary line's figures, and whether it was the short "all runs the same" form."""
+    figures = {k: float(v) for k, v in m.groupdict().items() if v is not None and k != "same"}
+    short = "avg" not in figures and "curr" in figures and (figures["count"] == 1 or m["same"] is not None)
+    if short:  # every run took curr: spell the figures out so a result reads the same either way
+        t = figures["curr"]
+        figures.update(first=t, min=t, max=t, avg=t, std=0.0)
+    return figures, short
 
 
 def _op_profile(lines: list[str]) -> dict:
@@ -94,10 +107,12 @@ def parse_benchmark_output(text: str) -> dict:
         OutputError: no complete summary line for the timed runs.
     """
     lines = [_PREFIX.sub("", line) for line in text.splitlines()]
-    summaries, memory, result = [], {}, {}
+    summaries, short, memory, result = [], [], {}, {}
     for line in lines:
         if m := _SUMMARY.match(line):
-            summaries.append({k: float(v) for k, v in m.groupdict().items() if v is not None})
+            figures, was_short = _summary(m)
+            summaries.append(figures)
+            short.append(was_short)
         elif m := _TIMINGS.match(line):
             keys = {"Init": "init", "First inference": "first", "Warmup (avg)": "warmup_avg",
                     "Inference (avg)": "inference_avg"}
@@ -113,8 +128,11 @@ def parse_benchmark_output(text: str) -> dict:
             result["lce_version"] = m["version"]
         elif line.startswith(PER_RUN_PREFIX):
             result["per_run_us"] = [float(t) for t in line[len(PER_RUN_PREFIX):].split()]
-    if not summaries or "avg" not in summaries[-1]:
-        raise OutputError("no 'count= ... avg= std=' line for the timed runs in the benchmark output")
+    # The tool prints a warm-up summary, then the timed one: a lone short line is a warm-up
+    # whose timed runs never came (the full form is taken alone, as old tools print it).
+    if not summaries or "avg" not in summaries[-1] or (len(summaries) == 1 and short[0]):
+        raise OutputError("no 'count= ... avg= std=' (or 'count=N curr=T') line for the timed runs in the "
+                          "benchmark output")
     result.update(timed=summaries[-1], warmup=summaries[0] if len(summaries) > 1 else None, memory=memory)
     if any(_SECTION.match(line.strip()) or _TABLE.match(line.strip()) for line in lines):
         result["op_profile"] = _op_profile(lines)

@@ -16,6 +16,10 @@ ARM_CORES = {
     "0xd47": "Cortex-A710", "0xd4b": "Cortex-A78C",
 }
 
+# Below this much available memory a benchmark's figures are doubtful: the board may swap, or the
+# kernel's OOM killer may end the runtime mid-run.
+LOW_MEMORY_MB = 256
+
 TEMPS = r"""for z in /sys/class/thermal/thermal_zone*/temp; do [ -r "$z" ] && cat "$z"; done 2>/dev/null | tr '\n' ' '"""
 
 SCRIPT = r"""
@@ -162,6 +166,10 @@ def problems(profile: DeviceProfile, fingerprint: dict, *, check_runtime: bool =
         warnings.append(f"cpufreq governor is {fingerprint['governor']!r}, not 'performance': latencies may vary "
                         "with the clock (`echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/"
                         "scaling_governor`)")
+    free = fingerprint.get("mem_available_mb")
+    if free is not None and free < LOW_MEMORY_MB:
+        warnings.append(f"{name} has only {free} MB of memory available (< {LOW_MEMORY_MB} MB): the runtime may "
+                        "swap or be killed by the OOM killer; stop other programs on the board")
     temps = fingerprint["temps_c"]
     if temps and max(temps) >= profile.throttle_temp:
         warnings.append(f"{name} is at {max(temps):.0f} C before the run: it may throttle; let it cool")

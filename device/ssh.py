@@ -52,6 +52,47 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _entry(host: str, port: int | None) -> str:
+    """A host as known_hosts writes it: ``host`` on port 22, ``[host]:port`` otherwise."""
+    return f"[{host}]:{port}" if port and port != 22 else host
+
+
+class _KnownHostsLookup:
+    """asyncssh's known_hosts lookup, remembering what it was asked.
+
+    asyncssh calls it with the host after ``~/.ssh/config`` resolved it (HostName, or
+    HostKeyAlias), the peer's address and the port (None for 22). Keeping that lets a
+    *changed* key (some entry for the host, none matching) be told from a *new* one, and a new
+    key be recorded under the real ``[host]:port`` rather than under an alias.
+    """
+
+    def __init__(self, files: list[str]):
+        self.files = files
+        self.asked: tuple[str, int | None] | None = None
+        self.found = False  # any entry (key, CA or revocation) for this host
+
+    def __call__(self, host: str, addr: str, port: int | None):
+        import asyncssh
+
+        self.asked = (host, port)
+        text = ""
+        for name in self.files:
+            try:
+                text += Path(name).read_text() + "\n"
+            except OSError:
+                continue  # like ssh: a missing known_hosts file holds no keys
+        keys, cas, revoked = asyncssh.import_known_hosts(text).match(host, addr, port)[:3]
+        self.found = bool(keys or cas or revoked)
+        return keys, cas, revoked
+
+    def record(self, key) -> None:
+        """Append ``key`` for the host asked about to the first known_hosts file."""
+        path = Path(self.files[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"{_entry(*self.asked)} {key.export_public_key('openssh').decode().strip()}\n")
+
+
 @dataclass
 class Upload:
     """A file to place on the board at a content-addressed path."""
@@ -78,9 +119,6 @@ class SshTransport:
         self._conn = None
 
     # -- connection --------------------------------------------------------------------------
-    def _known_hosts_path(self) -> Path:
-        return Path(self.profile.known_hosts or "~/.ssh/known_hosts").expanduser()
-
     def _options(self, *, known_hosts=()) -> dict:
         p = self.profile
         options: dict = {"connect_timeout": p.connect_timeout, "login_timeout": p.connect_timeout}
@@ -94,18 +132,23 @@ class SshTransport:
             options["config"] = [str(Path(p.ssh_config).expanduser())]
         if known_hosts != ():
             options["known_hosts"] = known_hosts
-        elif p.known_hosts:
-            options["known_hosts"] = str(self._known_hosts_path())
         return options
 
-    def _host_is_known(self) -> bool:
+    def _known_hosts_files(self) -> list[str] | None:
+        """The known_hosts files to check, the first one being where new keys are recorded.
+
+        The profile's file, else the ``UserKnownHostsFile`` (+ ``GlobalKnownHostsFile``) that
+        the SSH config gives this host, else ``~/.ssh/known_hosts``; None when the config
+        says ``UserKnownHostsFile none`` (checking deliberately turned off, as in ``ssh``).
+        """
         import asyncssh
 
-        try:
-            known = asyncssh.read_known_hosts(str(self._known_hosts_path()))
-        except (OSError, ValueError):
-            return False
-        return any(known.match(self.profile.host, "", self.profile.port or 22)[:3])
+        if self.profile.known_hosts:
+            return [str(Path(self.profile.known_hosts).expanduser())]
+        files = asyncssh.SSHClientConnectionOptions(host=self.profile.host, **self._options()).known_hosts
+        if files is None:
+            return None
+        return [str(Path(f).expanduser()) for f in files] or [str(Path("~/.ssh/known_hosts").expanduser())]
 
     async def connect(self) -> None:
         """Connect and authenticate.
@@ -119,29 +162,35 @@ class SshTransport:
         where = f"{p.name} ({p.address})"
         check = f"check the host in your devices file or ~/.ssh/config, or run `edgebnn devices check {p.name}`"
         try:
+            files = self._known_hosts_files()
+            lookup = _KnownHostsLookup(files) if files is not None else None
             try:
-                self._conn = await asyncio.wait_for(asyncssh.connect(p.host, **self._options()), p.connect_timeout + 5)
+                self._conn = await asyncio.wait_for(asyncssh.connect(p.host, **self._options(known_hosts=lookup or ())),
+                                                    p.connect_timeout + 5)
             except asyncssh.HostKeyNotVerifiable:
-                if not self.accept_new_host_key or self._host_is_known():
+                # Only a host with no entry at all may be trusted on first use; a changed key never.
+                if not self.accept_new_host_key or lookup is None or lookup.asked is None or lookup.found:
                     raise
                 self._conn = await asyncio.wait_for(
                     asyncssh.connect(p.host, **self._options(known_hosts=None)), p.connect_timeout + 5
                 )
-                self._record_host_key(self._conn.get_server_host_key())
+                lookup.record(self._conn.get_server_host_key())
         except asyncssh.HostKeyNotVerifiable as e:
-            port = f"-p {p.port} " if p.port else ""
-            if self._host_is_known():
+            host, port = lookup.asked if lookup and lookup.asked else (p.host, p.port or None)
+            if lookup and lookup.found:
                 raise DeviceError(
                     "host_key",
-                    f"the host key of {where} does not match {self._known_hosts_path()}: it CHANGED since you "
+                    f"the host key of {where} does not match {lookup.files[0]}: it CHANGED since you "
                     "last connected (a reinstalled board, or someone in between). If you trust the board, remove "
-                    f"the old entry with `ssh-keygen -R {p.host}` and connect again",
+                    f"the old entry with `ssh-keygen -f {shlex.quote(lookup.files[0])} -R {shlex.quote(_entry(host, port))}` "
+                    "and connect again",
                 ) from None
+            target = lookup.files[0] if lookup else "~/.ssh/known_hosts"
             raise DeviceError(
                 "host_key",
-                f"the host key of {where} is not in {self._known_hosts_path()} ({e.reason}): accept it deliberately "
-                f"with `ssh-keyscan {port}{p.host} >> {self._known_hosts_path()}` (after checking its fingerprint), "
-                "`ssh` to it once, or pass --accept-new-host-key",
+                f"the host key of {where} is not in {target} ({e.reason}): accept it deliberately with "
+                f"`ssh-keyscan {f'-p {port} ' if port else ''}{host} >> {target}` (after checking its "
+                "fingerprint), `ssh` to it once, or pass --accept-new-host-key",
             ) from None
         except asyncssh.PermissionDenied:
             raise DeviceError(
@@ -158,14 +207,6 @@ class SshTransport:
         except asyncssh.Error as e:
             raise DeviceError("connection", f"SSH to {where} failed: {e.reason}; {check}") from None
         self.connections += 1
-
-    def _record_host_key(self, key) -> None:
-        p = self.profile
-        host = f"[{p.host}]:{p.port}" if p.port and p.port != 22 else p.host
-        path = self._known_hosts_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as f:
-            f.write(f"{host} {key.export_public_key('openssh').decode().strip()}\n")
 
     @property
     def connected(self) -> bool:

@@ -71,6 +71,28 @@ def test_runner_figures_round_trip(tiny_run):
     assert result.latency["median_ms"] > 0
 
 
+def test_run_that_misses_its_minimum_runs_or_duration_is_invalid(tiny_run):
+    # max_secs stops the runner first, as it stops lce_benchmark_model: figures, but not valid ones.
+    graph, local = str(tiny_run.tflite_path), get_profile("local")
+    for config in (BenchConfig(runs=10**6, warmup=1, min_secs=0.0, max_secs=0.3),
+                   BenchConfig(runs=3, warmup=1, min_secs=30.0, max_secs=0.3)):
+        result = asyncio.run(run_config(LocalTransport(), local, graph, config))
+        assert result.ok and not result.valid and result.latency["median_ms"] > 0, (config, result.error)
+    result = asyncio.run(run_config(LocalTransport(), local, graph, BenchConfig(runs=3, warmup=1, min_secs=0.0)))
+    assert result.ok and result.valid
+
+
+def test_low_free_memory_is_a_preflight_warning():
+    from edgebnn.device.preflight import LOW_MEMORY_MB, check_device, problems
+
+    local = get_profile("local")
+    fingerprint = asyncio.run(check_device(local))["fingerprint"]
+    assert fingerprint["mem_available_mb"] > 0
+    for free, warned in ((LOW_MEMORY_MB - 1, True), (LOW_MEMORY_MB, False)):
+        errors, warnings = problems(local, {**fingerprint, "mem_available_mb": free}, remote=False)
+        assert any(f"only {free} MB of memory available" in w for w in warnings) == warned, warnings
+
+
 def test_failed_configuration_is_recorded_not_raised(tmp_path):
     config = BenchConfig(threads=1, runs=1, warmup=0, min_secs=0.0)
     result = asyncio.run(run_config(LocalTransport(), get_profile("local"), str(tmp_path / "missing.tflite"), config))
@@ -90,6 +112,15 @@ def test_bench_command_writes_json_and_manifest(tiny_run, cli_runner):
     assert summary["device"] == "local"
     assert summary["results"][0]["p90_ms"] >= summary["results"][0]["median_ms"]
     assert (tiny_run.path / summary["file"]).exists()
+
+
+def test_bench_command_passes_xnnpack_to_the_runtime(tiny_run, cli_runner):
+    from edgebnn.cli import cli
+
+    result = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--runs", "3", "--warmup", "0", "--min-secs", "0",
+                                     "--use-xnnpack", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["results"][0]["config"]["xnnpack"] is True
 
 
 # lce_benchmark_model with --enable_op_profiling=true, as TFLite >= 2.13 prints it: log lines
@@ -164,11 +195,46 @@ def test_parse_old_tool_output():
     old = ("count=1 curr=1058871\n\ncount=50 first=885931 curr=881142 min=851668 max=903937 avg=880688 std=12426\n"
            "Peak memory footprint (MB): init=0 overall=12.8672\n")
     figures = parse_benchmark_output(old)
-    assert figures["warmup"] == {"count": 1, "curr": 1058871}
+    assert figures["warmup"] == {"count": 1, "curr": 1058871, "first": 1058871, "min": 1058871, "max": 1058871,
+                                 "avg": 1058871, "std": 0}
     assert figures["timed"]["avg"] == 880688
     assert figures["memory"] == {"init_mb": 0.0, "overall_mb": 12.8672}
     with pytest.raises(OutputError):
         parse_benchmark_output("count=1 curr=1058871\n")  # a warm-up only: the timed runs are missing
+
+
+
+# lce_benchmark_model when every timed run took the same time (a tiny model, the tool's whole
+# microseconds): TFLite's Stat prints "count=N curr=T", with "(all same)" glued on when N > 1.
+ALL_SAME_OUTPUT = """\
+INFO: STARTING!
+INFO: Num threads: [1]
+INFO: Graph: [/tmp/edgebnn/models/tiny.tflite]
+INFO: Loaded model /tmp/edgebnn/models/tiny.tflite
+INFO: Initialized session in 0.412ms.
+INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+INFO: count=41229 first=31 curr=11 min=11 max=96 avg=11.93 std=1
+
+INFO: Running benchmark for at least {runs} iterations and at least 0 seconds but terminate if exceeding 150 seconds.
+INFO: {timed}
+
+INFO: Inference timings in us: Init: 412, First inference: 31, Warmup (avg): 11.93, Inference (avg): 12
+"""
+
+
+@pytest.mark.parametrize("runs, timed", [(1, "count=1 curr=12"), (5, "count=5 curr=12(all same)")])
+def test_parse_timed_runs_that_all_took_the_same_time(runs, timed):
+    from edgebnn.device.bench import summarize
+
+    text = ALL_SAME_OUTPUT.format(runs=runs, timed=timed)
+    figures = parse_benchmark_output(text)
+    assert figures["timed"] == {"count": runs, "curr": 12, "first": 12, "min": 12, "max": 12, "avg": 12, "std": 0}
+    assert figures["warmup"]["count"] == 41229
+    result = summarize("board", BenchConfig(runs=runs, min_secs=0.0), text)
+    assert result.ok and result.valid and result.latency["mean_ms"] == 0.012 and result.latency["std_ms"] == 0
+    # The short form alone is a warm-up whose timed runs never came.
+    with pytest.raises(OutputError, match="timed runs"):
+        parse_benchmark_output("INFO: count=5 curr=12(all same)\n")
 
 
 # -- profiles ----------------------------------------------------------------------------------

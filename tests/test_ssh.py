@@ -124,6 +124,35 @@ def test_ssh_config_alias(sshd, tmp_path):  # noqa: F811
     assert report["errors"] == [] and report["fingerprint"]["cores"] == os.cpu_count()
 
 
+def test_host_key_of_an_alias_is_checked_under_its_hostname_and_port(sshd, tmp_path):  # noqa: F811
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host myboard\n  HostName 127.0.0.1\n  Port {sshd.port}\n")
+    entry = f"[127.0.0.1]:{sshd.port}"
+    other = Path(f"{keygen(tmp_path / 'other')}.pub").read_text().split()
+    changed = tmp_path / "changed"
+    changed.write_text(f"{entry} {other[0]} {other[1]}\n")
+    alias = dict(host="myboard", port=0, ssh_config=str(config))
+    # A changed key is refused as CHANGED under the alias too, even with --accept-new-host-key.
+    for accept in (False, True):
+        with pytest.raises(DeviceError, match="CHANGED") as caught:
+            asyncio.run(check_device(sshd.profile("myboard", known_hosts=str(changed), **alias),
+                                     accept_new_host_key=accept))
+        assert f"-R '{entry}'" in str(caught.value)
+    assert changed.read_text() == f"{entry} {other[0]} {other[1]}\n"
+
+    # A new key is recorded under the real [host]:port, once, and found there next time.
+    unknown = tmp_path / "empty"
+    unknown.write_text("")
+    profile = sshd.profile("myboard", known_hosts=str(unknown), **alias)
+    error = _connect_error(profile)
+    assert "not in" in str(error) and f"ssh-keyscan -p {sshd.port} 127.0.0.1" in str(error)
+    asyncio.run(check_device(profile, accept_new_host_key=True))
+    asyncio.run(check_device(profile, accept_new_host_key=True))
+    asyncio.run(check_device(profile))
+    (line,) = unknown.read_text().splitlines()
+    assert line.startswith(f"{entry} ssh-ed25519 ")
+
+
 # -- faults ------------------------------------------------------------------------------------
 def _connect_error(profile) -> DeviceError:
     with pytest.raises(DeviceError) as caught:
@@ -382,11 +411,13 @@ def test_affinity_pins_the_runtime_with_taskset(sshd, tmp_path):  # noqa: F811
 def test_op_profiling_and_peak_memory_flags_reach_the_runtime(sshd, tmp_path):  # noqa: F811
     seen = tmp_path / "args"
     tool = printing_tool(tmp_path / "rt", f'echo "$@" > {seen}\n')
-    run = bench(sshd.profile(runtime=tool), fake_run(tmp_path).tflite_path, op_profiling=True)
+    run = bench(sshd.profile(runtime=tool), fake_run(tmp_path).tflite_path, op_profiling=True, xnnpack=True)
     assert run.ok, run.error
     args = seen.read_text().split()
     assert "--enable_op_profiling=true" in args and "--report_peak_memory_footprint=true" in args
     assert "--num_threads=1" in args and "--num_runs=3" in args and "--warmup_runs=1" in args
+    assert "--use_xnnpack=true" in args
+    assert run.results[0].config.xnnpack  # recorded with the result
 
 
 def test_ad_hoc_ssh_url(sshd, tmp_path, cli_runner):  # noqa: F811
