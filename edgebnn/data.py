@@ -244,8 +244,11 @@ def _list_split(root: Path, split: str, classes: list[str] | None = None):
     return paths, labels, classes
 
 
-def _read_image(path, channels_hint: int = 3):
-    """File bytes, with an in-graph check that they start like a JPEG or a PNG (names the path)."""
+def _read_image(path):
+    """File bytes, with an in-graph check that they start like a JPEG or a PNG.
+
+    (decode_image also reads GIF and BMP, which the README does not promise.)
+    """
     import tensorflow as tf
 
     data = tf.io.read_file(path)
@@ -262,6 +265,33 @@ def _decode(data):
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
+
+
+def _map_naming_failures(indices, load, paths):
+    """``indices.map(load)`` in parallel; an element that fails to load raises naming its file.
+
+    A tf.data error does not say which input caused it: a truncated JPEG passes the magic-byte
+    check and the decoder fails with a bare "Invalid JPEG data". So failing elements are dropped
+    (``ignore_errors``) and the survivors are zipped with the expected indices; the first
+    mismatch is the bad file, raised as an assertion with :data:`BAD_IMAGE` and its path, which
+    :func:`data_errors` turns into an error naming it. A sentinel (index -1) after the survivors
+    catches a failing last element; it is never reached otherwise, as zip stops with the
+    expected indices. Nothing is skipped silently, and a good file costs one comparison.
+    """
+    import tensorflow as tf
+
+    loaded = indices.map(lambda i: (tf.cast(i, tf.int64), load(i)), num_parallel_calls=tf.data.AUTOTUNE,
+                         deterministic=True).ignore_errors()
+    # Unknown dimensions as 0 keep the element spec (and so the batches' static shapes) as it is.
+    filler = tf.nest.map_structure(lambda s: tf.zeros([d or 0 for d in s.shape], s.dtype), loaded.element_spec[1])
+    loaded = loaded.concatenate(tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), filler)))
+
+    def check(want, got):
+        ok = tf.debugging.Assert(tf.equal(got[0], tf.cast(want, tf.int64)), [BAD_IMAGE, tf.gather(paths, want)])
+        with tf.control_dependencies([ok]):
+            return tf.nest.map_structure(tf.identity, got[1])
+
+    return tf.data.Dataset.zip(indices, loaded).map(check)
 
 
 def _random_resized_crop(image, seed, size):
@@ -321,15 +351,16 @@ def _imagenet(root: Path, shape, batch_size, seed, preprocessing, augment: Augme
                 )
             return _normalize(image, preprocessing, shape[2]), label
 
-        return _permutation(n, epoch_seed).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _map_naming_failures(_permutation(n, epoch_seed), load, paths)
+
+    vpaths, vlabels = tf.constant(val_paths), tf.constant(val_labels, tf.int32)
 
     def val_fn():
-        def load(path, label):
-            image = _center_crop(_decode(_read_image(path)), size)
-            return _normalize(image, preprocessing, shape[2]), label
+        def load(index):
+            image = _center_crop(_decode(_read_image(tf.gather(vpaths, index))), size)
+            return _normalize(image, preprocessing, shape[2]), tf.gather(vlabels, index)
 
-        data = tf.data.Dataset.from_tensor_slices((tf.constant(val_paths), tf.constant(val_labels, tf.int32)))
-        return data.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _map_naming_failures(tf.data.Dataset.range(len(val_paths)), load, vpaths)
 
     return Dataset(f"imagenet:{root}", len(classes), n, len(val_paths), batch_size, seed, epoch_fn, val_fn)
 

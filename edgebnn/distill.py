@@ -6,7 +6,9 @@ teacher alone: every epoch from it). For each sample the teachers are weighted b
 agree with the student: ``w = softmax over teachers of (-CE(teacher, student))``, so the teacher
 closest to the student counts most (interpretation of the paper's "confidence-aware" weighting;
 the weights carry no gradient). The loss is
-``(1 - alpha) * CE(labels, student) + alpha * T^2 * sum_t w_t * KL(teacher_t^T || student^T)``.
+``(1 - alpha) * CE(labels, student) + alpha * T^2 * sum_t w_t * KL(teacher_t^T || student^T)``,
+plus the student's own regularization losses (Tang et al.'s bipolar regularizer, say) in full,
+whatever ``alpha``.
 
 Teachers see the student's input (resized when their input size differs), so they should be
 trained with the same normalization. Outputs may be probabilities or logits (detected).
@@ -115,11 +117,17 @@ class Distiller(keras.Model):
     def train_step(self, data):
         x, y = data[0], data[1]
         teachers = self._teacher_log_probs(x)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             outputs = self.student(x, training=True)
             kd = self.distill_loss(teachers, outputs)
-            ce = self.compiled_loss(y, outputs, regularization_losses=self.student.losses)
-            loss = (1.0 - self.alpha) * ce + self.alpha * kd
+            # compiled_loss returns CE + regularization, both divided by the replica count (the
+            # gradients are summed over replicas), and its "loss" metric shows that sum, as in a
+            # run without teachers. Only the CE is traded against the teachers; regularization
+            # always counts in full.
+            reg = tf.add_n(self.student.losses) / replicas if self.student.losses else 0.0
+            ce = self.compiled_loss(y, outputs, regularization_losses=self.student.losses) - reg
+            loss = (1.0 - self.alpha) * ce + self.alpha * kd / replicas + reg
         self.optimizer.minimize(loss, self.student.trainable_variables, tape=tape)
         self.compiled_metrics.update_state(y, outputs)
         self.distill_tracker.update_state(kd)

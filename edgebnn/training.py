@@ -17,6 +17,7 @@ overall ``flip_ratio``), ``logs/flips.csv`` (per-layer flip ratios), ``logs/tens
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -126,6 +127,62 @@ def make_optimizer(recipe, steps_per_epoch: int, *, binary_kernels: Sequence = (
     return cls(lr, **args, **common)
 
 
+@functools.cache
+def _smoothed_crossentropy():
+    """The loss class (defined on first use: TensorFlow is imported lazily)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    @keras.saving.register_keras_serializable(package="edgebnn")
+    class SmoothedSparseCrossentropy(keras.losses.Loss):
+        """Cross-entropy with integer labels and label smoothing (Keras' sparse loss has none)."""
+
+        def __init__(self, label_smoothing: float = 0.0, name: str = "smoothed_sparse_crossentropy", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.label_smoothing = float(label_smoothing)
+
+        def call(self, y_true, y_pred):
+            classes = tf.shape(y_pred)[-1]
+            labels = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), classes, dtype=y_pred.dtype)
+            return keras.losses.categorical_crossentropy(labels, y_pred, label_smoothing=self.label_smoothing)
+
+        def get_config(self):
+            return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+    return SmoothedSparseCrossentropy
+
+
+def make_loss(label_smoothing: float = 0.0):
+    """Cross-entropy of the model's probabilities with the integer labels, smoothed as the recipe says."""
+    import tf_keras as keras
+
+    if not label_smoothing:
+        return keras.losses.SparseCategoricalCrossentropy()
+    return _smoothed_crossentropy()(label_smoothing)
+
+
+def compile_model(model, recipe, optimizer, *, num_classes: int) -> None:
+    """Compile ``model`` (the student or the distiller) with the recipe's loss and the run's metrics."""
+    import tf_keras as keras
+
+    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if num_classes > 5:
+        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+    model.compile(optimizer=optimizer, loss=make_loss(recipe.label_smoothing), metrics=metrics)
+
+
+def restore(checkpoint, prefix: str, *, optimizer, recipe, override_lr: bool = False) -> None:
+    """Read a checkpoint of model and optimizer; an explicit learning rate wins over the restored one.
+
+    Constant and plateau schedules keep the learning rate in an optimizer variable, which the
+    checkpoint restores (with the plateau's reductions): ``--resume --lr X`` sets X after reading.
+    Step and cosine schedules are rebuilt from the recipe, so X is in them already.
+    """
+    checkpoint.read(prefix).assert_existing_objects_matched()
+    if override_lr and recipe.schedule in ("constant", "plateau"):
+        optimizer.learning_rate = recipe.lr
+
+
 def binary_kernels(model) -> dict[str, Any]:
     """Latent kernel variables of the binary layers (``converters.report.binary_layers``), by layer name."""
     from edgebnn.converters.report import binary_layers
@@ -176,12 +233,15 @@ def train(
     seed: int = 0,
     teachers: Sequence[str] = (),
     resume: bool = False,
+    override_lr: bool = False,
     callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train ``model_name`` by ``recipe`` on ``data_spec`` and save the run.
 
     Args:
-        run: the run directory.
+        run: the run directory. A fresh run (not ``resume``) writes its manifest itself, and
+            only once the data, the teachers and the model have loaded: a bad ``data_spec`` or
+            teacher leaves a previous run in the directory untouched.
         model_name: a registered model.
         recipe: the resolved :class:`edgebnn.recipes.Recipe`.
         data_spec: ``imagenet:DIR``, ``cifar10:DIR``, ``cifar100:DIR``, ``digits``, ``synthetic``.
@@ -190,8 +250,11 @@ def train(
         verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
         seed: the seed of initialization, shuffling and augmentation.
         teachers: saved Keras models or run directories to distil from (see ``edgebnn.distill``).
-        resume: continue from the run's last checkpoint; otherwise start afresh, dropping the
-            directory's old checkpoints and logs (the CLI calls :func:`check_fresh` first).
+        resume: continue from the run's last checkpoint (a finished one when ``recipe.epochs``
+            is larger); otherwise start afresh, dropping the directory's old checkpoints and logs
+            (the CLI calls :func:`check_fresh` first).
+        override_lr: on ``resume``, ``recipe.lr`` was given explicitly and replaces the learning
+            rate the checkpoint restores (see :func:`restore`).
         callbacks: extra Keras callbacks.
 
     Returns:
@@ -217,11 +280,10 @@ def train(
     state = cb.read_state(ckpt_dir) if resume else None
     if resume and state is None:
         raise EdgebnnError(f"no checkpoint in {ckpt_dir}: nothing to resume; start the run again without --resume")
-    if not resume:  # `edgebnn train` refuses to start over an unfinished run first (check_fresh)
-        _clear_previous(run, chief)
     start_epoch, start_step = (state["epoch"], state["step"]) if state else (0, 0)
-    if state and state.get("finished"):
-        raise UsageError(f"the run in {run.path} already finished its {recipe.epochs} epochs: raise --epochs to continue it")
+    if state and state.get("finished") and start_epoch >= recipe.epochs:
+        raise UsageError(f"the run in {run.path} already finished its {start_epoch} epochs: "
+                         "raise --epochs to continue it")
     if start_epoch >= recipe.epochs:
         raise UsageError(f"the checkpoint in {ckpt_dir} is at epoch {start_epoch}: raise --epochs above it to continue")
 
@@ -245,18 +307,17 @@ def train(
 
             model = Distiller(student, [load_teacher(t) for t in teachers], alpha=recipe.distill_alpha,
                               temperature=recipe.distill_temperature)
-        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        if dataset.num_classes > 5:
-            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=metrics,
-        )
+        compile_model(model, recipe, optimizer, num_classes=dataset.num_classes)
         optimizer.build(student.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=student, optimizer=optimizer)
     if state:
-        checkpoint.read(str(ckpt_dir / state["prefix"])).assert_existing_objects_matched()
+        restore(checkpoint, str(ckpt_dir / state["prefix"]), optimizer=optimizer, recipe=recipe,
+                override_lr=override_lr)
+    elif chief:
+        # Data, teachers and model have loaded: only now is a previous run here replaced. Other
+        # workers write nothing into the run directory.
+        RunDir.create(run.path, {"model": card.name, "data": data_spec})
+        _clear_previous(run)
 
     logs = run.path / "logs"
     if chief:
@@ -352,12 +413,10 @@ def train(
     return final
 
 
-def _clear_previous(run: RunDir, chief: bool) -> None:
+def _clear_previous(run: RunDir) -> None:
     """A fresh run over a finished one: drop its checkpoints and logs (they would mix)."""
     import shutil
 
-    if not chief:
-        return
     shutil.rmtree(run.path / CHECKPOINTS, ignore_errors=True)
     for name in ("metrics.csv", "flips.csv"):
         (run.path / "logs" / name).unlink(missing_ok=True)
@@ -375,7 +434,9 @@ def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, setting
 
     Args:
         path: the run directory.
-        overrides: recipe fields to change (``{"lr": 1e-4}`` after a NaN, ``{"epochs": 200}``).
+        overrides: recipe fields to change (``{"lr": 1e-4}`` after a NaN, ``{"epochs": 200}`` to
+            extend a finished run). An explicit ``lr`` (here or in ``settings``) replaces the
+            learning rate the checkpoint restores.
         settings: ``--set key=value`` strings.
         strategy: a different strategy than the manifest's.
 
@@ -388,20 +449,14 @@ def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, setting
     manifest = run.manifest
     if "recipe" not in manifest or "data" not in manifest:
         raise EdgebnnError(f"{path} has no recorded recipe or data: it was not made by `edgebnn train`")
-    recipe = Recipe.from_dict(manifest["recipe"]).with_settings(list(settings)).override(**(overrides or {}))
-    state_path = run.path / CHECKPOINTS
-    from edgebnn.callbacks import read_state
-
-    state = read_state(state_path)
-    if state and state.get("finished") and recipe.epochs > state["epoch"]:
-        from edgebnn import atomic
-
-        atomic.write_json(state_path / "state.json", {**state, "finished": False})  # extend a finished run
+    overrides = overrides or {}
+    recipe = Recipe.from_dict(manifest["recipe"]).with_settings(list(settings)).override(**overrides)
+    override_lr = overrides.get("lr") is not None or any(s.partition("=")[0].strip() == "lr" for s in settings)
     metrics = train(
         run, model_name=manifest["model"], recipe=recipe, data_spec=manifest["data"],
         strategy=strategy or manifest.get("strategy", "auto"), model_options=manifest.get("model_options") or {},
         verbose=verbose, seed=int(manifest.get("seed", 0)), teachers=manifest.get("teachers") or (),
-        resume=True, callbacks=callbacks,
+        resume=True, override_lr=override_lr, callbacks=callbacks,
     )
     return run, metrics
 

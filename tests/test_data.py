@@ -9,27 +9,9 @@ import tensorflow as tf
 from edgebnn.data import Augment, data_errors, load_dataset, parse_spec
 from edgebnn.errors import EdgebnnError, UsageError
 from edgebnn.randaugment import randaugment
+from formats import cifar10_folder, cifar_batch, imagenet_folder, write_jpeg
 
 NORM = {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]}
-
-
-def _jpeg(path, rng, size=(40, 52)):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
-    path.write_bytes(tf.io.encode_jpeg(pixels).numpy())
-
-
-def _imagenet(root, classes=("n01", "n02", "n03"), per_class=4, val_per_class=2):
-    rng = np.random.default_rng(0)
-    for c in classes:
-        for i in range(per_class):
-            _jpeg(root / "train" / c / f"{c}_{i}.JPEG", rng, size=(30 + 7 * i, 60 - 5 * i))
-        for i in range(val_per_class):
-            _jpeg(root / "val" / c / f"val_{c}_{i}.JPEG", rng)
-    # ImageNet holds a few PNGs named .JPEG: they must decode too.
-    pixels = rng.integers(0, 256, size=(33, 33, 3), dtype=np.uint8)
-    (root / "train" / classes[0] / "png_as.JPEG").write_bytes(tf.io.encode_png(pixels).numpy())
-    return root
 
 
 def _batches(data):
@@ -37,7 +19,7 @@ def _batches(data):
 
 
 def test_imagenet_folder_pipelines(tmp_path):
-    root = _imagenet(tmp_path / "imagenet")
+    root = imagenet_folder(tmp_path / "imagenet")
     data = load_dataset(f"imagenet:{root}", input_shape=(24, 24, 3), batch_size=4, preprocessing=NORM)
     assert (data.num_classes, data.train_size, data.val_size) == (3, 13, 6)
     assert data.steps_per_epoch == 4
@@ -53,7 +35,7 @@ def test_imagenet_folder_pipelines(tmp_path):
 
 
 def test_training_batches_are_a_function_of_seed_and_epoch(tmp_path):
-    root = _imagenet(tmp_path / "imagenet")
+    root = imagenet_folder(tmp_path / "imagenet")
     load = lambda seed: load_dataset(f"imagenet:{root}", input_shape=(16, 16, 3), batch_size=4, seed=seed)  # noqa: E731
     a, b = load(0), load(0)
     epochs_a = _batches(a.train_epochs(0, 2))
@@ -66,7 +48,7 @@ def test_training_batches_are_a_function_of_seed_and_epoch(tmp_path):
 
 
 def test_imagenet_randaugment_and_grayscale(tmp_path):
-    root = _imagenet(tmp_path / "imagenet")
+    root = imagenet_folder(tmp_path / "imagenet")
     data = load_dataset(f"imagenet:{root}", input_shape=(20, 20, 1), batch_size=13,
                         augment=Augment(randaugment_ops=2, randaugment_magnitude=9, randaugment_std=0.5))
     (x, y), = _batches(data.train)
@@ -83,7 +65,7 @@ def test_randaugment_keeps_shape_range_and_is_seeded():
 
 
 def test_empty_class_folder_is_named(tmp_path):
-    root = _imagenet(tmp_path / "imagenet")
+    root = imagenet_folder(tmp_path / "imagenet")
     (root / "train" / "n04").mkdir()
     with pytest.raises(EdgebnnError, match=r"empty class folder .*train/n04"):
         load_dataset(f"imagenet:{root}", input_shape=(16, 16, 3), batch_size=4)
@@ -91,20 +73,20 @@ def test_empty_class_folder_is_named(tmp_path):
 
 def test_missing_split_is_named(tmp_path):
     root = tmp_path / "imagenet"
-    _jpeg(root / "train" / "n01" / "a.JPEG", np.random.default_rng(0))
+    write_jpeg(root / "train" / "n01" / "a.JPEG", np.random.default_rng(0))
     with pytest.raises(EdgebnnError, match=r"missing split .*imagenet/val"):
         load_dataset(f"imagenet:{root}", input_shape=(16, 16, 3), batch_size=4)
 
 
 def test_val_class_unknown_to_train_is_named(tmp_path):
-    root = _imagenet(tmp_path / "imagenet")
-    _jpeg(root / "val" / "n99" / "x.JPEG", np.random.default_rng(0))
+    root = imagenet_folder(tmp_path / "imagenet")
+    write_jpeg(root / "val" / "n99" / "x.JPEG", np.random.default_rng(0))
     with pytest.raises(EdgebnnError, match=r"val/n99 is not in the training classes"):
         load_dataset(f"imagenet:{root}", input_shape=(16, 16, 3), batch_size=4)
 
 
 def test_corrupt_jpeg_is_named(tmp_path):
-    root = _imagenet(tmp_path / "imagenet")
+    root = imagenet_folder(tmp_path / "imagenet")
     bad = root / "train" / "n02" / "broken.JPEG"
     bad.write_bytes(b"this is not an image at all")
     data = load_dataset(f"imagenet:{root}", input_shape=(16, 16, 3), batch_size=4)
@@ -112,6 +94,19 @@ def test_corrupt_jpeg_is_named(tmp_path):
         with data_errors():
             _batches(data.train)
 
+
+
+@pytest.mark.parametrize("split, name", [("train", "n02/n02_1.JPEG"), ("val", "n03/val_n03_1.JPEG")])
+def test_truncated_jpeg_is_named(tmp_path, split, name):
+    # Half a real JPEG: it starts like one (passes the magic-byte check), the decoder fails.
+    # In val it is the last file: the failure of the last element is caught too.
+    root = imagenet_folder(tmp_path / "imagenet")
+    bad = root / split / name
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    data = load_dataset(f"imagenet:{root}", input_shape=(16, 16, 3), batch_size=4)
+    with pytest.raises(EdgebnnError, match=rf"corrupt or unsupported image .*{name}: remove or replace it"):
+        with data_errors():
+            _batches(data.train if split == "train" else data.val)
 
 def test_bad_specs():
     with pytest.raises(UsageError, match="unknown dataset 'mnist'"):
@@ -122,25 +117,8 @@ def test_bad_specs():
         load_dataset("imagenet:/nonexistent", input_shape=(16, 16, 3), batch_size=4)
 
 
-def _cifar_batch(path, n, label_key, classes, seed):
-    rng = np.random.default_rng(seed)
-    batch = {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-             label_key: rng.integers(0, classes, size=n).tolist(), b"batch_label": b"test"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump(batch, f)
-
-
-def _cifar10(root):
-    folder = root / "cifar-10-batches-py"
-    for i in range(1, 6):
-        _cifar_batch(folder / f"data_batch_{i}", 6, b"labels", 10, i)
-    _cifar_batch(folder / "test_batch", 5, b"labels", 10, 9)
-    return folder
-
-
 def test_cifar10_pickle_batches(tmp_path):
-    _cifar10(tmp_path)
+    cifar10_folder(tmp_path)
     data = load_dataset(f"cifar10:{tmp_path}", input_shape=(32, 32, 3), batch_size=8)
     assert (data.num_classes, data.train_size, data.val_size) == (10, 30, 5)
     train = _batches(data.train)
@@ -157,15 +135,15 @@ def test_cifar10_pickle_batches(tmp_path):
 
 def test_cifar100_resized_to_the_model_input(tmp_path):
     folder = tmp_path / "cifar-100-python"
-    _cifar_batch(folder / "train", 7, b"fine_labels", 100, 1)
-    _cifar_batch(folder / "test", 3, b"fine_labels", 100, 2)
+    cifar_batch(folder / "train", 7, b"fine_labels", 100, 1)
+    cifar_batch(folder / "test", 3, b"fine_labels", 100, 2)
     data = load_dataset(f"cifar100:{folder}", input_shape=(40, 40, 3), batch_size=4)
     assert data.num_classes == 100
     assert _batches(data.train)[0][0].shape == (4, 40, 40, 3)
 
 
 def test_wrong_pickle_and_missing_batch_are_named(tmp_path):
-    folder = _cifar10(tmp_path)
+    folder = cifar10_folder(tmp_path)
     with open(folder / "data_batch_3", "wb") as f:
         pickle.dump({"something": "else"}, f)
     with pytest.raises(EdgebnnError, match=r"data_batch_3 is not a CIFAR python batch"):

@@ -10,8 +10,8 @@ from edgebnn.errors import UsageError
 from edgebnn.recipes import RECIPES, Recipe, get_recipe
 from edgebnn.training import learning_rate, make_optimizer
 
-PAPER = ("sabnn-r18", "sabnn-r34", "sabnn-r50", "bnext", "equalbits-imagenet", "equalbits-cifar10",
-         "equalbits-cifar100", "tang2017")
+PAPER = ("sabnn-r18", "sabnn-r34", "sabnn-r50", "bnext", "bnext-large", "bnext-cifar", "equalbits-imagenet",
+         "equalbits-cifar10", "equalbits-cifar100", "tang2017")
 
 
 def test_paper_recipes_follow_papers_md():
@@ -33,6 +33,24 @@ def test_paper_recipes_follow_papers_md():
     assert (tang.lr, tang.schedule, tang.gamma, tang.extra) == (1e-4, "plateau", 0.5, {"bipolar_lambda": 5e-7})
 
 
+def test_bnext_recipes_per_dataset_and_size():
+    bnext, large, cifar = (get_recipe(n) for n in ("bnext", "bnext-large", "bnext-cifar"))
+    assert (large.epochs, large.batch_size, large.randaugment_ops) == (512, 128, 2)  # BNext-Large: batch 128
+    assert (cifar.epochs, cifar.batch_size, cifar.randaugment_ops) == (256, 128, 0)  # crop + flip only
+    same = ("optimizer", "lr", "schedule", "warmup_epochs", "weight_decay", "weight_decay_binary", "clip_norm")
+    assert all(getattr(r, f) == getattr(bnext, f) for r in (large, cifar) for f in same)
+
+
+def test_unknown_recipe_suggests_the_nearest(cli_runner, tmp_path):
+    with pytest.raises(UsageError, match=r"unknown recipe 'equalbits-cifar': did you mean equalbits-cifar10, "
+                                         r"equalbits-cifar100\b"):
+        get_recipe("equalbits-cifar")
+    out = tmp_path / "run"
+    result = cli_runner.invoke(cli, ["train", "equalbits-r20", "--recipe", "bnext-cifr", "--out", str(out)])
+    assert result.exit_code == 2 and "did you mean bnext-cifar?" in result.output and not out.exists()
+    result = cli_runner.invoke(cli, ["train", "--resume", str(out), "--recipe", "bnext-cifar"])
+    assert result.exit_code == 2 and "drop MODEL/--recipe" in result.output
+
 def test_set_parses_by_field_type():
     r = get_recipe("bnext").with_settings(
         ["epochs=3", "weight_decay=1e-4", "milestones=2,3", "nesterov=true", "clip_norm=none",
@@ -50,6 +68,7 @@ def test_set_parses_by_field_type():
     ("epochs", r"write key=value"),
     ("optimizer=lamb", r"unknown optimizer 'lamb'"),
     ("lr=-1", r"learning rate must be positive"),
+    ("label_smoothing=1.5", r"label_smoothing must be in \[0, 1\) \(got 1.5\)"),
 ])
 def test_bad_settings(setting, message):
     with pytest.raises(UsageError, match=message):

@@ -141,6 +141,115 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path, cli_runner):
     assert result.exit_code == 2 and "unknown recipe field 'colour'" in result.output
 
 
+def _fake_finished_run(path):
+    """A finished run's files (contents do not matter: only that nothing changes them)."""
+    run = RunDir.create(path, {"model": "bireal-tiny", "data": "digits"})
+    run.update(status="finished", metrics={"val_accuracy": 0.9}, recipe=RECIPE.to_dict())
+    files = {"model.keras": b"last", "best.keras": b"best", "logs/metrics.csv": b"epoch,loss\n0,1.0\n",
+             "logs/flips.csv": b"epoch,layer\n", "checkpoints/ckpt-e0002-s000000.index": b"ckpt",
+             "checkpoints/state.json": json.dumps({"epoch": 2, "step": 0, "finished": True,
+                                                   "prefix": "ckpt-e0002-s000000"}).encode()}
+    for name, data in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
+    return {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--data", "imagenet:/nonexistent"], 1, "no ImageNet folder at /nonexistent"),
+    (["--teacher", "/nonexistent/teacher.keras"], 2, "no teacher at '/nonexistent/teacher.keras'"),
+])
+def test_bad_data_or_teacher_leaves_a_finished_run_intact(tmp_path, cli_runner, args, code, message):
+    path = tmp_path / "finished"
+    before = _fake_finished_run(path)
+    result = cli_runner.invoke(cli, ["train", "bireal-tiny", "--quiet", "--out", str(path), *args])
+    assert result.exit_code == code and message in result.output, result.output
+    after = {str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()}
+    assert after == before
+
+
+@pytest.mark.parametrize("schedule", ["constant", "plateau", "cosine"])
+def test_explicit_lr_wins_over_the_restored_one(tmp_path, schedule):
+    import tensorflow as tf
+
+    from edgebnn.training import make_optimizer, restore
+
+    def checkpointed(recipe):
+        weights = tf.Variable(np.ones(3, "float32"))
+        optimizer = make_optimizer(recipe, 10)
+        optimizer.build([weights])
+        return optimizer, tf.train.Checkpoint(weights=weights, optimizer=optimizer)
+
+    recipe = get_recipe("tang2017").override(schedule=schedule, epochs=4)
+    optimizer, checkpoint = checkpointed(recipe)
+    if schedule != "cosine":
+        optimizer.learning_rate = 2.5e-5  # lowered by the plateau before the checkpoint
+    prefix = checkpoint.write(str(tmp_path / "ckpt"))
+    faster = recipe.override(lr=1e-2)  # `edgebnn train --resume DIR --lr 1e-2`
+    for override, expected in ((False, 2.5e-5), (True, 1e-2)):
+        optimizer, checkpoint = checkpointed(faster)
+        restore(checkpoint, prefix, optimizer=optimizer, recipe=faster, override_lr=override)
+        if schedule == "cosine":  # a schedule is rebuilt from the recipe: --lr is in it already
+            assert float(optimizer._learning_rate.initial_learning_rate) == 1e-2
+        else:
+            assert float(optimizer.learning_rate) == pytest.approx(expected)
+
+
+class _LearningRate(keras.callbacks.Callback):
+    """The optimizer's learning rate when fit begins (after any checkpoint was restored)."""
+
+    def on_train_begin(self, logs=None):
+        self.value = float(self.model.optimizer.learning_rate)
+
+
+@pytest.mark.slow
+def test_recipe_option_and_resume_with_a_new_lr(tmp_path, cli_runner):
+    out = tmp_path / "tang"
+    result = cli_runner.invoke(cli, ["train", "bireal-tiny", "--recipe", "tang2017", "--data", "synthetic",
+                                     "--epochs", "1", "--batch-size", "128", "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert RunDir.open(out).manifest["recipe"]["name"] == "tang2017"  # plateau schedule, lr 1e-4
+    probe = _LearningRate()
+    run, metrics = resume(out, overrides={"epochs": 2, "lr": 3e-3}, verbose=0, callbacks=[probe])
+    assert probe.value == pytest.approx(3e-3) and metrics["epochs"] == 2
+    assert run.manifest["recipe"]["lr"] == 3e-3 and run.manifest["status"] == "finished"
+
+def test_label_smoothing_reaches_the_loss():
+    from edgebnn.training import compile_model
+
+    x = np.eye(4, dtype="float32")[:, :2] + 0.5
+    y = np.array([0, 1, 2, 0])
+    losses = {}
+    for smoothing in (0.0, 0.2):
+        kernel = keras.initializers.Constant([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+        model = keras.Sequential([keras.layers.Dense(3, activation="softmax", input_shape=(2,),
+                                                     kernel_initializer=kernel)])
+        compile_model(model, RECIPE.override(label_smoothing=smoothing), "sgd", num_classes=3)
+        losses[smoothing] = model.evaluate(x, y, verbose=0)[0]
+        probs = model.predict(x, verbose=0)
+    targets = np.eye(3)[y] * 0.8 + 0.2 / 3  # Keras' smoothing: y * (1 - s) + s / classes
+    assert losses[0.0] == pytest.approx(float(np.mean(-np.log(probs[np.arange(4), y]))), rel=1e-4)
+    assert losses[0.2] == pytest.approx(float(np.mean(-np.sum(targets * np.log(probs), axis=1))), rel=1e-4)
+    assert losses[0.2] != pytest.approx(losses[0.0], rel=1e-3)
+
+
+def test_distillation_keeps_regularization_in_full():
+    from edgebnn.distill import Distiller
+
+    def tiny():
+        return keras.Sequential([keras.layers.Dense(3, activation="softmax", input_shape=(2,),
+                                                    kernel_regularizer=keras.regularizers.L2(0.5))])
+
+    student, teacher = tiny(), tiny()
+    teacher.set_weights(student.get_weights())  # the teacher agrees: the KL term has no gradient
+    kernel = student.get_weights()[0]
+    d = Distiller(student, [teacher], alpha=1.0)
+    d.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy())
+    d.train_on_batch(np.ones((4, 2), "float32"), np.zeros(4, "int32"))
+    # alpha=1 leaves no label loss, but L2 still pulls: w -= lr * 2 * 0.5 * w.
+    assert np.allclose(student.get_weights()[0], kernel * 0.9, atol=1e-6)
+
+
 def test_distillation_weights_teachers_by_agreement():
     import tensorflow as tf
 
@@ -188,7 +297,6 @@ def _free_ports(n):
     return ports
 
 
-@pytest.mark.slow
 def test_multiworker_training_on_two_local_workers(tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
@@ -204,7 +312,7 @@ def test_multiworker_training_on_two_local_workers(tmp_path):
     manifest = RunDir.open(tmp_path / "w0").manifest  # the chief writes the run
     assert manifest["status"] == "finished" and manifest["strategy"] == "multiworker"
     assert 0 < manifest["metrics"]["val_accuracy"] <= 1
-    assert not (tmp_path / "w1" / "model.keras").exists()  # other workers write to scratch only
+    assert not (tmp_path / "w1").exists()  # other workers write to scratch only, not even a manifest
 
 
 def test_quickstart_end_to_end(cli_runner, tmp_path):
