@@ -8,9 +8,9 @@ and runner uploaded), "repeat" the same workdir again (both reused by hash). Fig
 medians over --samples. ``remote_true_s`` is the cost of one empty remote command on this
 "board" (its login shell's start-up; a repeat run needs two commands). Both the in-process harness (`pipeline.bench_runs`) and the full
 `edgebnn bench` command (a new Python process: interpreter and import start-up included)
-are reported. Prints one JSON line.
+are reported. Prints one JSON line. ``--quick``: 3 samples instead of 5 (the line says so).
 
-    python benchmarks/bench_overhead.py [--samples 5]
+    python benchmarks/bench_overhead.py [--samples 5] [--quick]
 """
 
 from __future__ import annotations
@@ -64,8 +64,10 @@ def remote_command_seconds(profile, samples: int = 5) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=5)
+    p.add_argument("--samples", type=int, help="[5; 3 with --quick]")
+    p.add_argument("--quick", action="store_true", help="3 samples instead of 5")
     args = p.parse_args()
+    args.samples = args.samples or (3 if args.quick else 5)
 
     from edgebnn.device.bench import BenchConfig
     from edgebnn.pipeline import bench_runs, convert_run, resolve_source
@@ -95,6 +97,7 @@ def main() -> None:
         shell = remote_command_seconds(sshd.profile("loopback"))
         print(json.dumps({
             "benchmark": "bench_overhead",
+            "quick": args.quick,
             "samples": args.samples,
             "overhead_first_s": median["lib_first"],
             "overhead_repeat_s": median["lib_repeat"],

@@ -5,9 +5,10 @@ Writes ImageNet-like JPEGs (``--classes`` x ``--per-class`` images of 500x375) i
 the training pipeline of ``edgebnn.data`` (decode, random-resized crop, flip, normalization,
 batching; optionally RandAugment) in images/s, and the training step of ``--model`` at the
 same input and batch in images/s. Prints one JSON line with the medians over ``--reps`` and
-their ratio (target: the pipeline feeds at least 3x what the model consumes).
+their ratio (target: the pipeline feeds at least 3x what the model consumes). ``--quick``: 4
+classes x 10 images, a 96x96 input and 2 model steps per repetition, still the median of 5.
 
-    python benchmarks/input_pipeline.py [--model quicknet-small] [--size 224] [--batch 16] [--randaugment]
+    python benchmarks/input_pipeline.py [--model quicknet-small] [--size 224] [--batch 16] [--randaugment] [--quick]
 """
 
 from __future__ import annotations
@@ -43,14 +44,22 @@ def write_jpegs(root: Path, classes: int, per_class: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="quicknet-small")
-    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--size", type=int, help="square input size [224; 96 with --quick]")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--classes", type=int, default=8)
-    parser.add_argument("--per-class", type=int, default=40)
-    parser.add_argument("--steps", type=int, default=3, help="model steps per repetition")
+    parser.add_argument("--classes", type=int, help="[8; 4 with --quick]")
+    parser.add_argument("--per-class", type=int, help="training images per class [40; 10 with --quick]")
+    parser.add_argument("--steps", type=int, help="model steps per repetition [3; 2 with --quick]")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--randaugment", action="store_true", help="add RandAugment(2, 7, 0.5) as BNext")
+    parser.add_argument("--quick", action="store_true", help="fewer, smaller images (still 5 repetitions)")
     args = parser.parse_args()
+    quick = args.quick
+    args.size = args.size or (96 if quick else 224)
+    args.classes = args.classes or (4 if quick else 8)
+    args.per_class = args.per_class or (10 if quick else 40)
+    args.steps = args.steps or (2 if quick else 3)
+    if args.reps < 5:
+        parser.error("--reps must be at least 5: the ratio is a median of repetitions")
 
     import tf_keras as keras
 
@@ -93,6 +102,7 @@ def main() -> None:
         "input": list(shape),
         "batch": args.batch,
         "images_per_epoch": data.train_size,
+        "quick": args.quick,
         "reps": args.reps,
         "pipeline_images_per_s": round(loader, 1),
         "model_images_per_s": round(consumer, 2),

@@ -3,13 +3,13 @@
 Both time the same flatbuffer (bireal-tiny, random weights) at one thread: edgebnn through
 its device runner (a subprocess printing the benchmark tool's format, parsed back), the
 direct call with ``Interpreter.predict`` in this process. Each sample is the median of 200
-timed runs after 10 warm-up runs; samples alternate between the two to share the machine's
+(``--quick``: 50) timed runs after 10 warm-up runs; samples alternate between the two to share the machine's
 drift; the figures are the median over --samples (>= 5) of the sample medians, the median
 of the paired (back-to-back) ratios, the minimum
 over all runs (the estimate least disturbed by other load on a shared machine), and their
 relative differences. Prints one JSON line.
 
-    python benchmarks/local_vs_direct.py [--samples 7]
+    python benchmarks/local_vs_direct.py [--samples 7] [--quick]
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import time
 
 import edgebnn  # noqa: F401
 
-RUNS, WARMUP = 200, 10
+WARMUP = 10
 
 
-def direct_ms(interpreter, feed) -> tuple[float, float]:
-    """(median, min) in ms over RUNS timed calls after WARMUP."""
+def direct_ms(interpreter, feed, runs: int) -> tuple[float, float]:
+    """(median, min) in ms over ``runs`` timed calls after WARMUP."""
     for _ in range(WARMUP):
         interpreter.predict(feed)
     times = []
-    for _ in range(RUNS):
+    for _ in range(runs):
         t0 = time.perf_counter()
         interpreter.predict(feed)
         times.append((time.perf_counter() - t0) * 1e3)
@@ -39,8 +39,13 @@ def direct_ms(interpreter, feed) -> tuple[float, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=7)
+    p.add_argument("--samples", type=int, help="[7; 5 with --quick]")
+    p.add_argument("--quick", action="store_true", help="5 samples of 50 runs instead of 7 of 200")
     args = p.parse_args()
+    args.samples = args.samples or (5 if args.quick else 7)
+    if args.samples < 5:
+        p.error("--samples must be at least 5: the figures are medians of samples")
+    runs = 50 if args.quick else 200
 
     import numpy as np
     from larq_compute_engine.tflite.python.interpreter import Interpreter
@@ -54,18 +59,19 @@ def main() -> None:
         interpreter = Interpreter(run.tflite_path.read_bytes(), num_threads=1)
         shape = (1, *interpreter.input_shapes[0][1:])
         feed = np.random.default_rng(0).uniform(-1, 1, size=shape).astype(interpreter.input_types[0])
-        config = [BenchConfig(threads=1, runs=RUNS, warmup=WARMUP, min_secs=0.0)]
+        config = [BenchConfig(threads=1, runs=runs, warmup=WARMUP, min_secs=0.0)]
         ours, theirs = [], []
         for _ in range(args.samples):
             latency = bench_run(run, device="local", configs=config)["results"][0]["latency"]
             ours.append((latency["median_ms"], latency["min_ms"]))
-            theirs.append(direct_ms(interpreter, feed))
+            theirs.append(direct_ms(interpreter, feed, runs))
         e, d = statistics.median(m for m, _ in ours), statistics.median(m for m, _ in theirs)
         e_min, d_min = min(x for _, x in ours), min(x for _, x in theirs)
         print(json.dumps({
             "benchmark": "local_vs_direct",
+            "quick": args.quick,
             "samples": args.samples,
-            "runs_per_sample": RUNS,
+            "runs_per_sample": runs,
             "edgebnn_median_ms": round(e, 4),
             "direct_median_ms": round(d, 4),
             "relative_difference": round((e - d) / d, 4),

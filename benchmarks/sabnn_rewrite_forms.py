@@ -5,8 +5,9 @@ random scales) is rewritten with each form of ``edgebnn.converters.bake.BOX_SUM_
 converted with LCE and timed with LCE's interpreter (1 thread): median over ``--repeats``
 repeats of ``--runs`` invocations each, plus the parity of each form against Keras and its
 op counts. On x86 these are the portable kernels' timings: a ranking, not a board figure.
+``--quick``: 5 repeats of 20 runs.
 
-    python benchmarks/sabnn_rewrite_forms.py [--repeats 7] [--runs 50] [--size 16] [--channels 64]
+    python benchmarks/sabnn_rewrite_forms.py [--repeats 7] [--runs 50] [--size 16] [--channels 64] [--quick]
 """
 
 from __future__ import annotations
@@ -42,11 +43,16 @@ def build(size: int, channels: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--repeats", type=int, help="[7; 5 with --quick]")
+    parser.add_argument("--runs", type=int, help="invocations per repeat [50; 20 with --quick]")
     parser.add_argument("--size", type=int, default=16)
     parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--quick", action="store_true", help="5 repeats of 20 runs")
     args = parser.parse_args()
+    args.repeats = args.repeats or (5 if args.quick else 7)
+    args.runs = args.runs or (20 if args.quick else 50)
+    if args.repeats < 5:
+        parser.error("--repeats must be at least 5: the ranking is a median of repeats")
 
     import larq_compute_engine as lce
     import numpy as np
@@ -82,7 +88,7 @@ def main() -> None:
         "benchmark": "sabnn_rewrite_forms",
         "layer": f"{args.channels}->{args.channels} 3x3 one-padding {args.size}x{args.size}",
         "runtime": "LCE interpreter, 1 thread, this host",
-        "repeats": args.repeats, "runs": args.runs, "fastest": fastest, "forms": forms,
+        "quick": args.quick, "repeats": args.repeats, "runs": args.runs, "fastest": fastest, "forms": forms,
     }))
 
 

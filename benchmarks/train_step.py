@@ -4,8 +4,9 @@ The twin (``edgebnn.converters.twin.float_twin``) has the same architecture with
 removed. Both train on the synthetic source with the same optimizer; repetitions alternate
 BNN / float so that load on the machine hits both alike. Prints one JSON line: median images/s
 of each and the step-time ratio (target: the BNN step costs at most 1.3x the float step).
+``--quick``: a 64x64 input and 2 steps per repetition, still the median of 5 repetitions.
 
-    python benchmarks/train_step.py [--model quicknet-small] [--size 96] [--batch 16] [--reps 5]
+    python benchmarks/train_step.py [--model quicknet-small] [--size 96] [--batch 16] [--reps 5] [--quick]
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ import edgebnn  # noqa: F401  (legacy Keras before TensorFlow)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="quicknet-small")
-    parser.add_argument("--size", type=int, default=96, help="square input size")
+    parser.add_argument("--size", type=int, help="square input size [96; 64 with --quick]")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=4, help="training steps per repetition")
+    parser.add_argument("--steps", type=int, help="training steps per repetition [4; 2 with --quick]")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--jit", action="store_true", help="compile both train steps with XLA")
+    parser.add_argument("--quick", action="store_true", help="smaller input, fewer steps (still 5 repetitions)")
     args = parser.parse_args()
+    args.size = args.size or (64 if args.quick else 96)
+    args.steps = args.steps or (2 if args.quick else 4)
+    if args.reps < 5:
+        parser.error("--reps must be at least 5: the ratio is a median of repetitions")
 
     import tensorflow as tf
     import tf_keras as keras
@@ -64,6 +70,7 @@ def main() -> None:
         "input": list(shape),
         "batch": args.batch,
         "jit_compile": args.jit,
+        "quick": args.quick,
         "reps": args.reps,
         "steps_per_rep": args.steps,
         "bnn_images_per_s": round(args.batch / step["bnn"], 2),
