@@ -9,6 +9,7 @@ import functools
 import json
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -126,6 +127,8 @@ def models(pattern, as_json):
 @click.option("--lr", type=float, help="Override the recipe's learning rate.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Override any recipe field (repeatable), e.g. --set weight_decay=1e-4.")
+@click.option("--recipe", "recipe_name", metavar="NAME",
+              help="Train with this recipe instead of the model's (see `edgebnn recipes`), e.g. equalbits-cifar100.")
 @click.option("--teacher", "teachers", multiple=True, metavar="PATH",
               help="Distil from a saved Keras model or run directory (repeatable: assistants first, main last).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialization, shuffling, augmentation.")
@@ -134,7 +137,7 @@ def models(pattern, as_json):
 @click.option("--strategy", type=click.Choice(["auto", "mirrored", "multiworker"]), default=None,
               help="tf.distribute strategy [auto; on --resume: the run's].")
 @quiet_option
-def train(model, data, epochs, batch_size, lr, settings, teachers, seed, out, resume, strategy, quiet):
+def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, seed, out, resume, strategy, quiet):
     """Train MODEL with its paper's recipe into a run directory (or --resume one).
 
     Checkpoints are written every epoch and on Ctrl-C/SIGTERM; `--resume DIR` continues with
@@ -147,8 +150,9 @@ def train(model, data, epochs, batch_size, lr, settings, teachers, seed, out, re
     if resume:
         from edgebnn.training import resume as resume_run
 
-        if model or out or teachers:
-            raise UsageError("--resume DIR reads the model, --out and teachers from DIR's manifest: drop MODEL/--out/--teacher")
+        if model or out or teachers or recipe_name:
+            raise UsageError("--resume DIR reads the model, recipe, --out and teachers from DIR's manifest: "
+                             "drop MODEL/--recipe/--out/--teacher (change recipe fields with --set)")
         run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose)
         name = run.manifest["model"]
     else:
@@ -163,10 +167,10 @@ def train(model, data, epochs, batch_size, lr, settings, teachers, seed, out, re
             raise UsageError("give a MODEL to train (see `edgebnn models`) or --resume DIR")
         card = get_card(model)
         parse_spec(data)
-        recipe = get_recipe(card.recipe).with_settings(settings).override(**overrides)
+        recipe = get_recipe(recipe_name or card.recipe).with_settings(settings).override(**overrides)
         path = out or f"runs/{card.name}"
         check_fresh(path)
-        run = RunDir.create(path, {"model": card.name, "data": data})
+        run = RunDir(path)  # train() writes the manifest once data and teachers have loaded
         metrics = train_model(run, model_name=card.name, recipe=recipe, data_spec=data, strategy=strategy or "auto",
                               verbose=verbose, seed=seed, teachers=teachers)
         name = card.name
@@ -236,9 +240,9 @@ def recipes(name, settings, as_json):
 @click.option("--to", "to", default="tflite", show_default=True,
               help="tflite (LCE flatbuffer), tflite-float (float twin, plain TFLite) or keras (baked kernels).")
 @click.option("--target", default="arm", show_default=True, help="LCE target: arm or xcore.")
-@click.option("--int8", is_flag=True, help="int8 for the float parts, calibrated on --data.")
+@click.option("--int8", is_flag=True, help="int8 for the float parts, calibrated on --data (or at the model's own fake-quant ranges).")
 @click.option("--int8-io", is_flag=True, help="int8 input and output types too (with --int8).")
-@click.option("--data", help="Parity and calibration inputs: digits or synthetic [random].")
+@click.option("--data", help="Parity and calibration inputs: a dataset spec (digits, cifar10:DIR, imagenet:DIR, synthetic) [random].")
 @click.option("--samples", type=int, default=8, show_default=True, help="Parity inputs.")
 @click.option("--explain", is_flag=True, help="Print what every layer became, and why binary layers stayed float.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) when a binary layer stayed float.")
@@ -253,7 +257,8 @@ def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out,
     """
     from edgebnn.pipeline import check_convert_options, convert_run, resolve_source
 
-    check_convert_options(to=to, target=target, int8=int8, int8_io=int8_io, data=data, samples=samples)
+    check_convert_options(to=to, target=target, int8=int8, int8_io=int8_io, data=data, samples=samples,
+                          model_name=not Path(src).exists())
     run = resolve_source(src, out=out)
     report = convert_run(run, to=to, target=target, int8=int8, int8_io=int8_io, data=data,
                          samples=samples, strict=strict)
@@ -311,13 +316,16 @@ def bench_options(fn):
             click.option("--cooldown", type=float, default=None,
                          help="Seconds of rest between configurations [the device's, 2 for boards]."),
             click.option("--op-profiling", is_flag=True, help="Per-op profile (lce_benchmark_model only)."),
+            click.option("--use-xnnpack", "xnnpack", is_flag=True,
+                         help="TFLite's XNNPACK delegate for the float ops (as LCE's published figures)."),
         ]
     ):
         fn = option(fn)
     return fn
 
 
-def _bench_configs(threads, runs, warmup, min_secs, max_secs=150.0, timeout=600.0, op_profiling=False):
+def _bench_configs(threads, runs, warmup, min_secs, max_secs=150.0, timeout=600.0, op_profiling=False,
+                   xnnpack=False):
     from edgebnn.device.bench import BenchConfig
     from edgebnn.errors import UsageError
     from edgebnn.pipeline import parse_threads
@@ -326,7 +334,7 @@ def _bench_configs(threads, runs, warmup, min_secs, max_secs=150.0, timeout=600.
         raise UsageError(f"bad protocol: --runs {runs}, --warmup {warmup}, --min-secs {min_secs}, --max-secs "
                          f"{max_secs}, --timeout {timeout} (runs >= 1, warmup and min-secs >= 0, others > 0)")
     return [BenchConfig(threads=t, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
-                        op_profiling=op_profiling)
+                        op_profiling=op_profiling, xnnpack=xnnpack)
             for t in (parse_threads(threads) if threads is not None else [0])]
 
 
@@ -365,7 +373,7 @@ def _bench_context(record) -> str:
 @devices_file_option
 @host_key_option
 @json_option
-def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, cooldown, op_profiling, out,
+def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, cooldown, op_profiling, xnnpack, out,
           devices_file, accept_new_host_key, as_json):
     """Benchmark SRC (a run directory or a model name) on one or more devices.
 
@@ -377,7 +385,7 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     from edgebnn.pipeline import bench_runs, convert_run, resolve_source
 
     resolve_devices(device, devices_file=devices_file)
-    configs = _bench_configs(threads, runs, warmup, min_secs, max_secs, timeout, op_profiling)
+    configs = _bench_configs(threads, runs, warmup, min_secs, max_secs, timeout, op_profiling, xnnpack)
     run = resolve_source(src, out=out)
     if not run.tflite_path.exists():
         convert_run(run)
