@@ -24,10 +24,11 @@ from edgebnn.device.profiles import DeviceProfile
 from edgebnn.device.stats import latency_stats
 from edgebnn.errors import DeviceError
 
-# Runs "$@" in the scratch folder "$1", removes it, and reports the SoC temperatures on stderr:
-# in the happy path a configuration costs one round trip, cleanup included.
+# Runs "$@" in the scratch folder "$1", removes it, and reports the SoC temperatures (of the
+# thermal zones "$2" names) on stderr: in the happy path a configuration costs one round trip,
+# cleanup included.
 _IN_SCRATCH = r"""
-scratch=$1; shift
+scratch=$1 zones=$2; shift 2
 mkdir -p "$scratch" && cd "$scratch" || exit 125
 "$@"; status=$?
 cd / && rm -rf "$scratch"
@@ -277,7 +278,7 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
                 run.runtime.update(path=run.uploads["runtime"]["path"], sha256=run.uploads["runtime"]["sha256"])
             if "runner" in run.uploads:
                 run.runtime["runner_sha256"] = run.uploads["runner"]["sha256"]
-            command = ["sh", "-c", _IN_SCRATCH, "sh", scratch, *command]
+            command = ["sh", "-c", _IN_SCRATCH, "sh", scratch, profile.thermal_zones, *command]
         if any(c.op_profiling for c in configs) and profile.runtime == "python":
             run.warnings.append("op profiling needs lce_benchmark_model: edgebnn's python runner does not profile ops")
         with _timed(run.steps, "run"):
@@ -303,10 +304,16 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
             await _clean_up(run, transport, remote, scratch)
     if run.results and run.results[-1].temps_c is not None:
         run.temps["after"] = run.results[-1].temps_c
-    hot = [t for t in run.temps.get("after", []) if t >= profile.throttle_temp]
+    # Each configuration's temperatures, not only the last: a hot SoC mid-sweep may cool by the end.
+    readings = [(max(r.temps_c), f"threads={r.config.threads}") for r in run.results if r.temps_c]
+    if run.temps.get("after") and not (run.results and run.results[-1].temps_c):
+        readings.append((max(run.temps["after"]), "cleanup"))
+    hot = [(t, when) for t, when in readings if t >= profile.throttle_temp]
     if hot:
-        run.warnings.append(f"{profile.name} reached {max(hot):.0f} C during the run (>= {profile.throttle_temp:g} C): "
-                            "it probably throttled; add cooling or a longer cooldown and run again")
+        run.warnings.append(
+            f"{profile.name} reached {max(t for t, _ in hot):.0f} C during the run (>= {profile.throttle_temp:g} C, "
+            f"after {', '.join(dict.fromkeys(w for _, w in hot))}): those figures are probably throttled; add "
+            f"cooling or a longer `cooldown` (now {profile.cooldown:g} s) for {profile.name} and run again")
     if on_result:
         on_result(run)
     return run
@@ -316,11 +323,13 @@ async def _clean_up(run: DeviceRun, transport, remote: bool, scratch: str) -> No
     """Remove what a failed configuration left (a successful one cleans up after itself)."""
     try:
         if not remote:
-            run.temps["after"] = temperatures((await transport.run(["sh", "-c", TEMPS], timeout=30)).stdout)
+            argv = ["sh", "-c", f"zones=$1; {TEMPS}", "sh", run.profile.thermal_zones]
+            run.temps["after"] = temperatures((await transport.run(argv, timeout=30)).stdout)
         elif transport.connections and not (run.results and run.results[-1].temps_c is not None):
             if not transport.connected:  # the link dropped mid-run: reconnect to leave the board clean
                 await transport.connect()
-            after = await transport.run(["sh", "-c", f'rm -rf "$1"; {TEMPS}', "sh", scratch], timeout=30)
+            after = await transport.run(["sh", "-c", f'rm -rf "$1"; zones=$2; {TEMPS}', "sh", scratch,
+                                         run.profile.thermal_zones], timeout=30)
             run.temps["after"] = temperatures(after.stdout)
     except DeviceError as e:
         run.warnings.append(f"cleanup on {run.profile.name} failed: {e}")

@@ -20,11 +20,15 @@ ARM_CORES = {
 # kernel's OOM killer may end the runtime mid-run.
 LOW_MEMORY_MB = 256
 
-TEMPS = r"""for z in /sys/class/thermal/thermal_zone*/temp; do [ -r "$z" ] && cat "$z"; done 2>/dev/null | tr '\n' ' '"""
+# Prints the temperatures of the thermal zones that "$zones" names: one glob a line, expanded on the
+# board (word splitting on newlines only, so a path with spaces works; never eval'd). The leading
+# space keeps "$(" + TEMPS from reading as arithmetic "$((".
+TEMPS = r""" (IFS='
+'; for z in $zones; do [ -r "$z" ] && t=$(cat "$z") && echo "$t"; done) 2>/dev/null | tr '\n' ' '"""
 
 SCRIPT = r"""
-workdir=$1 runtime=$2 python=$3 deep=$4
-shift 4
+workdir=$1 runtime=$2 python=$3 deep=$4 zones=$5
+shift 5
 echo "arch=$(uname -m)"
 echo "kernel=$(uname -sr)"
 echo "hostname=$(uname -n)"
@@ -79,7 +83,8 @@ def preflight_argv(profile: DeviceProfile, *, runtime: str | None = None, deep: 
     """
     runtime = profile.runtime if runtime is None else runtime
     pairs = [x for u in uploads for x in (u.remote, u.sha256)]
-    return ["sh", "-c", SCRIPT, "sh", profile.workdir, runtime, profile.python, "1" if deep else "0", *pairs]
+    return ["sh", "-c", SCRIPT, "sh", profile.workdir, runtime, profile.python, "1" if deep else "0",
+            profile.thermal_zones, *pairs]
 
 
 def temperatures(text: str) -> list[float]:

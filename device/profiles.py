@@ -41,6 +41,8 @@ class DeviceProfile:
         affinity: CPU list for ``taskset`` (empty: no pinning).
         cooldown: seconds of rest between configurations (lets the SoC cool down).
         throttle_temp: SoC temperature (C) at or above which a run is flagged as throttled.
+        thermal_zones: the files on the device whose millidegrees are the SoC temperatures, a
+            glob (several: one a line) expanded on the device.
         description: what the board is.
         board: True when latencies are figures of the target board; False for host figures
             (this machine: on x86 LCE runs its portable reference kernels).
@@ -63,6 +65,7 @@ class DeviceProfile:
     affinity: str = ""
     cooldown: float = 2.0
     throttle_temp: float = 80.0
+    thermal_zones: str = "/sys/class/thermal/thermal_zone*/temp"
     description: str = ""
     board: bool = True
 

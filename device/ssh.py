@@ -10,7 +10,9 @@ when the limit passes, so nothing is left running on the board.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 import shlex
 import time
 from dataclasses import dataclass
@@ -117,6 +119,7 @@ class SshTransport:
         self.accept_new_host_key = accept_new_host_key
         self.connections = 0  # how many times we connected (1 unless a drop forced a reconnect)
         self._conn = None
+        self._jumps: list = []  # the ProxyJump hosts' connections, in order
 
     # -- connection --------------------------------------------------------------------------
     def _options(self, *, known_hosts=()) -> dict:
@@ -128,76 +131,147 @@ class SshTransport:
             options["username"] = p.user
         if p.key:
             options["client_keys"] = [str(Path(p.key).expanduser())]
-        if p.ssh_config:
-            options["config"] = [str(Path(p.ssh_config).expanduser())]
+        options.update(self._common())
         if known_hosts != ():
             options["known_hosts"] = known_hosts
         return options
 
-    def _known_hosts_files(self) -> list[str] | None:
+    def _common(self) -> dict:
+        """The options every hop shares (the board and its jump hosts): the SSH config file."""
+        return {"config": [str(Path(self.profile.ssh_config).expanduser())]} if self.profile.ssh_config else {}
+
+    def _resolved(self, host: str, options: dict):
+        """asyncssh's options for ``host`` after the SSH config applied (HostName, Port, ProxyJump...)."""
+        import asyncssh
+
+        return asyncssh.SSHClientConnectionOptions(
+            host=host, **{k: v for k, v in options.items() if k not in ("known_hosts", "tunnel")})
+
+    def _known_hosts_files(self, host: str | None = None, options: dict | None = None) -> list[str] | None:
         """The known_hosts files to check, the first one being where new keys are recorded.
 
         The profile's file, else the ``UserKnownHostsFile`` (+ ``GlobalKnownHostsFile``) that
         the SSH config gives this host, else ``~/.ssh/known_hosts``; None when the config
         says ``UserKnownHostsFile none`` (checking deliberately turned off, as in ``ssh``).
         """
-        import asyncssh
-
         if self.profile.known_hosts:
             return [str(Path(self.profile.known_hosts).expanduser())]
-        files = asyncssh.SSHClientConnectionOptions(host=self.profile.host, **self._options()).known_hosts
+        files = self._resolved(host or self.profile.host, self._options() if options is None else options).known_hosts
         if files is None:
             return None
         return [str(Path(f).expanduser()) for f in files] or [str(Path("~/.ssh/known_hosts").expanduser())]
 
     async def connect(self) -> None:
-        """Connect and authenticate.
+        """Connect and authenticate, through the ProxyJump hosts the SSH config names.
+
+        Every hop (jump hosts included) has its host key checked against the same
+        known_hosts files, under the HostName and Port its alias resolves to.
 
         Raises:
-            DeviceError: unreachable, refused, unknown or changed host key, authentication failed.
+            DeviceError: unreachable, refused, unknown or changed host key, authentication
+                failed (naming the hop that failed).
         """
+        p = self.profile
+        await self._close_jumps()
+        try:
+            tunnel, via = await self._open_jumps(p.host, self._options(), depth=0)
+            offered = "" if p.key or os.environ.get("SSH_AUTH_SOCK") else (
+                " (the profile names no `key` and no SSH agent is running: SSH_AUTH_SOCK is not set)")
+            self._conn = await self._hop(p.host, self._options(), tunnel=tunnel, via=via, where=f"{p.name} ({p.address})",
+                                         auth_hint=f"set `user` and `key` in your devices file, add the key to your "
+                                                   f"SSH agent (`ssh-add KEY`), or run `ssh-copy-id "
+                                                   f"{p.address.rsplit(':', 1)[0]}`{offered}")
+        except BaseException:
+            await self._close_jumps()
+            raise
+        self.connections += 1
+
+    async def _open_jumps(self, host: str, options: dict, depth: int):
+        """Connect to the ProxyJump chain of ``host``.
+
+        Returns:
+            ``(connection, ssh_args)`` of the last jump host (``ssh_args`` reach it with ``ssh``),
+            ``(None, "")`` when ``host`` has no ProxyJump.
+        """
+        spec = self._resolved(host, options).tunnel
+        if not isinstance(spec, str) or not spec.strip():
+            return None, ""
+        if depth >= 8:
+            raise DeviceError("connection", f"ProxyJump of {host!r} loops (more than 8 jump hosts): fix the ProxyJump "
+                                            "lines of your SSH config")
+        config = self.profile.ssh_config or "~/.ssh/config"
+        conn, via, done = None, "", []
+        for hop in (h.strip() for h in spec.split(",")):
+            user, _, name = hop.rpartition("@")
+            name, _, port_text = name.partition(":") if name.count(":") == 1 else (name, "", "")
+            if not name or (port_text and not port_text.isdigit()):
+                raise DeviceError("connection", f"bad ProxyJump {hop!r} for {host!r}: use [user@]host[:port] in {config}")
+            hop_options = {"connect_timeout": self.profile.connect_timeout,
+                           "login_timeout": self.profile.connect_timeout, **self._common()}
+            if user:
+                hop_options["username"] = user
+            if port_text:
+                hop_options["port"] = int(port_text)
+            if conn is None:  # the first hop may itself be behind a jump host
+                conn, via = await self._open_jumps(name, hop_options, depth + 1)
+            conn = await self._hop(name, hop_options, tunnel=conn, via=via, where=f"jump host {hop} (ProxyJump for "
+                                                                          f"{self.profile.name})",
+                                   auth_hint=f"set `User` and `IdentityFile` under `Host {name}` in {config}, or add "
+                                             "its key to your SSH agent (`ssh-add KEY`)")
+            self._jumps.append(conn)
+            via = shlex.join([*(["-J", ",".join(done)] if done else []), *(["-p", port_text] if port_text else []),
+                              f"{user}@{name}" if user else name])
+            done.append(hop)
+        return conn, via
+
+    async def _hop(self, host: str, options: dict, *, tunnel, via: str, where: str, auth_hint: str):
+        """One SSH connection (directly, or through ``tunnel``, which ``ssh VIA`` reaches), host key checked."""
         import asyncssh
 
         p = self.profile
-        where = f"{p.name} ({p.address})"
-        check = f"check the host in your devices file or ~/.ssh/config, or run `edgebnn devices check {p.name}`"
+        check = f"check the host in your devices file or {p.ssh_config or '~/.ssh/config'}, or run `edgebnn devices check {p.name}`"
+        if tunnel is not None:
+            options = {**options, "tunnel": tunnel}
+        lookup = None
         try:
-            files = self._known_hosts_files()
+            files = self._known_hosts_files(host, options)
             lookup = _KnownHostsLookup(files) if files is not None else None
             try:
-                self._conn = await asyncio.wait_for(asyncssh.connect(p.host, **self._options(known_hosts=lookup or ())),
-                                                    p.connect_timeout + 5)
+                return await asyncio.wait_for(asyncssh.connect(host, **options, known_hosts=lookup or ()),
+                                              p.connect_timeout + 5)
             except asyncssh.HostKeyNotVerifiable:
                 # Only a host with no entry at all may be trusted on first use; a changed key never.
                 if not self.accept_new_host_key or lookup is None or lookup.asked is None or lookup.found:
                     raise
-                self._conn = await asyncio.wait_for(
-                    asyncssh.connect(p.host, **self._options(known_hosts=None)), p.connect_timeout + 5
-                )
-                lookup.record(self._conn.get_server_host_key())
+                conn = await asyncio.wait_for(asyncssh.connect(host, **options, known_hosts=None),
+                                              p.connect_timeout + 5)
+                lookup.record(conn.get_server_host_key())
+                return conn
         except asyncssh.HostKeyNotVerifiable as e:
-            host, port = lookup.asked if lookup and lookup.asked else (p.host, p.port or None)
+            name, port = lookup.asked if lookup and lookup.asked else (host, options.get("port"))
             if lookup and lookup.found:
                 raise DeviceError(
                     "host_key",
                     f"the host key of {where} does not match {lookup.files[0]}: it CHANGED since you "
-                    "last connected (a reinstalled board, or someone in between). If you trust the board, remove "
-                    f"the old entry with `ssh-keygen -f {shlex.quote(lookup.files[0])} -R {shlex.quote(_entry(host, port))}` "
+                    "last connected (a reinstalled board, or someone in between). If you trust the host, remove "
+                    f"the old entry with `ssh-keygen -f {shlex.quote(lookup.files[0])} -R {shlex.quote(_entry(name, port))}` "
                     "and connect again",
                 ) from None
             target = lookup.files[0] if lookup else "~/.ssh/known_hosts"
+            keyscan = f"ssh-keyscan {f'-p {port} ' if port else ''}{name}"
+            if via:  # only the jump host may reach it: scan from there
+                keyscan = f"ssh {via} {keyscan}"
             raise DeviceError(
                 "host_key",
                 f"the host key of {where} is not in {target} ({e.reason}): accept it deliberately with "
-                f"`ssh-keyscan {f'-p {port} ' if port else ''}{host} >> {target}` (after checking its "
-                "fingerprint), `ssh` to it once, or pass --accept-new-host-key",
+                f"`{keyscan} >> {target}` (after checking its fingerprint), `ssh` to it once, or pass "
+                "--accept-new-host-key",
             ) from None
         except asyncssh.PermissionDenied:
-            raise DeviceError(
-                "auth",
-                f"authentication failed for {where}: no key was accepted; set `user` and `key` in your devices "
-                f"file, add the key to your SSH agent, or run `ssh-copy-id {p.address.rsplit(':', 1)[0]}`",
-            ) from None
+            raise DeviceError("auth", f"authentication failed for {where}: no key was accepted; {auth_hint}") from None
+        except asyncssh.ChannelOpenError as e:  # the jump host could not open the way on
+            raise DeviceError("unreachable", f"the jump host cannot reach {where}: {e.reason}; check its HostName and "
+                                             f"Port in {p.ssh_config or '~/.ssh/config'}") from None
         except ConnectionRefusedError:
             raise DeviceError("refused", f"connection refused by {where}: is sshd running and is the port right? {check}") from None
         except (asyncio.TimeoutError, asyncssh.TimeoutError):
@@ -206,7 +280,13 @@ class SshTransport:
             raise DeviceError("unreachable", f"cannot reach {where}: {e.strerror or e}; {check}") from None
         except asyncssh.Error as e:
             raise DeviceError("connection", f"SSH to {where} failed: {e.reason}; {check}") from None
-        self.connections += 1
+
+    async def _close_jumps(self) -> None:
+        for conn in reversed(self._jumps):
+            conn.close()
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()
+        self._jumps = []
 
     @property
     def connected(self) -> bool:
@@ -217,6 +297,7 @@ class SshTransport:
             self._conn.close()
             await self._conn.wait_closed()
             self._conn = None
+        await self._close_jumps()
 
     # -- commands ----------------------------------------------------------------------------
     async def run(self, argv: list[str], *, timeout: float, input: bytes | None = None) -> CommandResult:

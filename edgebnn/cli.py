@@ -461,19 +461,26 @@ def _runtime_line(profile, found: dict) -> str:
     return f"{profile.runtime} -> {found.get('path', '-')} ({state}{extra})"
 
 
+def sub_devices_file_option(fn):
+    """``--devices-file`` after a `devices` subcommand too; it wins over the group's and the environment's."""
+    return click.option("--devices-file", "sub_devices_file", type=click.Path(dir_okay=False),
+                        help="Devices file (as `edgebnn devices --devices-file F ...`).")(fn)
+
+
 @devices.command("check")
 @click.argument("name")
+@sub_devices_file_option
 @host_key_option
 @json_option
 @click.pass_context
-def devices_check(ctx, name, accept_new_host_key, as_json):
+def devices_check(ctx, name, sub_devices_file, accept_new_host_key, as_json):
     """Connect to NAME and run the preflight: OS, CPU, governor, temperature, memory, disk, runtime."""
     import asyncio
 
     from edgebnn.device.preflight import check_device
     from edgebnn.device.profiles import get_profile
 
-    profile = get_profile(name, devices_file=ctx.obj["devices_file"])
+    profile = get_profile(name, devices_file=sub_devices_file or ctx.obj["devices_file"])
     report = asyncio.run(check_device(profile, accept_new_host_key=accept_new_host_key))
     if as_json:
         click.echo(json.dumps({"device": profile.name, **report}, indent=2))
@@ -503,9 +510,10 @@ def devices_check(ctx, name, accept_new_host_key, as_json):
 @click.option("--runtime", "runtime_file", type=click.Path(exists=True, dir_okay=False),
               help="A local lce_benchmark_model (aarch64) to install.")
 @click.option("--download", is_flag=True, help="Fetch LCE's released lce_benchmark_model_aarch64 for the installed LCE.")
+@sub_devices_file_option
 @host_key_option
 @click.pass_context
-def devices_setup(ctx, name, runtime_file, download, accept_new_host_key):
+def devices_setup(ctx, name, runtime_file, download, sub_devices_file, accept_new_host_key):
     """Install lce_benchmark_model on NAME once: uploaded by hash, recorded for later runs."""
     import asyncio
     from pathlib import Path
@@ -516,13 +524,14 @@ def devices_setup(ctx, name, runtime_file, download, accept_new_host_key):
 
     if bool(runtime_file) == bool(download):
         raise UsageError("give exactly one of --runtime FILE and --download")
-    profile = get_profile(name, devices_file=ctx.obj["devices_file"])
+    devices_file = sub_devices_file or ctx.obj["devices_file"]
+    profile = get_profile(name, devices_file=devices_file)
     binary = download_runtime() if download else Path(runtime_file).resolve()
     check_aarch64_executable(binary)
     placed = asyncio.run(install_runtime(profile, binary, accept_new_host_key=accept_new_host_key))
     record = {"runtime_file": str(binary), "sha256": placed["sha256"], "remote_path": placed["path"],
               "source": "download" if download else "file", "lce_version": lce_version() if download else None}
-    saved = record_setup(ctx.obj["devices_file"] or default_devices_file(), profile.name, record)
+    saved = record_setup(devices_file or default_devices_file(), profile.name, record)
     click.echo(f"{'uploaded' if placed['uploaded'] else 'already on the board:'} {binary.name} -> "
                f"{profile.name}:{placed['path']} (sha256 {placed['sha256'][:16]}...); recorded in {saved}")
 

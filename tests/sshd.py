@@ -147,9 +147,10 @@ def sshd(tmp_path_factory):
 
 class DroppingProxy:
     """A TCP proxy to 127.0.0.1:``port`` that cuts its first connection after ``limit`` bytes
-    from the client (a dropped link in the middle of an upload); later connections pass."""
+    from the client (a dropped link in the middle of an upload); later connections pass.
+    With ``limit=None`` it never cuts: the same server at another port, counting connections."""
 
-    def __init__(self, port: int, limit: int):
+    def __init__(self, port: int, limit: int | None):
         self.target, self.limit = port, limit
         self.connections = 0
         self.server = socket.socket()

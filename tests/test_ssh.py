@@ -114,6 +114,34 @@ def test_devices_list_and_check(sshd, tmp_path, cli_runner):  # noqa: F811
     assert f"({os.cpu_count()} cores)" in result.output and "64-bit" in result.output
 
 
+def test_devices_file_from_the_environment_and_on_subcommands(sshd, tmp_path, cli_runner):  # noqa: F811
+    from_env = devices_file(tmp_path, sshd.toml("envboard"))
+    env = {"EDGEBNN_DEVICES_FILE": str(from_env)}
+    listing = json.loads(cli_runner.invoke(cli, ["devices", "--json"], env=env).stdout)
+    assert listing["path"] == str(from_env) and "envboard" in [r["profile"]["name"] for r in listing["devices"]]
+    result = cli_runner.invoke(cli, ["devices", "check", "envboard", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["device"] == "envboard"
+
+    (tmp_path / "other").mkdir()
+    given = devices_file(tmp_path / "other", sshd.toml("given"))
+    result = cli_runner.invoke(cli, ["devices", "check", "given"], env=env)
+    assert result.exit_code != 0 and "unknown device 'given'" in result.output and str(from_env) in result.output
+    # --devices-file after the subcommand or before it; either beats the environment.
+    for args in (["devices", "check", "given", "--devices-file", str(given)],
+                 ["devices", "--devices-file", str(given), "check", "given"]):
+        result = cli_runner.invoke(cli, args, env=env)
+        assert result.exit_code == 0, (args, result.output)
+        assert f"given ({sshd.user}@127.0.0.1:{sshd.port})" in result.output
+    runtime = tmp_path / "lce_benchmark_model"
+    runtime.write_bytes(_aarch64_elf())
+    result = cli_runner.invoke(cli, ["devices", "setup", "given", "--runtime", str(runtime), "--devices-file", str(given)],
+                               env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "other" / "devices.setup.json").read_text())["given"]["sha256"] == sha256_file(runtime)
+    assert not (tmp_path / "devices.setup.json").exists()
+
+
 def test_ssh_config_alias(sshd, tmp_path):  # noqa: F811
     config = tmp_path / "ssh_config"
     config.write_text(f"Host myboard\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n"
@@ -151,6 +179,58 @@ def test_host_key_of_an_alias_is_checked_under_its_hostname_and_port(sshd, tmp_p
     asyncio.run(check_device(profile))
     (line,) = unknown.read_text().splitlines()
     assert line.startswith(f"{entry} ssh-ed25519 ")
+
+
+def test_proxyjump_from_the_ssh_config(sshd, tmp_path):  # noqa: F811
+    # The jump host is the same sshd reached at another port (a forwarder that counts connections),
+    # so each hop has its own known_hosts entry: [127.0.0.1]:<jump port> and [127.0.0.1]:<board port>.
+    jump = DroppingProxy(sshd.port, limit=None)
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host board\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n"
+                      f"  IdentityFile {sshd.client_key}\n  ProxyJump jumphost\n\n"
+                      f"Host jumphost\n  HostName 127.0.0.1\n  Port {jump.port}\n  User {sshd.user}\n"
+                      f"  IdentityFile {sshd.client_key}\n")
+    key = " ".join(sshd.known_hosts.read_text().split()[1:3])
+    board, jumphost = f"[127.0.0.1]:{sshd.port}", f"[127.0.0.1]:{jump.port}"
+    known = tmp_path / "known_hosts"
+    known.write_text(f"{board} {key}\n{jumphost} {key}\n")
+    profile = sshd.profile("board", host="board", port=0, user="", key="", ssh_config=str(config),
+                           known_hosts=str(known), runtime=printing_tool(tmp_path / "rt"))
+
+    def keys(text: str) -> Path:
+        path = tmp_path / f"kh{len(list(tmp_path.glob('kh*')))}"
+        path.write_text(text)
+        return path
+
+    try:
+        run = bench(profile, fake_run(tmp_path).tflite_path, threads=(1, 2))
+        assert run.ok, run.error
+        assert jump.connections == 1 and run.connections == 1  # through the jump host, once for the whole run
+        # Each hop's key is looked up under its own resolved [HostName]:Port.
+        error = _connect_error(replace(profile, known_hosts=str(keys(f"{board} {key}\n"))))
+        assert error.kind == "host_key" and "jump host jumphost (ProxyJump for board)" in str(error)
+        assert f"ssh-keyscan -p {jump.port} 127.0.0.1 >>" in str(error)
+        error = _connect_error(replace(profile, known_hosts=str(keys(f"{jumphost} {key}\n"))))
+        assert error.kind == "host_key" and "of board (board)" in str(error)
+        assert f"`ssh jumphost ssh-keyscan -p {sshd.port} 127.0.0.1 >>" in str(error)  # scanned from the jump host
+        other = Path(f"{keygen(tmp_path / 'other')}.pub").read_text().split()
+        changed = keys(f"{board} {key}\n{jumphost} {other[0]} {other[1]}\n")
+        with pytest.raises(DeviceError, match="jump host jumphost.*CHANGED") as caught:
+            asyncio.run(check_device(replace(profile, known_hosts=str(changed)), accept_new_host_key=True))
+        assert f"-R '{jumphost}'" in str(caught.value)
+        # --accept-new-host-key records both hops, each under its own entry, once.
+        empty = keys("")
+        asyncio.run(check_device(replace(profile, known_hosts=str(empty)), accept_new_host_key=True))
+        asyncio.run(check_device(replace(profile, known_hosts=str(empty))))
+        assert sorted(line.split()[0] for line in empty.read_text().splitlines()) == sorted([jumphost, board])
+        # A board the jump host cannot reach is named as such.
+        closed = tmp_path / "closed_config"
+        closed.write_text(config.read_text().replace(f"Port {sshd.port}\n", f"Port {free_port()}\n"))
+        error = _connect_error(replace(profile, ssh_config=str(closed)))
+        assert error.kind == "unreachable" and "the jump host cannot reach board (board)" in str(error)
+        assert str(closed) in str(error)
+    finally:
+        jump.close()
 
 
 # -- faults ------------------------------------------------------------------------------------
@@ -196,6 +276,33 @@ def test_wrong_and_unknown_host_key(sshd, tmp_path):  # noqa: F811
 def test_authentication_failure(sshd, tmp_path):  # noqa: F811
     error = _connect_error(sshd.profile(key=str(keygen(tmp_path / "stranger"))))
     assert error.kind == "auth" and "authentication failed" in str(error)
+
+
+def test_ssh_agent_authentication(sshd, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh keys of whoever runs the tests
+    profile = sshd.profile(key="")  # no key file: only the agent can authenticate
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    error = _connect_error(profile)
+    assert error.kind == "auth" and "authentication failed for loopback" in str(error)
+    assert "no SSH agent is running: SSH_AUTH_SOCK is not set" in str(error) and "ssh-add" in str(error)
+
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert agent.poll() is None and time.monotonic() < deadline, f"ssh-agent did not start: {agent.stderr.read()}"
+            time.sleep(0.05)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        # An empty agent offers nothing: still refused, without blaming a missing agent.
+        error = _connect_error(profile)
+        assert error.kind == "auth" and "SSH_AUTH_SOCK is not set" not in str(error)
+        subprocess.run(["ssh-add", str(sshd.client_key)], check=True, capture_output=True)
+        report = asyncio.run(check_device(profile))
+        assert report["errors"] == [] and report["fingerprint"]["cores"] == os.cpu_count()
+    finally:
+        agent.terminate()
+        agent.wait(10)
 
 
 def test_missing_and_non_executable_runtime(sshd, tmp_path):  # noqa: F811
@@ -465,3 +572,27 @@ esac
     assert run.results[0].ok and "lost the connection" in run.results[1].error
     assert run.connections == 2  # reconnected once to clean up
     assert not list(Path(profile.workdir).glob("run-*"))
+
+
+def test_cooldown_between_configurations_and_throttle_warnings(sshd, tmp_path):  # noqa: F811
+    # The board's thermal zones are files the test writes; the real preflight and the per-configuration
+    # readings read them over SSH. The "runtime" heats zone0 to 91 C at 2 threads, 45 C otherwise.
+    zones = tmp_path / "thermal"
+    for name, millidegrees in (("zone0", 85000), ("zone1", 40000)):
+        (zones / name).mkdir(parents=True)
+        (zones / name / "temp").write_text(f"{millidegrees}\n")
+    stamps = tmp_path / "stamps"
+    tool = printing_tool(tmp_path / "rt", f'date +%s.%N >> {stamps}\n'
+                                          f'case "$*" in *--num_threads=2*) t=91000;; *) t=45000;; esac\n'
+                                          f'echo $t > {zones / "zone0" / "temp"}\n')
+    profile = sshd.profile(runtime=tool, cooldown=1.5, throttle_temp=80.0, thermal_zones=str(zones / "zone*" / "temp"))
+    run = bench(profile, fake_run(tmp_path).tflite_path, threads=(2, 1))
+    assert run.ok, run.error
+    assert run.temps["before"] == [85.0, 40.0] and run.temps["after"] == [45.0, 40.0]
+    assert [r.temps_c for r in run.results] == [[91.0, 40.0], [45.0, 40.0]]
+    first, second = map(float, stamps.read_text().split())
+    assert second - first >= 1.5  # the cooldown passed between the two configurations
+    assert any("at 85 C before the run" in w for w in run.warnings), run.warnings
+    # Hot at 2 threads, cool again by the end: still flagged, naming the configuration.
+    (hot,) = [w for w in run.warnings if "during the run" in w]
+    assert "reached 91 C" in hot and "after threads=2)" in hot and "cooldown` (now 1.5 s)" in hot
