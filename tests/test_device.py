@@ -114,6 +114,20 @@ def test_bench_command_writes_json_and_manifest(tiny_run, cli_runner):
     assert (tiny_run.path / summary["file"]).exists()
 
 
+def test_peak_memory_is_the_runtime_s_own(tiny_run):
+    """The runner is forked from this process, which holds TensorFlow (a GB or so): the peak
+    it reports must be its own (a tiny model in LCE's interpreter: tens of MB), not ours."""
+    import resource
+
+    from edgebnn.device.bench import BenchConfig
+    from edgebnn.pipeline import bench_runs
+
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 > 400  # the large parent
+    (record,) = bench_runs(tiny_run, devices="local", configs=[BenchConfig(threads=1, runs=3, warmup=0, min_secs=0)])
+    peak = record["results"][0]["figures"]["memory"]["peak_mb"]
+    assert 5 < peak < 300, peak
+
+
 def test_bench_command_passes_xnnpack_to_the_runtime(tiny_run, cli_runner):
     from edgebnn.cli import cli
 
