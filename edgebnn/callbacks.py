@@ -3,7 +3,10 @@
 The :class:`Checkpointer` owns the run's resumable state: ``checkpoints/state.json`` (epoch,
 step within the epoch, learning-rate plateau counters, best validation accuracy) next to a
 ``tf.train.Checkpoint`` of the model and the optimizer. It writes one at the end of every epoch
-and, on SIGINT/SIGTERM, one at the batch where the signal arrived before stopping the run.
+and, on SIGINT/SIGTERM, one at the training or validation batch where the signal arrived (or at
+the epoch's end) before stopping the run. A checkpoint inside an epoch also records the epoch's
+metric state, so that the resumed epoch's loss (which the plateau schedule watches) and metrics
+cover all its batches, and a checkpoint taken in the validation can have it run again.
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ class Checkpointer(keras.callbacks.Callback):
         directory: ``RUN/checkpoints``.
         checkpoint: a ``tf.train.Checkpoint`` of the model (student) and the optimizer.
         initial_epoch, initial_step: where this (possibly resumed) run starts.
+        partial: the ``partial`` entry of the state resumed from (the interrupted epoch's metrics).
+        epochs: the run's epoch count: a signal noticed at the end of the last epoch lets the run
+            finish (nothing is left to resume) instead of stopping it.
         stateful: callbacks with ``state()`` / ``load_state()`` saved with each checkpoint.
         is_chief: False on non-chief workers, which write to a temporary directory (every worker
             must take part in a save under MultiWorkerMirroredStrategy).
@@ -66,12 +72,17 @@ class Checkpointer(keras.callbacks.Callback):
     """
 
     def __init__(self, directory: Path, checkpoint, *, initial_epoch: int = 0, initial_step: int = 0,
+                 partial: dict[str, Any] | None = None, epochs: int | None = None,
                  stateful: dict[str, Any] | None = None, is_chief: bool = True, keep: int = 2):
         super().__init__()
         self.directory = Path(directory)
         self.checkpoint = checkpoint
         self.epoch, self.step = initial_epoch, initial_step
         self.initial_epoch, self.initial_step = initial_epoch, initial_step
+        self.partial = partial or {}
+        self.epochs = epochs
+        self._carry: dict[str, list] | None = None  # metric sums still to add to the resumed epoch
+        self._means: dict[str, float] = {}  # the epoch's training metrics so far
         self.stateful = stateful or {}
         self.is_chief = is_chief
         self.keep = keep
@@ -102,28 +113,54 @@ class Checkpointer(keras.callbacks.Callback):
     # -- hooks -------------------------------------------------------------------------
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
-        self.step = self.initial_step if epoch == self.initial_epoch else 0
+        resumed = epoch == self.initial_epoch and self.initial_step > 0
+        self.step = self.initial_step if resumed else 0
+        self._carry = self.partial.get("sums") if resumed else None
+        self._means = self.partial.get("means", {}) if resumed else {}
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
-        loss = (logs or {}).get("loss")
+        if self._carry:
+            # fit() reset the metrics at the epoch's start; Keras metrics are sums (total, count),
+            # so adding the interrupted part's sums makes the means cover the whole epoch.
+            for metric in self.model.metrics:
+                for var, value in zip(metric.variables, self._carry.get(metric.name, ())):
+                    var.assign(keras.backend.get_value(var) + np.asarray(value, var.dtype.as_numpy_dtype))
+            self._carry = None
+            logs = self.model.get_metrics_result()
+        self._means = logs or {}
+        loss = self._means.get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise NanLoss(self.epoch, self.step, self.last_good_epoch)
         if self.signal:
-            self.save(self.epoch, self.step)
+            sums = {m.name: [keras.backend.get_value(v).tolist() for v in m.variables] for m in self.model.metrics}
+            self.save(self.epoch, self.step, partial={"sums": sums, "means": _floats(self._means)})
+            raise Interrupted(self.signal, self.epoch, self.step)
+
+    def on_test_batch_end(self, batch, logs=None):
+        # All the epoch's batches are done; the resume runs the validation and the epoch's end.
+        # The model's metrics hold the validation's now: the training means are kept apart.
+        if self.signal:
+            self.save(self.epoch, self.step, partial={"means": _floats(self._means)})
             raise Interrupted(self.signal, self.epoch, self.step)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if any(isinstance(v, float) and not math.isfinite(v) for k, v in logs.items() if k.endswith("loss")):
             raise NanLoss(epoch, self.step, self.last_good_epoch)
-        self.last_logs = {k: float(v) for k, v in logs.items() if np.ndim(v) == 0}
+        self.last_logs = _floats(logs)
         self.save(epoch + 1, 0)
         self.last_good_epoch = epoch + 1
+        if self.signal and (self.epochs is None or epoch + 1 < self.epochs):
+            raise Interrupted(self.signal, epoch, self.step)
 
     # -- writing -----------------------------------------------------------------------
-    def save(self, epoch: int, step: int) -> None:
-        """Write the checkpoint for "``epoch`` epochs and ``step`` batches done" and its state."""
+    def save(self, epoch: int, step: int, partial: dict[str, Any] | None = None) -> None:
+        """Write the checkpoint for "``epoch`` epochs and ``step`` batches done" and its state.
+
+        ``partial`` (inside an epoch): ``means``, the epoch's training metrics so far, and
+        ``sums``, the state of the model's metrics to continue from.
+        """
         if not self.is_chief:
             scratch = tempfile.mkdtemp(prefix="edgebnn-worker-ckpt-")
             try:
@@ -134,6 +171,7 @@ class Checkpointer(keras.callbacks.Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
         prefix = self.checkpoint.write(str(self.directory / f"ckpt-e{epoch:04d}-s{step:06d}"))
         state = {"epoch": epoch, "step": step, "prefix": Path(prefix).name, "finished": False,
+                 **({"partial": partial} if partial else {}),
                  **{name: cb.state() for name, cb in self.stateful.items()}}
         atomic.write_json(self.directory / STATE, state)
         self._prune(Path(prefix).name)
@@ -146,29 +184,49 @@ class Checkpointer(keras.callbacks.Callback):
                     f.unlink(missing_ok=True)
 
 
-class FlipRatio(keras.callbacks.Callback):
-    """Per epoch, the share of each binary layer's latent weights whose sign changed.
+def _floats(logs) -> dict[str, float]:
+    return {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
 
+
+class FlipRatio(keras.callbacks.Callback):
+    """Per epoch, the share of each binary layer's binary weights whose sign changed.
+
+    The binary weights are the kernel quantizer's output, what the forward pass uses: bi-half
+    (Equal Bits) sets sign(w - median) per filter, which the latent weights' signs do not show.
     ``logs["flip_ratio"]`` gets the share over all binary kernels (so the CSV log has it);
-    ``RUN/logs/flips.csv`` gets one row per epoch and layer. A weight at exactly 0 counts as +1
-    (larq's ``ste_sign``).
+    ``RUN/logs/flips.csv`` gets one row per epoch and layer.
+
+    Args:
+        layers: the binary layers (with a ``kernel``) by name.
     """
 
-    def __init__(self, kernels: dict[str, Any], path: Path, *, write: bool = True):
+    def __init__(self, layers: dict[str, Any], path: Path, *, write: bool = True):
         super().__init__()
-        self.kernels = kernels
+        self.layers = layers
         self.path = Path(path)
         self.write = write
         self._signs: dict[str, np.ndarray] = {}
 
     def _snapshot(self) -> dict[str, np.ndarray]:
-        return {name: np.asarray(var.numpy()) >= 0 for name, var in self.kernels.items()}
+        import tensorflow as tf
+
+        from edgebnn.converters.explain import kernel_quantizer
+
+        signs = {}
+        for name, layer in self.layers.items():
+            # larq wraps the kernel in a QuantizedVariable: quantize its latent value explicitly
+            latent = tf.convert_to_tensor(getattr(layer.kernel, "latent_variable", layer.kernel))
+            quantizer = kernel_quantizer(layer)
+            binary = quantizer(latent) if quantizer is not None else latent
+            # signbit, not >= 0: SA-BNN's -a- is -0.0 when a- reaches 0, and still the negative state
+            signs[name] = ~np.signbit(np.asarray(binary))
+        return signs
 
     def on_epoch_begin(self, epoch, logs=None):
         self._signs = self._snapshot()
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.kernels:
+        if not self.layers:
             return
         now = self._snapshot()
         flipped = {name: int(np.count_nonzero(now[name] != self._signs[name])) for name in now}
@@ -262,11 +320,7 @@ def save_model(model, path: Path, *, is_chief: bool = True) -> None:
 
 
 class PlateauLR(keras.callbacks.ReduceLROnPlateau):
-    """ReduceLROnPlateau whose counters survive a resume."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self._restore: dict[str, Any] | None = None
+    """ReduceLROnPlateau whose counters survive a resume and run on across ``fit()`` calls."""
 
     def state(self) -> dict[str, Any]:
         best = float(self.best)
@@ -274,15 +328,15 @@ class PlateauLR(keras.callbacks.ReduceLROnPlateau):
                 "cooldown_counter": int(self.cooldown_counter)}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self._restore = state
+        if state:
+            self.wait, self.cooldown_counter = state["wait"], state["cooldown_counter"]
+            if state["best"] is not None:
+                self.best = state["best"]
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self._restore:
-            self.wait = self._restore["wait"]
-            self.cooldown_counter = self._restore["cooldown_counter"]
-            if self._restore["best"] is not None:
-                self.best = self._restore["best"]
+        # Keras resets the counters here (__init__ did already). One run may take several fit()
+        # calls (a resumed epoch, then the rest): the counters must run on through them.
+        pass
 
 
 class DistillRound(keras.callbacks.Callback):

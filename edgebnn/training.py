@@ -183,16 +183,33 @@ def restore(checkpoint, prefix: str, *, optimizer, recipe, override_lr: bool = F
         optimizer.learning_rate = recipe.lr
 
 
-def binary_kernels(model) -> dict[str, Any]:
-    """Latent kernel variables of the binary layers (``converters.report.binary_layers``), by layer name."""
+def _binary_layers(model) -> dict[str, Any]:
+    """The binary layers (``converters.report.binary_layers``) that have a ``kernel``, by name."""
     from edgebnn.converters.report import binary_layers
 
     names = set(binary_layers(model))
-    found = {}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if layer.name in names and hasattr(layer, "kernel"):
-            found[layer.name] = layer.kernel
-    return found
+    return {layer.name: layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if layer.name in names and hasattr(layer, "kernel")}
+
+
+def binary_kernels(model) -> dict[str, Any]:
+    """Latent kernel variables of the binary layers (``converters.report.binary_layers``), by layer name."""
+    return {name: layer.kernel for name, layer in _binary_layers(model).items()}
+
+
+def _end_epoch(model, validation, callbacks: Sequence[Any], epoch: int, train_logs: dict[str, float]) -> None:
+    """What fit() does after an epoch's last batch: validate, then the callbacks' epoch end.
+
+    For a run stopped in its validation: the epoch's training metrics come from the checkpoint.
+    """
+    import tf_keras as keras
+
+    hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
+    hooks.on_train_begin()
+    hooks.on_epoch_begin(epoch)
+    val_logs = model.evaluate(validation, verbose=0, return_dict=True, callbacks=hooks)
+    hooks.on_epoch_end(epoch, {**train_logs, **{f"val_{k}": v for k, v in val_logs.items()}})
+    hooks.on_train_end()
 
 
 def _add_bipolar(model, kernels: dict[str, Any], lam: float) -> None:
@@ -296,7 +313,8 @@ def train(
         student = create_model(
             card.name, input_shape=card.input_shape, num_classes=dataset.num_classes, **(model_options or {})
         )
-        kernels = binary_kernels(student)
+        layers = _binary_layers(student)
+        kernels = {name: layer.kernel for name, layer in layers.items()}
         lam = float(recipe.extra.get("bipolar_lambda", 0.0))
         if lam:
             _add_bipolar(student, kernels, lam)
@@ -327,7 +345,7 @@ def train(
                 cb.truncate_csv(logs / name, start_epoch)
     best = cb.BestModel(student, run.path / BEST_MODEL, is_chief=chief)
     stateful: dict[str, Any] = {"best_model": best}
-    run_callbacks: list[Any] = [cb.FlipRatio(kernels, logs / "flips.csv", write=chief), best]
+    run_callbacks: list[Any] = [cb.FlipRatio(layers, logs / "flips.csv", write=chief), best]
     if recipe.schedule == "plateau":
         plateau = cb.PlateauLR(monitor="loss", factor=recipe.gamma, patience=recipe.plateau_patience,
                                min_lr=recipe.lr * 1e-4, verbose=0)
@@ -345,7 +363,8 @@ def train(
         ]
     run_callbacks += list(callbacks)
     saver = cb.Checkpointer(ckpt_dir, checkpoint, initial_epoch=start_epoch, initial_step=start_step,
-                            stateful=stateful, is_chief=chief)
+                            partial=(state or {}).get("partial"), epochs=recipe.epochs, stateful=stateful,
+                            is_chief=chief)
     run_callbacks.append(saver)
 
     if chief:
@@ -366,7 +385,10 @@ def train(
     try:
         with data_errors():
             epoch = start_epoch
-            if start_step:  # finish the interrupted epoch first
+            if start_step >= steps:  # stopped in the validation: only it and the epoch's end are left
+                _end_epoch(model, dataset.val, run_callbacks, epoch, state["partial"]["means"])
+                epoch += 1
+            elif start_step:  # finish the interrupted epoch first
                 model.fit(dataset.train_epochs(epoch, epoch + 1, skip_batches=start_step),
                           validation_data=dataset.val, initial_epoch=epoch, epochs=epoch + 1,
                           steps_per_epoch=steps - start_step, callbacks=run_callbacks, verbose=verbose)

@@ -77,18 +77,24 @@ def test_evaluate_reports_top1_top5(digits_run, cli_runner):
 
 
 class _Interrupt(keras.callbacks.Callback):
-    """Send SIGINT to this process in the middle of ``epoch`` (the real signal path)."""
+    """Send SIGINT to this process in the middle of ``epoch``'s training or validation (the real signal path)."""
 
-    def __init__(self, epoch, batch):
+    def __init__(self, epoch, batch, validation=False):
         super().__init__()
-        self.epoch, self.batch, self.current = epoch, batch, 0
+        self.epoch, self.batch, self.validation, self.current = epoch, batch, validation, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.current = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.current == self.epoch and batch == self.batch:
+    def _batch_end(self, batch, validation):
+        if (self.current, batch, validation) == (self.epoch, self.batch, self.validation):
             os.kill(os.getpid(), signal.SIGINT)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batch_end(batch, False)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._batch_end(batch, True)
 
 
 @pytest.mark.slow
@@ -106,6 +112,34 @@ def test_interrupted_run_resumes_to_the_same_weights(digits_run, tmp_path):
     rows = list(csv.DictReader(open(path / "logs" / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert float(rows[0]["val_accuracy"]) == float(next(csv.DictReader(open(digits_run.path / "logs" / "metrics.csv")))["val_accuracy"])
+
+
+@pytest.mark.slow
+def test_plateau_run_interrupted_twice_matches_an_uninterrupted_one(tmp_path):
+    """Tang's plateau schedule, stopped in epoch 1's training, then in epoch 2's validation."""
+    recipe = get_recipe("tang2017").override(epochs=2, batch_size=256, lr=1e-3, plateau_patience=1)
+    small = {"model_options": {"blocks_per_stage": 1}, "recipe": recipe}
+    _train(tmp_path / "straight", **small)
+    path = tmp_path / "interrupted"
+    with pytest.raises(EdgebnnError, match="interrupted by SIGINT at epoch 1, batch 3"):
+        _train(path, callbacks=[_Interrupt(epoch=0, batch=2)], **small)
+    with pytest.raises(EdgebnnError, match="interrupted by SIGINT at epoch 2, batch 6"):  # all 6 batches done
+        resume(path, verbose=0, callbacks=[_Interrupt(epoch=1, batch=0, validation=True)])
+    assert json.loads((path / "checkpoints" / "state.json").read_text())["step"] == 6
+    resume(path, verbose=0)  # validates epoch 2 again, then ends it
+
+    def logged(run):  # flips count from a resume point: the rest must be equal
+        rows = list(csv.DictReader(open(run / "logs" / "metrics.csv")))
+        return [{k: v for k, v in r.items() if k != "flip_ratio"} for r in rows]
+
+    straight, got = logged(tmp_path / "straight"), logged(path)
+    assert [r["epoch"] for r in got] == ["0", "1"] and "lr" in got[0]
+    assert got == straight  # the loss the plateau watches covers every batch of epoch 1
+    state = {run: json.loads((run / "checkpoints" / "state.json").read_text()) for run in (tmp_path / "straight", path)}
+    assert state[path]["plateau"] == state[tmp_path / "straight"]["plateau"]
+    assert state[path]["best_model"] == state[tmp_path / "straight"]["best_model"]
+    expected, weights = RunDir(tmp_path / "straight").load_model().get_weights(), RunDir(path).load_model().get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(expected, weights))
 
 
 class _Poison(keras.callbacks.Callback):
