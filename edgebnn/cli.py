@@ -278,6 +278,8 @@ def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out,
             f"{size['minimum_bytes'] / 1024:.1f} KiB minimum), LceBconv2d {report['bconv']}/"
             f"{report['binary_layers']} binary layers, {errors}"
         )
+        if p.get("warning"):
+            click.echo(f"warning: {p['warning']}", err=True)
         floats = report["explain"]["float_binary_layers"]
         if floats:
             click.echo(f"warning: {len(floats)} binary layer(s) stayed float: {', '.join(floats[:5])}"
@@ -388,7 +390,9 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     configs = _bench_configs(threads, runs, warmup, min_secs, max_secs, timeout, op_profiling, xnnpack)
     run = resolve_source(src, out=out)
     if not run.tflite_path.exists():
-        convert_run(run)
+        warning = convert_run(run)["parity"].get("warning")
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
     records = bench_runs(run, devices=device, configs=configs, devices_file=devices_file,
                          accept_new_host_key=accept_new_host_key, cooldown=cooldown)
     if as_json:

@@ -245,11 +245,17 @@ def _convert_lce(run, model, inputs, calibration, *, target, int8, int8_io, stri
                    f"{where['parity']['max_rel_error']:.2e})" if where else "every intermediate tensor is "
                    "within tolerance: the difference is in the last ops")
         c = checked(p)
-        raise EdgebnnError(
-            f"parity out of tolerance on the {p['checked_on']}: max rel error {c['max_rel_error']:.2e}, "
-            f"mean rel error {c['mean_rel_error']:.2e}, top-1 agreement {p['top1_agreement']:.0%} "
-            f"(tolerance {p['tolerance']}); {located}; nothing written"
-        )
+        message = (f"parity out of tolerance on the {p['checked_on']}: max rel error {c['max_rel_error']:.2e}, "
+                   f"mean rel error {c['mean_rel_error']:.2e}, top-1 agreement {p['top1_agreement']:.0%} "
+                   f"(tolerance {p['tolerance']}); {located}")
+        if run.manifest.get("weights") != "random":
+            raise EdgebnnError(f"{message}; nothing written")
+        # Random weights make a chaotic network: the few pre-activations within rounding of zero,
+        # which any two engines binarize differently, grow layer by layer at full depth (measured:
+        # sabnn-r34 at 224x224), where a trained network absorbs them. Latency does not depend
+        # on the weights, so the flatbuffer is kept and the miss recorded.
+        p["warning"] = (f"{message}; kept: with random weights a deep network amplifies sign flips at "
+                        "rounding (the tests check each family's parity at a small size)")
     return report, flatbuffer
 
 

@@ -138,12 +138,26 @@ def test_parity_failure_exits_1_names_the_layer_and_writes_nothing(tiny_copy, cl
     from edgebnn.converters import parity
 
     tiny_copy.tflite_path.unlink()
+    tiny_copy.update(weights="trained")  # as `edgebnn train` leaves it
     monkeypatch.setattr(parity, "FLOAT_TOLERANCE", {"mean_rel_error": 0.0})
     result = cli_runner.invoke(cli, ["convert", str(tiny_copy.path)])
     assert result.exit_code == 1, result.output
     assert "parity out of tolerance on the logits" in result.output
     assert "first diverging layer" in result.output or "every intermediate tensor" in result.output
     assert not tiny_copy.tflite_path.exists()
+
+
+def test_parity_miss_with_random_weights_is_recorded_not_fatal(tiny_copy, cli_runner, monkeypatch):
+    from edgebnn.converters import parity
+
+    tiny_copy.tflite_path.unlink()
+    monkeypatch.setattr(parity, "FLOAT_TOLERANCE", {"mean_rel_error": 0.0})
+    result = cli_runner.invoke(cli, ["convert", str(tiny_copy.path)])
+    assert result.exit_code == 0, result.output
+    assert "warning: parity out of tolerance" in result.output and "random weights" in result.output
+    recorded = tiny_copy.manifest["conversion"]["parity"]
+    assert not recorded["ok"] and "random weights" in recorded["warning"]
+    assert tiny_copy.tflite_path.exists()
 
 
 def test_float_twin_and_baked_keras_targets(tiny_copy, cli_runner):
