@@ -76,15 +76,14 @@ def parity_inputs_for(spec: str | None, input_shape, *, n: int = 8, split: str =
     """
     from edgebnn.converters.parity import random_inputs
 
-    if spec is None or parse_spec(spec)[0] == "synthetic":
+    kind = parse_spec(spec)[0] if spec else None
+    if kind in (None, "synthetic"):
         return random_inputs(input_shape, n, seed=0 if split == "val" else 1)
-    if parse_spec(spec)[0] == "digits":
+    if kind == "digits":
         from edgebnn.data import digits_arrays
 
         x_train, _, x_val, _ = digits_arrays(tuple(input_shape))
         return (x_val if split == "val" else x_train)[:n]
-    import numpy as np
-
     from edgebnn.data import data_errors, load_dataset
 
     with data_errors():
