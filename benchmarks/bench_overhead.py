@@ -6,7 +6,7 @@ run, parse, clean up) and, right after, the same runner command run directly on 
 machine; the overhead is the difference. "first" uses a fresh workdir on the board (model
 and runner uploaded), "repeat" the same workdir again (both reused by hash). Figures are
 medians over --samples. ``remote_true_s`` is the cost of one empty remote command on this
-"board" (its login shell's start-up; a repeat run needs two commands). Both the in-process harness (`pipeline.bench_runs`) and the full
+"board" (its login shell's start-up; a repeat run needs two commands). Both the in-process harness (`edgebnn.device.bench.bench_run`) and the full
 `edgebnn bench` command (a new Python process: interpreter and import start-up included)
 are reported. Prints one JSON line. ``--quick``: 3 samples instead of 5 (the line says so).
 
@@ -26,8 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import edgebnn  # noqa: E402,F401
 from sshd import start_sshd  # noqa: E402
+
+import edgebnn  # noqa: E402,F401
 
 FLAGS = ["--runs", "20", "--warmup", "2", "--min-secs", "0", "--threads", "1", "--cooldown", "0"]
 
@@ -69,8 +70,10 @@ def main() -> None:
     args = p.parse_args()
     args.samples = args.samples or (3 if args.quick else 5)
 
-    from edgebnn.device.bench import BenchConfig
-    from edgebnn.pipeline import bench_runs, convert_run, resolve_source
+    from edgebnn.converters.convert import convert_run
+    from edgebnn.device.bench import bench_run
+    from edgebnn.device.protocol import BenchConfig
+    from edgebnn.run.sources import resolve_source
 
     with tempfile.TemporaryDirectory() as tmp, start_sshd(Path(tmp)) as sshd:
         run = resolve_source("bireal-tiny", out=f"{tmp}/run")
@@ -84,7 +87,7 @@ def main() -> None:
                 for phase in ("first", "repeat"):
                     start = time.perf_counter()
                     if via == "lib":
-                        (record,) = bench_runs(run, devices="loopback", configs=config, devices_file=listing,
+                        (record,) = bench_run(run, devices="loopback", configs=config, devices_file=listing,
                                                cooldown=0)
                         assert record["ok"], record["error"] or record["results"]
                     else:

@@ -52,9 +52,10 @@ def measure(card, *, size: int | None, runs: int, threads: int) -> dict:
 
     from edgebnn.converters.flatbuffer import operators
     from edgebnn.converters.lce import convert, convert_float
+    from edgebnn.converters.parity import checked
     from edgebnn.converters.report import conversion_report
-    from edgebnn.converters.parity import checked, random_inputs
     from edgebnn.converters.twin import float_twin
+    from edgebnn.data.samples import random_inputs
     from edgebnn.models.stats import model_stats
     from edgebnn.registry import create_model
 

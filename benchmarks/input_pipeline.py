@@ -63,7 +63,7 @@ def main() -> None:
 
     import tf_keras as keras
 
-    from edgebnn.data import Augment, load_dataset
+    from edgebnn.data.pipelines import Augment, load_dataset
     from edgebnn.registry import create_model, get_card
 
     card = get_card(args.model)

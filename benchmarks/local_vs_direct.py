@@ -50,8 +50,10 @@ def main() -> None:
     import numpy as np
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-    from edgebnn.device.bench import BenchConfig
-    from edgebnn.pipeline import bench_run, convert_run, resolve_source
+    from edgebnn.converters.convert import convert_run
+    from edgebnn.device.bench import bench_run
+    from edgebnn.device.protocol import BenchConfig
+    from edgebnn.run.sources import resolve_source
 
     with tempfile.TemporaryDirectory() as tmp:
         run = resolve_source("bireal-tiny", out=f"{tmp}/run")
@@ -62,7 +64,7 @@ def main() -> None:
         config = [BenchConfig(threads=1, runs=runs, warmup=WARMUP, min_secs=0.0)]
         ours, theirs = [], []
         for _ in range(args.samples):
-            latency = bench_run(run, device="local", configs=config)["results"][0]["latency"]
+            latency = bench_run(run, devices="local", configs=config)[0]["results"][0]["latency"]
             ours.append((latency["median_ms"], latency["min_ms"]))
             theirs.append(direct_ms(interpreter, feed, runs))
         e, d = statistics.median(m for m, _ in ours), statistics.median(m for m, _ in theirs)

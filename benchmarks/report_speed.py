@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 EDGEBNN = [sys.executable, "-c", "from edgebnn.cli import main; main()"]
 
 

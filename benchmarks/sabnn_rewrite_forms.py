@@ -1,7 +1,7 @@
 """Which SA-BNN box-sum form runs fastest in LCE's interpreter (one JSON line on stdout).
 
 One asymmetric {+a+, -a-} binary conv (64 -> 64 channels, 3x3, one-padding, 16x16 input,
-random scales) is rewritten with each form of ``edgebnn.converters.bake.BOX_SUM_FORMS``,
+random scales) is rewritten with each form of ``edgebnn.converters.rewrites.BOX_SUM_FORMS``,
 converted with LCE and timed with LCE's interpreter (1 thread): median over ``--repeats``
 repeats of ``--runs`` invocations each, plus the parity of each form against Keras and its
 op counts. On x86 these are the portable kernels' timings: a ranking, not a board figure.
@@ -58,8 +58,8 @@ def main() -> None:
     import numpy as np
     from larq_compute_engine.tflite.python.interpreter import Interpreter
 
-    from edgebnn.converters.bake import BOX_SUM_FORMS, bake_kernels
     from edgebnn.converters.flatbuffer import op_counts
+    from edgebnn.converters.rewrites import BOX_SUM_FORMS, bake_kernels
 
     model = build(args.size, args.channels)
     x = np.random.default_rng(1).uniform(-1, 1, (1, args.size, args.size, args.channels)).astype("float32")

@@ -38,7 +38,7 @@ def main() -> None:
     import tf_keras as keras
 
     from edgebnn.converters.twin import float_twin
-    from edgebnn.data import load_dataset
+    from edgebnn.data.pipelines import load_dataset
     from edgebnn.registry import create_model, get_card
 
     card = get_card(args.model)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgebnn.models.introspection import flat_layers, inbound_layers, is_binary, kernel_quantizer, nested_models
+
 BCONV = "LceBconv2d"
 # Ops whose first input, not their output, carries the name of the layer they implement:
 # LCE names a binary convolution's output after the BatchNorm fused into it.
@@ -19,33 +21,7 @@ NAMED_BY_INPUT = {BCONV, "LceBMaxPool2d"}
 NAME_LIMIT = 50  # LCE cuts tensor names here; a component at the cut may be partial
 
 
-def _precision(quantizer) -> int | None:
-    return getattr(quantizer, "precision", None) if quantizer is not None else None
-
-
-def kernel_quantizer(layer):
-    """The quantizer of a layer's main weights (kernel, or depthwise kernel), or None."""
-    for key in ("kernel_quantizer", "depthwise_quantizer"):
-        q = getattr(layer, key, None)
-        if q is not None:
-            return q
-    return None
-
-
-def is_binary(layer) -> bool:
-    """A larq layer whose main weights are quantized to 1 bit."""
-    return _precision(kernel_quantizer(layer)) == 1
-
-
-def flat_layers(model) -> list:
-    """Every leaf layer of ``model`` (nested models expanded), in model order."""
-    found = []
-    for layer in model.layers:
-        found += flat_layers(layer) if hasattr(layer, "layers") else [layer]
-    return found
-
-
-def _layer_names_in(tensor_name: str, model_names: set[str]) -> set[str]:
+def layer_names_in(tensor_name: str, model_names: set[str]) -> set[str]:
     # Each ';'-segment is a location "model/[nested model/]layer/op...": the layer is the first
     # component that is not a model name (op names such as "add" must not count as layers).
     found = set()
@@ -70,10 +46,10 @@ def attribute_ops(ops: list[dict], model) -> dict[str, list[int]]:
     """
     by_name = {l.name: l for l in flat_layers(model)}
     names = set(by_name)
-    model_names = {model.name} | {l.name for l in _nested_models(model)}
+    model_names = {model.name} | {l.name for l in nested_models(model)}
 
     def named_in(tensors):
-        return set().union(*(_layer_names_in(t, model_names) for t in tensors)) & names if tensors else set()
+        return set().union(*(layer_names_in(t, model_names) for t in tensors)) & names if tensors else set()
 
     found: dict[str, list[int]] = {}
     for i, op in enumerate(ops):
@@ -97,18 +73,10 @@ def _binary_producer(layer):
     """The binary conv whose output the BatchNorm ``layer`` normalizes (LCE folds it into the
     conv), else None. (An output named after a binary conv may be the next conv's bit-packed
     input, written by the previous conv: not evidence of which conv this is.)"""
-    inbound = [n.inbound_layers for n in layer._inbound_nodes]
+    inbound = inbound_layers(layer)
     if type(layer).__name__ == "BatchNormalization" and len(inbound) == 1 and not isinstance(inbound[0], list):
         return inbound[0].name if is_binary(inbound[0]) else None
     return None
-
-
-def _nested_models(model) -> list:
-    found = []
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            found += [layer, *_nested_models(layer)]
-    return found
 
 
 def _probe(quantizer, values) -> np.ndarray:

@@ -7,7 +7,7 @@ from collections import Counter
 from edgebnn.errors import EdgebnnError
 
 
-def _builtin_names() -> dict[int, str]:
+def builtin_names() -> dict[int, str]:
     from tensorflow.lite.python import schema_py_generated as schema
 
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -38,7 +38,7 @@ def operators(flatbuffer: bytes) -> list[dict]:
     if len(flatbuffer) < 8 or flatbuffer[4:8] != b"TFL3":
         raise EdgebnnError("not a TFLite flatbuffer (no TFL3 identifier): re-run `edgebnn convert`")
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
-    names = _builtin_names()
+    names = builtin_names()
     codes = []
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)

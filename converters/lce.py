@@ -14,7 +14,7 @@ def check_float32(model) -> None:
     Raises:
         EdgebnnError: naming the first such layer and the fix.
     """
-    from edgebnn.converters.explain import flat_layers
+    from edgebnn.models.introspection import flat_layers
 
     for layer in [model, *flat_layers(model)]:
         policy = getattr(layer, "dtype_policy", None)
@@ -100,10 +100,10 @@ def check_runnable(model, flatbuffer: bytes) -> None:
         EdgebnnError: naming the ops and the layers they come from.
     """
     from edgebnn.converters.explain import attribute_ops
-    from edgebnn.converters.flatbuffer import _builtin_names, operators
+    from edgebnn.converters.flatbuffer import builtin_names, operators
 
     ops = operators(flatbuffer)
-    builtins = set(_builtin_names().values())
+    builtins = set(builtin_names().values())
     bad = {i for i, op in enumerate(ops) if op["op"] not in builtins and op["op"] not in LCE_OPS}
     if not bad:
         return

@@ -21,11 +21,6 @@ FLOAT_TOLERANCE = {"mean_rel_error": 1e-2}
 INT8_TOLERANCE = {"mean_rel_error": 5e-2}
 
 
-def random_inputs(input_shape, n: int = 4, seed: int = 0) -> np.ndarray:
-    """``n`` inputs uniform in [-1, 1] at ``input_shape`` (H, W, C)."""
-    return np.random.default_rng(seed).uniform(-1, 1, size=(n, *input_shape)).astype("float32")
-
-
 def run_flatbuffer(flatbuffer: bytes, inputs: np.ndarray) -> list[np.ndarray]:
     """Run ``flatbuffer`` with LCE's interpreter; every output, int8 ones dequantized."""
     from larq_compute_engine.tflite.python.interpreter import Interpreter
@@ -84,23 +79,24 @@ def tensor_layers(model, ops: list[dict], flatbuffer: bytes) -> list[tuple[int, 
     folded into it (a BatchNormalization into a convolution), it holds the last folded
     layer's output, so the chain of consumers without ops of their own is followed.
     """
-    from edgebnn.converters.explain import _layer_names_in, _nested_models, attribute_ops, flat_layers
+    from edgebnn.converters.explain import attribute_ops, layer_names_in
     from edgebnn.converters.flatbuffer import tensors
+    from edgebnn.models.introspection import flat_layers, nested_models, outbound_layers
 
     # Bit-packed activations (INT32 outputs of LceQuantize) hold no layer output.
     readable = {t["index"] for t in tensors(flatbuffer) if t["type"] in ("FLOAT32", "INT8")}
     layers = {l.name: l for l in flat_layers(model) if type(l).__name__ != "InputLayer"}
-    model_names = {model.name} | {m.name for m in _nested_models(model)}
+    model_names = {model.name} | {m.name for m in nested_models(model)}
     has_ops = set(attribute_ops(ops, model))
     pairs, seen = [], set()
     for op in ops:
         for index, name in zip(op["output_ids"], op["outputs"]):
             if index not in readable:
                 continue
-            found = _layer_names_in(name.split(";")[0] + (";" if ";" in name else ""), model_names)
+            found = layer_names_in(name.split(";")[0] + (";" if ";" in name else ""), model_names)
             layer = layers.get(next(iter(found))) if found else None
             while layer is not None:
-                consumers = [n.outbound_layer for n in layer._outbound_nodes if n.outbound_layer.name in layers]
+                consumers = [c for c in outbound_layers(layer) if c.name in layers]
                 if len(consumers) == 1 and consumers[0].name not in has_ops:
                     layer = consumers[0]
                 else:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from edgebnn.converters.explain import BCONV, flat_layers, is_binary
-
-
-def binary_layers(model) -> list[str]:
-    """Names of the larq layers with a 1-bit kernel (nested models included)."""
-    return [layer.name for layer in flat_layers(model) if is_binary(layer)]
+from edgebnn.converters.explain import BCONV
+from edgebnn.models.introspection import binary_layer_names
 
 
 def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: bool = False) -> dict:
@@ -27,15 +23,16 @@ def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: boo
     """
     from edgebnn.converters.explain import explain
     from edgebnn.converters.flatbuffer import operators
-    from edgebnn.converters.parity import FLOAT_TOLERANCE, INT8_TOLERANCE, checked, parity, random_inputs, within
+    from edgebnn.converters.parity import FLOAT_TOLERANCE, INT8_TOLERANCE, checked, parity, within
     from edgebnn.converters.size import size_report
+    from edgebnn.data.samples import random_inputs
 
     ops = operators(flatbuffer)
     counts: dict[str, int] = {}
     for op in ops:
         counts[op["op"]] = counts.get(op["op"], 0) + 1
     counts = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-    binary = binary_layers(model)
+    binary = binary_layer_names(model)
     inputs = parity_inputs if parity_inputs is not None else random_inputs(model.input_shape[1:])
     tolerance = INT8_TOLERANCE if int8 else FLOAT_TOLERANCE
     result = parity(model, flatbuffer, inputs, ops=ops)

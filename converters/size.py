@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from edgebnn.converters.explain import flat_layers, is_binary, kernel_quantizer
+from edgebnn.models.introspection import flat_layers, is_binary, kernel_quantizer
 
 INT8_KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")
 

@@ -39,7 +39,7 @@ def float_twin(model):
     """
     import tf_keras as keras
 
-    from edgebnn.converters.explain import flat_layers
+    from edgebnn.models.introspection import flat_layers
 
     twin = keras.models.clone_model(model, clone_function=_float_layer)
     for source, target in zip(flat_layers(model), flat_layers(twin), strict=True):

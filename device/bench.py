@@ -1,373 +1,148 @@
-"""The benchmark protocol: one device, one model, several configurations.
+"""``edgebnn bench``: a run's flatbuffer on one or more devices, every result recorded.
 
-Numbered steps, each timed: connect -> preflight (which also reports the uploads the board
-already has) -> upload what is missing (content-addressed, checksum verified) -> run every
-configuration under a time limit, with a cooldown between them (each in its own scratch
-folder, removed with the temperatures read in the same round trip) -> clean up what a failed
-configuration left. A failure is recorded with an error kind instead of raised, so one bad
-configuration (a crash at 4 threads, say) or one unreachable board does not lose the others.
+:func:`bench_run` runs the protocol (:mod:`edgebnn.device.protocol`) on every device
+concurrently and writes one record per device, ``bench/<device>-<utc>-<id>.json``: the one
+shape of a benchmark result, rewritten after every configuration (results already obtained
+survive an interruption) and read by the report as it is. ``manifest["benchmarks"]`` indexes
+those files.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sys
-import time
+import math
 import uuid
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 
-from edgebnn.device.output import OutputError, parse_benchmark_output
-from edgebnn.device.preflight import TEMPS, parse_preflight, preflight_argv, problems, temperatures
-from edgebnn.device.profiles import DeviceProfile
-from edgebnn.device.stats import latency_stats
-from edgebnn.errors import DeviceError
-
-# Runs "$@" in the scratch folder "$1", removes it, and reports the SoC temperatures (of the
-# thermal zones "$2" names) on stderr: in the happy path a configuration costs one round trip,
-# cleanup included.
-_IN_SCRATCH = r"""
-scratch=$1 zones=$2; shift 2
-mkdir -p "$scratch" && cd "$scratch" || exit 125
-"$@"; status=$?
-cd / && rm -rf "$scratch"
-printf 'edgebnn-temps: ' >&2; (TEMPS) >&2
-exit $status
-""".replace("(TEMPS)", "(" + TEMPS + ")")
-TEMPS_MARK = "edgebnn-temps: "
+from edgebnn import atomic
+from edgebnn.device.protocol import BenchConfig, DeviceRun, bench_devices
+from edgebnn.errors import EdgebnnError, UsageError, shell_command
+from edgebnn.run.rundir import RunDir, file_record, utc_now
 
 
-@dataclass(frozen=True)
-class BenchConfig:
-    """Timing settings for one run of the runtime (connection settings live in the profile)."""
-
-    threads: int = 1  # 0: each of the device's default thread counts
-    runs: int = 50
-    warmup: int = 5
-    min_secs: float = 1.0
-    max_secs: float = 150.0
-    timeout: float = 600.0
-    op_profiling: bool = False
-    peak_memory: bool = True
-    xnnpack: bool = False  # TFLite's XNNPACK delegate for float ops (LCE's published RPi 4B figures use it)
-
-    def runtime_flags(self) -> list[str]:
-        flags = [
-            f"--num_threads={self.threads}",
-            f"--num_runs={self.runs}",
-            f"--warmup_runs={self.warmup}",
-            f"--min_secs={self.min_secs}",
-            f"--max_secs={self.max_secs}",
-        ]
-        if self.peak_memory:
-            flags.append("--report_peak_memory_footprint=true")
-        if self.op_profiling:
-            flags.append("--enable_op_profiling=true")
-        if self.xnnpack:
-            flags.append("--use_xnnpack=true")
-        return flags
-
-
-@dataclass
-class BenchResult:
-    """The outcome of one configuration: figures when ``ok``, an error kind when not."""
-
-    device: str
-    config: BenchConfig
-    ok: bool
-    error_kind: str = ""  # "", "crash", "timeout", "unparsable", "connection", "skipped"
-    error: str = ""
-    valid: bool = False
-    latency: dict = field(default_factory=dict)
-    figures: dict = field(default_factory=dict)
-    raw: str = ""
-    seconds: float = 0.0
-    temps_c: list | None = None  # SoC temperatures right after this configuration (None: not read)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class DeviceRun:
-    """Everything one device's benchmark produced, including how it failed."""
-
-    profile: DeviceProfile
-    fingerprint: dict = field(default_factory=dict)
-    runtime: dict = field(default_factory=dict)
-    results: list[BenchResult] = field(default_factory=list)
-    error_kind: str = ""
-    error: str = ""
-    warnings: list[str] = field(default_factory=list)
-    temps: dict = field(default_factory=dict)
-    steps: dict = field(default_factory=dict)  # seconds per step
-    uploads: dict = field(default_factory=dict)
-    connections: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.error_kind and any(r.ok for r in self.results)
-
-
-def expand_threads(profile: DeviceProfile, configs: list[BenchConfig]) -> list[BenchConfig]:
-    """Replace ``threads=0`` ("the device's default") by one configuration per profile thread count."""
-    return [replace(c, threads=t) for c in configs for t in (profile.threads if c.threads == 0 else (c.threads,))]
-
-
-def runtime_argv(profile: DeviceProfile, graph: str) -> list[str]:
-    """The runtime's argv on this machine (the local transport)."""
-    if profile.runtime == "python":
-        return [sys.executable, "-m", "edgebnn.device.runner", f"--graph={graph}"]
-    return [profile.runtime_file or profile.runtime, f"--graph={graph}"]
-
-
-def summarize(device: str, config: BenchConfig, stdout: str) -> BenchResult:
-    """Turn the runtime's output into a result; unparsable output is kept raw."""
-    try:
-        figures = parse_benchmark_output(stdout)
-    except OutputError as e:
-        return BenchResult(device, config, ok=False, error_kind="unparsable",
-                           error=f"{e}; the raw output is saved in the result", raw=stdout)
-    timed = figures["timed"]
-    if "per_run_us" in figures:
-        latency = latency_stats(figures["per_run_us"])
-    else:  # the tool prints aggregates only: no percentiles without per-run times
-        latency = {"runs": int(timed["count"]), "mean_ms": timed["avg"] / 1e3, "std_ms": timed["std"] / 1e3,
-                   "min_ms": timed["min"] / 1e3, "max_ms": timed["max"] / 1e3}
-    if figures["memory"].get("peak_mb") is not None:
-        latency["peak_memory_mb"] = figures["memory"]["peak_mb"]
-    total_secs = timed["avg"] * timed["count"] / 1e6
-    valid = timed["count"] >= config.runs and total_secs >= config.min_secs
-    return BenchResult(device, config, ok=True, valid=valid, latency=latency, figures=figures, raw=stdout)
-
-
-async def run_config(transport, profile: DeviceProfile, graph: str, config: BenchConfig, *,
-                     command: list[str] | None = None) -> BenchResult:
-    """Run one configuration; ``command`` is the runtime's argv without flags (default: local).
+def parse_threads(text: str) -> list[int]:
+    """``"1,4"`` -> ``[1, 4]``.
 
     Raises:
-        DeviceError: the connection to the board was lost.
+        UsageError: not positive integers separated by commas.
     """
-    start = time.perf_counter()
-    argv = (command or runtime_argv(profile, graph)) + config.runtime_flags()
-    if profile.affinity:
-        argv = ["taskset", "-c", profile.affinity, *argv]
-    cmd = await transport.run(argv, timeout=config.timeout)
-    temps = [line for line in cmd.stderr.splitlines() if line.startswith(TEMPS_MARK)]
-    cmd.stderr = "\n".join(line for line in cmd.stderr.splitlines() if not line.startswith(TEMPS_MARK))
-    if cmd.timed_out:
-        result = BenchResult(profile.name, config, ok=False, error_kind="timeout",
-                             error=f"no result within {config.timeout:g} s: the runtime was killed on the device "
-                                   "(raise --timeout for a slow model)", raw=cmd.stdout + cmd.stderr)
-    elif cmd.exit_status != 0:
-        last = (cmd.stderr.strip().splitlines() or cmd.stdout.strip().splitlines() or ["no message"])[-1]
-        result = BenchResult(profile.name, config, ok=False, error_kind="crash",
-                             error=f"runtime exited with {cmd.exit_status}: {last[:300]}", raw=cmd.stdout + cmd.stderr)
-    else:
-        result = summarize(profile.name, config, cmd.stdout)
-    result.seconds = time.perf_counter() - start
-    if temps:
-        result.temps_c = temperatures(temps[-1][len(TEMPS_MARK):])
-    return result
-
-
-@contextlib.contextmanager
-def _timed(steps: dict, name: str):
-    """Add the time spent in the block to ``steps[name]``."""
-    start = time.perf_counter()
     try:
-        yield
-    finally:
-        steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - start, 4)
+        threads = [int(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        threads = []
+    if not threads or min(threads) < 1:
+        raise UsageError(f"bad --threads {text!r}: give positive integers separated by commas, e.g. 1,4")
+    return threads
 
 
-def _remote_files(profile: DeviceProfile, graph: Path):
-    """The uploads a run needs and the runtime's argv on the board."""
-    from edgebnn.device import runner
-    from edgebnn.device.ssh import Upload, sha256_file
-
-    work = profile.workdir.rstrip("/") or "/"
-    digest = sha256_file(graph)
-    model = Upload(graph, f"{work}/models/{digest}/{graph.name}", digest)
-    uploads = {"model": model}
-    if profile.runtime == "python":
-        script = Path(runner.__file__)
-        digest = sha256_file(script)
-        uploads["runner"] = Upload(script, f"{work}/bin/{digest}/runner.py", digest)
-        command = [profile.python, uploads["runner"].remote]
-    elif profile.runtime_file:
-        binary = Path(profile.runtime_file).expanduser()
-        if not binary.is_file():
-            raise DeviceError("preflight", f"runtime_file {profile.runtime_file!r} for {profile.name} does not exist: "
-                                           f"run `edgebnn devices setup {profile.name} --download` or fix the path")
-        digest = sha256_file(binary)
-        uploads["runtime"] = Upload(binary, f"{work}/bin/{digest}/lce_benchmark_model", digest, mode="755")
-        command = [uploads["runtime"].remote]
-    else:
-        command = [profile.runtime]
-    return uploads, command + [f"--graph={model.remote}"]
-
-
-async def ensure_uploaded(transport, profile: DeviceProfile, uploads: dict, disk_free_mb: float | None,
-                          present: set[str] | None = None) -> dict:
-    """Upload what the board lacks (by sha256); ``{name: {"path", "uploaded", "attempts"}}``.
+def bench_configs(threads: str | None, *, runs: int = 50, warmup: int = 5, min_secs: float = 1.0,
+                  max_secs: float = 150.0, timeout: float = 600.0, op_profiling: bool = False,
+                  xnnpack: bool = False) -> list[BenchConfig]:
+    """One configuration per thread count of ``threads`` (``"1,4"``; None: each device's default).
 
     Raises:
-        DeviceError: ``disk_full`` when the board has no room, ``upload`` otherwise.
+        UsageError: a bad value, named.
     """
-    if present is None:
-        present = await transport.present(list(uploads.values()))
-    missing = [u for u in uploads.values() if u.remote not in present]
-    need_mb = sum(u.local.stat().st_size for u in missing) / 2**20
-    if missing and disk_free_mb is not None and disk_free_mb < need_mb + 1:
-        raise DeviceError("disk_full", f"{profile.name} has {disk_free_mb:.1f} MB free in {profile.workdir!r}, the "
-                                       f"upload needs {need_mb:.1f} MB: free space on the board or set another "
-                                       "`workdir` in your devices file")
-    report = {}
-    for name, item in uploads.items():
-        attempts = await transport.upload(item) if item in missing else 0
-        report[name] = {"path": item.remote, "sha256": item.sha256, "uploaded": bool(attempts), "attempts": attempts}
-    return report
+    counts = parse_threads(threads) if threads is not None else [0]
+    return [BenchConfig(threads=t, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
+                        op_profiling=op_profiling, xnnpack=xnnpack) for t in counts]
 
 
-async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[BenchConfig], *,
-                       accept_new_host_key: bool = False, on_result=None) -> DeviceRun:
-    """Benchmark ``graph`` on one device under every configuration; never raises for the device.
+def check_cooldown(cooldown: float | None) -> None:
+    """Raises UsageError unless ``cooldown`` is None or a finite number of seconds >= 0."""
+    if cooldown is not None and not (math.isfinite(cooldown) and cooldown >= 0):
+        raise UsageError(f"bad --cooldown {cooldown!r}: give a finite number of seconds of at least 0")
+
+
+def device_record(device_run: DeviceRun, *, model: str, model_file: dict, started: str) -> dict:
+    """The bench JSON of one device: everything the run produced, failures included."""
+    from edgebnn import __version__
+
+    profile = device_run.profile
+    return {
+        "device": profile.name,
+        "profile": profile.to_dict(),
+        "figure_kind": "board" if profile.board else "host",
+        "fingerprint": device_run.fingerprint,
+        "runtime": device_run.runtime,
+        "model": model,
+        "model_file": model_file,
+        "started": started,
+        "edgebnn": __version__,
+        "ok": device_run.ok,
+        "error_kind": device_run.error_kind,
+        "error": device_run.error,
+        "warnings": device_run.warnings,
+        "temps_c": device_run.temps,
+        "steps_s": device_run.steps,
+        "uploads": device_run.uploads,
+        "connections": device_run.connections,
+        "results": [r.to_dict() for r in device_run.results],
+    }
+
+
+def check_flatbuffer(run: RunDir) -> dict:
+    """The run's ``model.tflite`` record, after checking it is the one the manifest describes.
+
+    Raises:
+        EdgebnnError: no flatbuffer, or one whose sha256 differs from the manifest's (a
+            truncated or replaced file never reaches a runtime).
+    """
+    if not run.tflite_path.is_file():
+        raise EdgebnnError(f"no model.tflite in {str(run.path)!r}: run "
+                           f"`{shell_command('edgebnn', 'convert', run.path, '--to', 'tflite')}` first")
+    found = file_record(run.tflite_path)
+    recorded = run.section("files").get(run.tflite_path.name)
+    if not isinstance(recorded, dict) or recorded.get("sha256") != found["sha256"]:
+        raise EdgebnnError(
+            f"{run.tflite_path} is not the flatbuffer the manifest records (sha256 {found['sha256'][:12]}..., "
+            f"manifest {str((recorded or {}).get('sha256'))[:12]}...): convert again with "
+            f"`{shell_command('edgebnn', 'convert', run.path, '--to', 'tflite')}`"
+        )
+    return found
+
+
+def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_file=None,
+              accept_new_host_key: bool = False, cooldown: float | None = None) -> list[dict]:
+    """Benchmark the run's flatbuffer on every device in ``devices`` concurrently.
 
     Args:
-        profile: the device.
-        graph: the local flatbuffer.
-        configs: the configurations, run in order with ``profile.cooldown`` between them
-            (``threads=0``: each of the profile's thread counts).
-        accept_new_host_key: trust a board whose host key is not yet known.
-        on_result: called with the :class:`DeviceRun` after each configuration (to save it).
+        run: a converted run directory.
+        devices: a name, a fleet, an ``ssh://`` URL or a comma list of them.
+        configs: the timing configurations.
+        devices_file: the devices file (default: the user's).
+        accept_new_host_key: trust boards whose host key is not yet known.
+        cooldown: seconds between configurations, instead of each device's.
 
     Returns:
-        The run: ``error_kind`` set when the device could not be used at all.
+        The saved records, in the order of ``devices``, each with its ``file``.
     """
-    from edgebnn.device.local import LocalTransport
-    from edgebnn.device.ssh import SshTransport
+    from edgebnn.device.profiles import resolve_devices
 
-    graph = Path(graph)
-    configs = expand_threads(profile, configs)
-    run = DeviceRun(profile)
-    remote = profile.transport != "local"
-    transport = SshTransport(profile, accept_new_host_key=accept_new_host_key) if remote else LocalTransport()
-    scratch = f"{profile.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
-    try:
-        uploads, command = _remote_files(profile, graph) if remote else ({}, runtime_argv(profile, str(graph)))
-        if remote:
-            with _timed(run.steps, "connect"):
-                await transport.connect()
-        with _timed(run.steps, "preflight"):
-            argv = preflight_argv(profile, runtime="" if profile.runtime_file else None, deep=False,
-                                  uploads=list(uploads.values()))
-            run.fingerprint = parse_preflight((await transport.run(argv, timeout=60)).stdout)
-            run.temps["before"] = run.fingerprint["temps_c"]
-            errors, run.warnings = problems(profile, run.fingerprint, remote=remote, deep=False,
-                                            check_runtime=remote and not profile.runtime_file)
-            if errors:
-                raise DeviceError("preflight", "; ".join(errors))
-        run.runtime = _runtime_info(profile, run.fingerprint)
-        if remote:
-            with _timed(run.steps, "upload"):
-                run.uploads = await ensure_uploaded(transport, profile, uploads, run.fingerprint["disk_free_mb"],
-                                                    present=set(run.fingerprint.pop("present")))
-            if "runtime" in run.uploads:
-                run.runtime.update(path=run.uploads["runtime"]["path"], sha256=run.uploads["runtime"]["sha256"])
-            if "runner" in run.uploads:
-                run.runtime["runner_sha256"] = run.uploads["runner"]["sha256"]
-            command = ["sh", "-c", _IN_SCRATCH, "sh", scratch, profile.thermal_zones, *command]
-        if any(c.op_profiling for c in configs) and profile.runtime == "python":
-            run.warnings.append("op profiling needs lce_benchmark_model: edgebnn's python runner does not profile ops")
-        with _timed(run.steps, "run"):
-            for i, config in enumerate(configs):
-                if i and profile.cooldown:
-                    await asyncio.sleep(profile.cooldown)
-                try:
-                    result = await run_config(transport, profile, str(graph), config, command=command)
-                except DeviceError as e:
-                    run.results.append(BenchResult(profile.name, config, ok=False, error_kind=e.kind, error=str(e)))
-                    run.results += [BenchResult(profile.name, rest, ok=False, error_kind="skipped", error=f"not run: {e}")
-                                    for rest in configs[i + 1:]]
-                    break
-                run.results.append(result)
-                if result.figures.get("lce_version"):
-                    run.runtime["lce_version"] = result.figures["lce_version"]
-                if on_result:
-                    on_result(run)
-    except DeviceError as e:
-        run.error_kind, run.error = e.kind, str(e)
-    finally:
-        with _timed(run.steps, "cleanup"):
-            await _clean_up(run, transport, remote, scratch)
-    if run.results and run.results[-1].temps_c is not None:
-        run.temps["after"] = run.results[-1].temps_c
-    # Each configuration's temperatures, not only the last: a hot SoC mid-sweep may cool by the end.
-    readings = [(max(r.temps_c), f"threads={r.config.threads}") for r in run.results if r.temps_c]
-    if run.temps.get("after") and not (run.results and run.results[-1].temps_c):
-        readings.append((max(run.temps["after"]), "cleanup"))
-    hot = [(t, when) for t, when in readings if t >= profile.throttle_temp]
-    if hot:
-        run.warnings.append(
-            f"{profile.name} reached {max(t for t, _ in hot):.0f} C during the run (>= {profile.throttle_temp:g} C, "
-            f"after {', '.join(dict.fromkeys(w for _, w in hot))}): those figures are probably throttled; add "
-            f"cooling or a longer `cooldown` (now {profile.cooldown:g} s) for {profile.name} and run again")
-    if on_result:
-        on_result(run)
-    return run
+    check_cooldown(cooldown)
+    profiles = resolve_devices(devices, devices_file=devices_file)
+    if cooldown is not None:
+        profiles = [replace(p, cooldown=cooldown) for p in profiles]
+    model_file = check_flatbuffer(run)
+    started = utc_now()
+    stamp = started.replace(":", "")
+    # A random part: two benches started in the same second never share a file.
+    paths = {p.name: run.bench_dir / f"{p.file_name}-{stamp}-{uuid.uuid4().hex[:8]}.json" for p in profiles}
+    model = run.manifest["model"]
 
+    def save(device_run: DeviceRun) -> None:
+        record = device_record(device_run, model=model, model_file=model_file, started=started)
+        atomic.write_json(paths[device_run.profile.name], record)
 
-async def _clean_up(run: DeviceRun, transport, remote: bool, scratch: str) -> None:
-    """Remove what a failed configuration left (a successful one cleans up after itself)."""
-    try:
-        if not remote:
-            argv = ["sh", "-c", f"zones=$1; {TEMPS}", "sh", run.profile.thermal_zones]
-            run.temps["after"] = temperatures((await transport.run(argv, timeout=30)).stdout)
-        elif transport.connections and not (run.results and run.results[-1].temps_c is not None):
-            if not transport.connected:  # the link dropped mid-run: reconnect to leave the board clean
-                await transport.connect()
-            after = await transport.run(["sh", "-c", f'rm -rf "$1"; zones=$2; {TEMPS}', "sh", scratch,
-                                         run.profile.thermal_zones], timeout=30)
-            run.temps["after"] = temperatures(after.stdout)
-    except DeviceError as e:
-        run.warnings.append(f"cleanup on {run.profile.name} failed: {e}")
-    finally:
-        run.connections = getattr(transport, "connections", 0)
-        await transport.close()
-
-
-def _runtime_info(profile: DeviceProfile, fingerprint: dict) -> dict:
-    found = fingerprint.get("runtime", {})
-    if profile.runtime == "python":
-        if profile.transport == "local":
-            from importlib import metadata
-
-            return {"kind": "python", "path": sys.executable, "lce_version": metadata.version("larq-compute-engine")}
-        return {"kind": "python", "path": found.get("path", profile.python), "lce_version": found.get("lce_version")}
-    return {"kind": "lce_benchmark_model", "path": found.get("path", profile.runtime), "sha256": found.get("sha256")}
-
-
-async def bench_devices(profiles: list[DeviceProfile], graph: str | Path, configs: list[BenchConfig], *,
-                        accept_new_host_key: bool = False, on_result=None) -> list[DeviceRun]:
-    """Benchmark ``graph`` on several devices concurrently (one connection each)."""
-    runs = await asyncio.gather(
-        *(bench_device(p, graph, configs, accept_new_host_key=accept_new_host_key, on_result=on_result)
-          for p in profiles),
-        return_exceptions=True,
-    )
-    for i, r in enumerate(runs):
-        if isinstance(r, BaseException):  # a bug, not a device fault: still report the others
-            runs[i] = DeviceRun(profiles[i], error_kind="internal", error=f"{type(r).__name__}: {r}")
-    return runs
-
-
-async def bench_local(profile: DeviceProfile, graph: str, configs: list[BenchConfig]) -> tuple[dict, list[BenchResult]]:
-    """Benchmark ``graph`` on this machine under every configuration.
-
-    Returns:
-        ``(fingerprint, results)``.
-    """
-    run = await bench_device(profile, graph, configs)
-    return run.fingerprint, run.results
+    device_runs = asyncio.run(bench_devices(profiles, run.tflite_path, configs,
+                                            accept_new_host_key=accept_new_host_key, on_result=save))
+    records = []
+    for device_run in device_runs:
+        record = device_record(device_run, model=model, model_file=model_file, started=started)
+        path = paths[device_run.profile.name]
+        atomic.write_json(path, record)
+        records.append({**record, "file": str(path)})
+    index = [{"device": r["device"], "file": str(paths[r["device"]].relative_to(run.path)), "started": started,
+              "figure_kind": r["figure_kind"], "ok": r["ok"], "error_kind": r["error_kind"]} for r in records]
+    run.edit(lambda data: data.__setitem__("benchmarks", [*(data.get("benchmarks") or []), *index]))
+    return records

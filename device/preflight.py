@@ -134,20 +134,19 @@ def parse_preflight(text: str) -> dict:
     }
 
 
-def problems(profile: DeviceProfile, fingerprint: dict, *, check_runtime: bool = True, remote: bool = True,
-             deep: bool = True) -> tuple[list[str], list[str]]:
+def problems(profile: DeviceProfile, fingerprint: dict, *, check_runtime: bool = True, deep: bool = True) -> tuple[list[str], list[str]]:
     """``(errors, warnings)``: what stops a benchmark, and what makes its figures doubtful."""
     errors, warnings = [], []
     name = profile.name
-    if remote and fingerprint["os_bits"] == 32:
+    if fingerprint["os_bits"] == 32:
         errors.append(f"{name} runs a 32-bit OS ({fingerprint['arch']}): LCE's optimized kernels need a 64-bit "
                       "(aarch64) OS; install a 64-bit image")
     if not fingerprint["workdir_ok"]:
         errors.append(f"cannot write the workdir {profile.workdir!r} on {name}: set a writable `workdir` "
                       "in your devices file")
-    if remote and not fingerprint["tools"]["timeout"]:
+    if not fingerprint["tools"]["timeout"]:
         errors.append(f"{name} has no `timeout` command (coreutils or busybox): install coreutils")
-    if remote and not fingerprint["tools"]["sha256sum"]:
+    if not fingerprint["tools"]["sha256sum"]:
         errors.append(f"{name} has no `sha256sum` command: install coreutils")
     if profile.affinity and not fingerprint["tools"]["taskset"]:
         errors.append(f"{name} has no `taskset` for affinity {profile.affinity!r}: install util-linux or "
@@ -192,19 +191,16 @@ async def check_device(profile: DeviceProfile, *, accept_new_host_key: bool = Fa
     """
     import time
 
-    from edgebnn.device.local import LocalTransport
-    from edgebnn.device.ssh import SshTransport
+    from edgebnn.device.transport import open_transport
 
     start = time.perf_counter()
-    remote = profile.transport != "local"
-    transport = SshTransport(profile, accept_new_host_key=accept_new_host_key) if remote else LocalTransport()
+    transport = open_transport(profile, accept_new_host_key=accept_new_host_key)
     try:
-        if remote:
-            await transport.connect()
+        await transport.connect()
         out = await transport.run(preflight_argv(profile, runtime="" if profile.runtime_file else None), timeout=60)
     finally:
         await transport.close()
     fingerprint = parse_preflight(out.stdout)
-    errors, warnings = problems(profile, fingerprint, remote=remote, check_runtime=remote and not profile.runtime_file)
+    errors, warnings = problems(profile, fingerprint, check_runtime=not profile.runtime_file)
     return {"fingerprint": fingerprint, "errors": errors, "warnings": warnings,
             "seconds": round(time.perf_counter() - start, 3)}

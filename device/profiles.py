@@ -9,8 +9,10 @@ board is ``ssh://user@host:port`` (query parameters set any other field:
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import sys
 import urllib.parse
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -90,6 +92,7 @@ BUILTIN = {
         name="local",
         transport="local",
         runtime="python",
+        python=sys.executable,
         threads=(1,),
         cooldown=0.0,
         description="this machine, LCE's Python interpreter (host figures, not board figures)",
@@ -116,27 +119,105 @@ def default_devices_file() -> Path:
     return Path(base) / "edgebnn" / "devices.toml"
 
 
-def _coerce(name: str, key: str, value, source: str):
-    """A field value from TOML, the environment or a URL, checked against the field's type."""
+TRANSPORTS = ("local", "ssh")
+# The fields an ssh:// URL may set: they act on the board only. The others name files or
+# programs on this machine (transport=local runs a local program and labels its figures board
+# figures, runtime_file uploads a local file, key / ssh_config / known_hosts read local files,
+# board relabels the figures), so they belong in a devices file the user wrote, not in a URL
+# that may have been pasted from anywhere.
+URL_FIELDS = ("runtime", "python", "workdir", "threads", "affinity", "cooldown", "throttle_temp",
+              "connect_timeout", "thermal_zones", "description")
+TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
+
+
+def _check_workdir(value: str) -> str:
+    if not value.startswith("/") or any(c in value for c in "\n\r\0"):
+        raise ValueError("an absolute path on the device (starting with /, no newline)")
+    return value
+
+
+def _check_port(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise ValueError("a port from 1 to 65535 (0: the SSH config's or 22)")
+    return value
+
+
+def _check_transport(value: str) -> str:
+    if value not in TRANSPORTS:
+        raise ValueError(f"one of {', '.join(TRANSPORTS)}")
+    return value
+
+
+def _at_least(low: float, *, strict: bool = False):
+    def check(value: float) -> float:
+        if not math.isfinite(value) or value < low or (strict and value == low):
+            raise ValueError(f"a finite number {'above' if strict else 'of at least'} {low:g}")
+        return value
+
+    return check
+
+
+# One check per field beyond its type (the type comes from the dataclass).
+CHECKS = {"workdir": _check_workdir, "port": _check_port, "transport": _check_transport,
+          "connect_timeout": _at_least(0, strict=True), "cooldown": _at_least(0),
+          "throttle_temp": _at_least(-273.15)}
+
+
+def _typed(kind: type, value, *, from_text: bool):
+    """``value`` as ``kind``; text (environment, URL) is parsed, TOML values must have the type."""
+    if kind is tuple:
+        items = str(value).split(",") if from_text else value
+        if not isinstance(items, list) or not items:
+            raise ValueError("a list of thread counts, e.g. [1, 4]")
+        counts = []
+        for item in items:
+            if from_text and isinstance(item, str) and item.strip().isdigit():
+                item = int(item)
+            if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+                raise ValueError("a list of whole thread counts of at least 1, e.g. [1, 4]")
+            counts.append(item)
+        return tuple(counts)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and str(value).lower() in TRUE + FALSE:
+            return str(value).lower() in TRUE
+        raise ValueError("true or false")
+    if kind is int:
+        if from_text and str(value).strip().isdigit():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("a whole number")
+        return value
+    if kind is float:
+        if from_text:
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError("a number") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("a number")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("a string")
+    return value
+
+
+def _coerce(name: str, key: str, value, source: str, *, from_text: bool = False):
+    """A field value from TOML, the environment or a URL, checked once: its type, then :data:`CHECKS`.
+
+    Raises:
+        UsageError: naming the field, the value, where it came from and what is allowed.
+    """
     if key not in _FIELDS or key == "name":
         raise UsageError(f"unknown setting {key!r} for device {name!r} in {source}: "
                          f"use one of {', '.join(k for k in _FIELDS if k != 'name')}")
     kind = type(getattr(DeviceProfile(name="x"), key))
     try:
-        if kind is tuple:
-            items = value if isinstance(value, list) else str(value).split(",")
-            value = tuple(int(t) for t in items)
-            if not value or min(value) < 1:
-                raise ValueError
-        elif kind is bool:
-            value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-        elif kind in (int, float):
-            value = kind(value)
-        else:
-            value = str(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"bad {key} {value!r} for device {name!r} in {source}") from None
-    return value
+        value = _typed(kind, value, from_text=from_text)
+        return CHECKS[key](value) if key in CHECKS else value
+    except ValueError as e:
+        raise UsageError(f"bad {key} {value!r} for device {name!r} in {source}: give {e}") from None
 
 
 def load_devices_file(path: Path | None = None) -> dict:
@@ -156,6 +237,9 @@ def load_devices_file(path: Path | None = None) -> dict:
         return {"devices": {}, "fleets": {}, "path": str(path)}
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"malformed devices file {path}: {e}; fix it or pass another --devices-file") from None
+    except OSError as e:  # a directory, an unreadable file
+        raise UsageError(f"cannot read the devices file {path}: {e.strerror or e}; give a TOML file with "
+                         "--devices-file (or unset EDGEBNN_DEVICES_FILE)") from None
     devices = data.get("devices", {})
     fleets = data.get("fleets", {})
     if not isinstance(devices, dict) or not isinstance(fleets, dict):
@@ -175,7 +259,7 @@ def _env_overrides(name: str) -> dict:
     found = {}
     for key in ("host", "user", "port", "key", "workdir", "runtime", "python"):
         if (value := os.environ.get(prefix + key.upper())) is not None:
-            found[key] = _coerce(name, key, value, f"${prefix}{key.upper()}")
+            found[key] = _coerce(name, key, value, f"${prefix}{key.upper()}", from_text=True)
     return found
 
 
@@ -194,20 +278,29 @@ def _ssh_config_has_host(alias: str, config: str = "") -> bool:
 
 
 def parse_ssh_url(url: str) -> DeviceProfile:
-    """A profile from ``ssh://user@host:port[?field=value&...]``.
+    """A profile from ``ssh://user@host:port[?field=value&...]``; only :data:`URL_FIELDS` may be set.
 
     Raises:
-        UsageError: no host, a bad port or an unknown field.
+        UsageError: no host, a bad port, or a field that is unknown or not allowed in a URL.
     """
     parts = urllib.parse.urlsplit(url)
     try:
         port = parts.port or 0
     except ValueError:
-        raise UsageError(f"bad port in {url!r}: use ssh://user@host:22") from None
+        raise UsageError(f"bad port in {url!r}: use ssh://user@host:22 (a port from 1 to 65535)") from None
     if not parts.hostname:
         raise UsageError(f"no host in {url!r}: use ssh://user@host:port")
     name = parts.hostname + (f":{port}" if port else "")
-    extra = {k: _coerce(name, k, v, url) for k, v in urllib.parse.parse_qsl(parts.query)}
+    extra = {}
+    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if key in ("host", "port", "user", "name"):
+            raise UsageError(f"{key!r} in the query of {url!r}: give user, host and port in the URL itself, "
+                             "ssh://user@host:port")
+        if key in _FIELDS and key not in URL_FIELDS:
+            raise UsageError(f"{key!r} cannot be set in an ssh:// URL ({url!r}): it names something on this "
+                             f"machine; put the board in your devices file instead (a URL may set "
+                             f"{', '.join(URL_FIELDS)})")
+        extra[key] = _coerce(name, key, value, url, from_text=True)
     return DeviceProfile(name=name, host=parts.hostname, port=port,
                          user=urllib.parse.unquote(parts.username or ""), **extra)
 

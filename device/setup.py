@@ -29,6 +29,38 @@ def release_url(version: str, *, base: str | None = None) -> str:
     return f"{base.rstrip('/')}/v{version}/{ASSET}"
 
 
+# ELF e_machine -> the architecture `uname -m` names (normalized by :func:`machine_arch`).
+ELF_MACHINES = {3: "i386", 40: "arm", 62: "x86_64", 183: "aarch64"}
+
+
+def machine_arch(uname_m: str) -> str:
+    """``uname -m`` in the names of :data:`ELF_MACHINES` (``arm64`` -> ``aarch64``, ``armv7l`` -> ``arm``)."""
+    m = uname_m.strip().lower()
+    if m in ("aarch64", "arm64", "armv8l"):
+        return "aarch64"
+    if m.startswith("arm"):
+        return "arm"
+    if m in ("amd64", "x86_64"):
+        return "x86_64"
+    if m in ("i386", "i486", "i586", "i686"):
+        return "i386"
+    return m
+
+
+def elf_arch(path: Path) -> str | None:
+    """The architecture an ELF executable is built for, or None when the file is not one."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return None
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    endian = "<" if header[5] == 1 else ">"
+    (machine,) = struct.unpack_from(f"{endian}H", header, 18)
+    return ELF_MACHINES.get(machine, f"ELF machine {machine}")
+
+
 def check_aarch64_executable(path: Path) -> None:
     """Check the ELF header: 64-bit, little-endian, executable (or PIE), machine AArch64.
 
@@ -95,8 +127,9 @@ async def install_runtime(profile, binary: Path, *, accept_new_host_key: bool = 
     Raises:
         DeviceError: the board cannot be reached or written.
     """
-    from edgebnn.device.bench import ensure_uploaded
-    from edgebnn.device.ssh import SshTransport, Upload, sha256_file
+    from edgebnn.device.protocol import ensure_uploaded
+    from edgebnn.device.ssh import SshTransport
+    from edgebnn.device.transport import Upload, sha256_file
 
     if profile.transport == "local":
         raise EdgebnnError(f"{profile.name} is this machine: it runs LCE's Python interpreter, no setup needed")

@@ -11,52 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import shlex
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from edgebnn.device.local import CommandResult
+from edgebnn.device.errors import DeviceError, ErrorKind
 from edgebnn.device.profiles import DeviceProfile
-from edgebnn.errors import DeviceError
-
-KILL_GRACE = 3  # seconds between timeout's TERM and its KILL
-UPLOAD_ATTEMPTS = 3
-
-# Writes stdin to "$1", checks its sha256 against "$3", then renames it to "$2" (atomic on
-# the board: a dropped upload never leaves a file at the content-addressed path).
-_PUT = r"""
-part=$1 final=$2 want=$3 mode=$4
-mkdir -p "${final%/*}" || exit 10
-trap 'rm -f "$part"' EXIT
-cat > "$part" || exit 11
-got=$(sha256sum "$part" | cut -d' ' -f1)
-[ "$got" = "$want" ] || { echo "checksum mismatch: $got on the board, $want sent" >&2; exit 12; }
-chmod "$mode" "$part" && mv -f "$part" "$final"
-"""
-# Prints the paths among "$@" (path, sha256 pairs) that are present with the right content.
-_PRESENT = r"""
-while [ $# -ge 2 ]; do
-  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ] && echo "$1"
-  shift 2
-done
-exit 0
-"""
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from edgebnn.device.transport import KILL_GRACE, CommandResult, Transport
 
 
 def _entry(host: str, port: int | None) -> str:
     """A host as known_hosts writes it: ``host`` on port 22, ``[host]:port`` otherwise."""
     return f"[{host}]:{port}" if port and port != 22 else host
+
+
+def _read_known_hosts(name: str) -> str:
+    """A known_hosts file's text; a missing file holds no keys (as for ssh).
+
+    Raises:
+        DeviceError: the file exists but cannot be read or decoded (it never counts as empty:
+            ``--accept-new-host-key`` would then accept a changed key).
+    """
+    try:
+        return Path(name).read_text()
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or str(e)
+        raise DeviceError(ErrorKind.HOST_KEY, f"cannot read the known_hosts file {name}: {why}; make it a readable "
+                                              "text file (or set `known_hosts` in your devices file) and connect "
+                                              "again") from None
 
 
 class _KnownHostsLookup:
@@ -72,18 +57,13 @@ class _KnownHostsLookup:
         self.files = files
         self.asked: tuple[str, int | None] | None = None
         self.found = False  # any entry (key, CA or revocation) for this host
+        self.text = "".join(_read_known_hosts(name) + "\n" for name in files)
 
     def __call__(self, host: str, addr: str, port: int | None):
         import asyncssh
 
         self.asked = (host, port)
-        text = ""
-        for name in self.files:
-            try:
-                text += Path(name).read_text() + "\n"
-            except OSError:
-                continue  # like ssh: a missing known_hosts file holds no keys
-        keys, cas, revoked = asyncssh.import_known_hosts(text).match(host, addr, port)[:3]
+        keys, cas, revoked = asyncssh.import_known_hosts(self.text).match(host, addr, port)[:3]
         self.found = bool(keys or cas or revoked)
         return keys, cas, revoked
 
@@ -95,17 +75,7 @@ class _KnownHostsLookup:
             f.write(f"{_entry(*self.asked)} {key.export_public_key('openssh').decode().strip()}\n")
 
 
-@dataclass
-class Upload:
-    """A file to place on the board at a content-addressed path."""
-
-    local: Path
-    remote: str
-    sha256: str
-    mode: str = "644"
-
-
-class SshTransport:
+class SshTransport(Transport):
     """Runs argv lists on a board over one SSH connection.
 
     Args:
@@ -116,6 +86,7 @@ class SshTransport:
 
     def __init__(self, profile: DeviceProfile, *, accept_new_host_key: bool = False):
         self.profile = profile
+        self.name = profile.name
         self.accept_new_host_key = accept_new_host_key
         self.connections = 0  # how many times we connected (1 unless a drop forced a reconnect)
         self._conn = None
@@ -197,7 +168,7 @@ class SshTransport:
         if not isinstance(spec, str) or not spec.strip():
             return None, ""
         if depth >= 8:
-            raise DeviceError("connection", f"ProxyJump of {host!r} loops (more than 8 jump hosts): fix the ProxyJump "
+            raise DeviceError(ErrorKind.CONNECTION, f"ProxyJump of {host!r} loops (more than 8 jump hosts): fix the ProxyJump "
                                             "lines of your SSH config")
         config = self.profile.ssh_config or "~/.ssh/config"
         conn, via, done = None, "", []
@@ -205,7 +176,7 @@ class SshTransport:
             user, _, name = hop.rpartition("@")
             name, _, port_text = name.partition(":") if name.count(":") == 1 else (name, "", "")
             if not name or (port_text and not port_text.isdigit()):
-                raise DeviceError("connection", f"bad ProxyJump {hop!r} for {host!r}: use [user@]host[:port] in {config}")
+                raise DeviceError(ErrorKind.CONNECTION, f"bad ProxyJump {hop!r} for {host!r}: use [user@]host[:port] in {config}")
             hop_options = {"connect_timeout": self.profile.connect_timeout,
                            "login_timeout": self.profile.connect_timeout, **self._common()}
             if user:
@@ -251,7 +222,7 @@ class SshTransport:
             name, port = lookup.asked if lookup and lookup.asked else (host, options.get("port"))
             if lookup and lookup.found:
                 raise DeviceError(
-                    "host_key",
+                    ErrorKind.HOST_KEY,
                     f"the host key of {where} does not match {lookup.files[0]}: it CHANGED since you "
                     "last connected (a reinstalled board, or someone in between). If you trust the host, remove "
                     f"the old entry with `ssh-keygen -f {shlex.quote(lookup.files[0])} -R {shlex.quote(_entry(name, port))}` "
@@ -262,24 +233,24 @@ class SshTransport:
             if via:  # only the jump host may reach it: scan from there
                 keyscan = f"ssh {via} {keyscan}"
             raise DeviceError(
-                "host_key",
+                ErrorKind.HOST_KEY,
                 f"the host key of {where} is not in {target} ({e.reason}): accept it deliberately with "
                 f"`{keyscan} >> {target}` (after checking its fingerprint), `ssh` to it once, or pass "
                 "--accept-new-host-key",
             ) from None
         except asyncssh.PermissionDenied:
-            raise DeviceError("auth", f"authentication failed for {where}: no key was accepted; {auth_hint}") from None
+            raise DeviceError(ErrorKind.AUTH, f"authentication failed for {where}: no key was accepted; {auth_hint}") from None
         except asyncssh.ChannelOpenError as e:  # the jump host could not open the way on
-            raise DeviceError("unreachable", f"the jump host cannot reach {where}: {e.reason}; check its HostName and "
+            raise DeviceError(ErrorKind.UNREACHABLE, f"the jump host cannot reach {where}: {e.reason}; check its HostName and "
                                              f"Port in {p.ssh_config or '~/.ssh/config'}") from None
         except ConnectionRefusedError:
-            raise DeviceError("refused", f"connection refused by {where}: is sshd running and is the port right? {check}") from None
-        except (asyncio.TimeoutError, asyncssh.TimeoutError):
-            raise DeviceError("unreachable", f"cannot reach {where} after {p.connect_timeout:g} s: {check}") from None
+            raise DeviceError(ErrorKind.REFUSED, f"connection refused by {where}: is sshd running and is the port right? {check}") from None
+        except (TimeoutError, asyncssh.TimeoutError):
+            raise DeviceError(ErrorKind.UNREACHABLE, f"cannot reach {where} after {p.connect_timeout:g} s: {check}") from None
         except OSError as e:
-            raise DeviceError("unreachable", f"cannot reach {where}: {e.strerror or e}; {check}") from None
+            raise DeviceError(ErrorKind.UNREACHABLE, f"cannot reach {where}: {e.strerror or e}; {check}") from None
         except asyncssh.Error as e:
-            raise DeviceError("connection", f"SSH to {where} failed: {e.reason}; {check}") from None
+            raise DeviceError(ErrorKind.CONNECTION, f"SSH to {where} failed: {e.reason}; {check}") from None
 
     async def _close_jumps(self) -> None:
         for conn in reversed(self._jumps):
@@ -300,8 +271,12 @@ class SshTransport:
         await self._close_jumps()
 
     # -- commands ----------------------------------------------------------------------------
-    async def run(self, argv: list[str], *, timeout: float, input: bytes | None = None) -> CommandResult:
+    async def run(self, argv: list[str], *, timeout: float, input: bytes | None = None,
+                  watch: bool = False) -> CommandResult:
         """Run ``argv`` on the board under a time limit (``timeout`` there, a backstop here).
+
+        The remote stdin stays open until the command ends unless ``input`` is given, so a
+        watching command sees it end when this connection does (``watch`` asks nothing more).
 
         Raises:
             DeviceError: the connection was lost (kind ``connection``).
@@ -315,66 +290,21 @@ class SshTransport:
         try:
             done = await asyncio.wait_for(self._conn.run(command, input=input, encoding=None),
                                           timeout + KILL_GRACE + 10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return CommandResult(None, "", f"no answer from the board within {timeout:g} s", True)
         except (asyncssh.Error, OSError) as e:
             self._conn = None
             reason = getattr(e, "reason", "") or str(e) or type(e).__name__
-            raise DeviceError("connection", f"lost the connection to {self.profile.name}: {reason}") from None
+            raise DeviceError(ErrorKind.CONNECTION, f"lost the connection to {self.profile.name}: {reason}") from None
         out, err = (done.stdout or b"").decode(errors="replace"), (done.stderr or b"").decode(errors="replace")
         status = done.exit_status
         if status is None:
             if done.exit_signal is None:  # the channel closed without an exit status: the link dropped
                 self._conn = None
-                raise DeviceError("connection", f"lost the connection to {self.profile.name} mid-command (the board "
+                raise DeviceError(ErrorKind.CONNECTION, f"lost the connection to {self.profile.name} mid-command (the board "
                                                "rebooted or crashed, or the network dropped)")
             status = 255
             err += f"\nkilled by signal {done.exit_signal[0]}"
         # timeout exits 124 after TERM and 137 after KILL: the limit passed (not the runtime's own code).
         timed_out = status in (124, 137) and time.perf_counter() - start >= timeout * 0.95
         return CommandResult(None if timed_out else status, out, err, timed_out)
-
-    async def present(self, uploads: list[Upload]) -> set[str]:
-        """The remote paths among ``uploads`` already on the board with the right content."""
-        args = [x for u in uploads for x in (u.remote, u.sha256)]
-        result = await self.run(["sh", "-c", _PRESENT, "sh", *args], timeout=60)
-        return set(result.stdout.split("\n")) - {""} if result.exit_status == 0 else set()
-
-    async def upload(self, item: Upload) -> int:
-        """Copy ``item`` to the board, verify its sha256 there, then move it into place.
-
-        A dropped connection or a checksum mismatch is retried (reconnecting) up to
-        :data:`UPLOAD_ATTEMPTS` times.
-
-        Returns:
-            The number of attempts it took.
-
-        Raises:
-            DeviceError: ``disk_full`` when the board's disk is full, ``upload`` otherwise.
-        """
-        data = item.local.read_bytes()
-        where = f"{self.profile.name}:{item.remote}"
-        last = ""
-        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
-            try:
-                result = await self.run(["sh", "-c", _PUT, "sh", item.remote + ".part", item.remote, item.sha256,
-                                         item.mode], timeout=max(60.0, len(data) / 1e5), input=data)
-            except DeviceError as e:
-                last = str(e)
-                await self.close()
-                try:
-                    await self.connect()
-                except DeviceError as again:
-                    raise DeviceError("upload", f"cannot upload {item.local.name} to {where}: {last}; reconnecting "
-                                                f"failed: {again}") from None
-                continue
-            if result.exit_status == 0:
-                return attempt
-            last = (result.stderr.strip().splitlines() or [f"exit status {result.exit_status}"])[-1]
-            if "No space left" in last or "Disk quota" in last:
-                raise DeviceError("disk_full", f"cannot upload {item.local.name} ({len(data) / 1e6:.2f} MB) to {where}: "
-                                               f"{last}; free space on the board or set another `workdir` for "
-                                               f"{self.profile.name} in your devices file")
-            if result.exit_status != 12:  # only a checksum mismatch is worth sending again
-                break
-        raise DeviceError("upload", f"cannot upload {item.local.name} to {where}: {last}")

@@ -5,10 +5,8 @@ Heavy imports (TensorFlow, LCE) happen inside the commands, so ``edgebnn --help`
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -148,32 +146,21 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
     verbose = 0 if quiet else 1
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     if resume:
-        from edgebnn.training import resume as resume_run
+        from edgebnn.training.train import resume as resume_run
 
         if model or out or teachers or recipe_name:
             raise UsageError("--resume DIR reads the model, recipe, --out and teachers from DIR's manifest: "
                              "drop MODEL/--recipe/--out/--teacher (change recipe fields with --set)")
         run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose)
-        name = run.manifest["model"]
     else:
-        from edgebnn.data import parse_spec
-        from edgebnn.recipes import get_recipe
-        from edgebnn.registry import get_card
-        from edgebnn.rundir import RunDir
-        from edgebnn.training import check_fresh
-        from edgebnn.training import train as train_model
+        from edgebnn.training.train import train_new
 
         if not model:
             raise UsageError("give a MODEL to train (see `edgebnn models`) or --resume DIR")
-        card = get_card(model)
-        parse_spec(data)
-        recipe = get_recipe(recipe_name or card.recipe).with_settings(settings).override(**overrides)
-        path = out or f"runs/{card.name}"
-        check_fresh(path)
-        run = RunDir(path)  # train() writes the manifest once data and teachers have loaded
-        metrics = train_model(run, model_name=card.name, recipe=recipe, data_spec=data, strategy=strategy or "auto",
-                              verbose=verbose, seed=seed, teachers=teachers)
-        name = card.name
+        run, metrics = train_new(model, data=data, out=out, recipe=recipe_name, settings=settings,
+                                 overrides=overrides, teachers=teachers, seed=seed, strategy=strategy or "auto",
+                                 verbose=verbose)
+    name = run.manifest["model"] if run.manifest_path.exists() else model  # other workers write no manifest
     click.echo(f"trained {name}: val_accuracy {metrics.get('val_accuracy', float('nan')):.4f} -> {run.path}")
 
 
@@ -186,22 +173,14 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
 @json_option
 def evaluate(run_dir, data, batch_size, best, as_json):
     """Top-1 / top-5 accuracy of a trained run on a validation split."""
-    from edgebnn.data import parse_spec
-    from edgebnn.errors import UsageError
-    from edgebnn.rundir import RunDir
-    from edgebnn.training import evaluate as evaluate_run
+    from edgebnn.training.evaluate import evaluate_run
 
-    run = RunDir.open(run_dir)
-    data = data or run.manifest.get("data")
-    if not data:
-        raise UsageError(f"{run_dir} records no dataset: give --data")
-    parse_spec(data)
-    result = evaluate_run(run, data_spec=data, batch_size=batch_size, which="best" if best else "last")
+    result = evaluate_run(run_dir, data=data, batch_size=batch_size, which="best" if best else "last")
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     top5 = next((f" top-{k[3:]} {v:.2%}" for k, v in result.items() if k.startswith("top") and k != "top1"), "")
-    click.echo(f"{run.path} ({result['model_file']}) on {data}: top-1 {result['top1']:.2%}{top5} "
+    click.echo(f"{run_dir} ({result['model_file']}) on {result['data']}: top-1 {result['top1']:.2%}{top5} "
                f"over {result['images']} images")
 
 
@@ -212,8 +191,8 @@ def evaluate(run_dir, data, batch_size, best, as_json):
 @json_option
 def recipes(name, settings, as_json):
     """Show the training recipe of a model (or a recipe by name); without NAME, list them all."""
-    from edgebnn.recipes import RECIPES, get_recipe
     from edgebnn.registry import get_card, is_model_name
+    from edgebnn.training.recipes import RECIPES, get_recipe
 
     if not name:
         rows = [r.to_dict() for r in RECIPES.values()]
@@ -255,13 +234,15 @@ def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out,
     tolerance), records the op inventory, a per-layer explanation and the size against its
     theoretical minimum in the manifest. Nothing is written when a check fails.
     """
-    from edgebnn.pipeline import check_convert_options, convert_run, resolve_source
+    from edgebnn.converters.convert import ConvertOptions, convert_run
+    from edgebnn.run.sources import resolve_source
 
-    check_convert_options(to=to, target=target, int8=int8, int8_io=int8_io, data=data, samples=samples,
-                          model_name=not Path(src).exists())
+    options = ConvertOptions(to=to, target=target, int8=int8, int8_io=int8_io, data=data, samples=samples,
+                             strict=strict)
+    if not Path(src).exists():
+        options.check_random_weights()
     run = resolve_source(src, out=out)
-    report = convert_run(run, to=to, target=target, int8=int8, int8_io=int8_io, data=data,
-                         samples=samples, strict=strict)
+    report = convert_run(run, options)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -326,20 +307,6 @@ def bench_options(fn):
     return fn
 
 
-def _bench_configs(threads, runs, warmup, min_secs, max_secs=150.0, timeout=600.0, op_profiling=False,
-                   xnnpack=False):
-    from edgebnn.device.bench import BenchConfig
-    from edgebnn.errors import UsageError
-    from edgebnn.pipeline import parse_threads
-
-    if runs < 1 or warmup < 0 or min_secs < 0 or max_secs <= 0 or timeout <= 0:
-        raise UsageError(f"bad protocol: --runs {runs}, --warmup {warmup}, --min-secs {min_secs}, --max-secs "
-                         f"{max_secs}, --timeout {timeout} (runs >= 1, warmup and min-secs >= 0, others > 0)")
-    return [BenchConfig(threads=t, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
-                        op_profiling=op_profiling, xnnpack=xnnpack)
-            for t in (parse_threads(threads) if threads is not None else [0])]
-
-
 def _bench_table(record):
     from rich.table import Table
 
@@ -351,7 +318,7 @@ def _bench_table(record):
     for r in record["results"]:
         lat = r["latency"]
         status = ("valid" if r["valid"] else "invalid: too few runs or too short") if r["ok"] else f"{r['error_kind']}: {r['error']}"
-        fmt = lambda k: f"{lat[k]:.3f}" if k in lat else "-"  # noqa: E731
+        fmt = lambda k, lat=lat: f"{lat[k]:.3f}" if k in lat else "-"
         table.add_row(str(r["config"]["threads"]), fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"),
                       fmt("min_ms"), str(lat.get("runs", "-")), fmt("peak_memory_mb"), status)
     return table
@@ -383,18 +350,19 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     Several devices (--device a,b or a fleet) run concurrently; each gets its own
     bench/<device>-<utc>.json, and one that cannot be reached does not stop the others.
     """
+    from edgebnn.converters.convert import converted_run
+    from edgebnn.device.bench import bench_configs, bench_run, check_cooldown
     from edgebnn.device.profiles import resolve_devices
-    from edgebnn.pipeline import bench_runs, convert_run, resolve_source
 
     resolve_devices(device, devices_file=devices_file)
-    configs = _bench_configs(threads, runs, warmup, min_secs, max_secs, timeout, op_profiling, xnnpack)
-    run = resolve_source(src, out=out)
-    if not run.tflite_path.exists():
-        warning = convert_run(run)["parity"].get("warning")
-        if warning:
-            click.echo(f"warning: {warning}", err=True)
-    records = bench_runs(run, devices=device, configs=configs, devices_file=devices_file,
-                         accept_new_host_key=accept_new_host_key, cooldown=cooldown)
+    configs = bench_configs(threads, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
+                            op_profiling=op_profiling, xnnpack=xnnpack)
+    check_cooldown(cooldown)
+    run, warning = converted_run(src, out=out)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    records = bench_run(run, devices=device, configs=configs, devices_file=devices_file,
+                        accept_new_host_key=accept_new_host_key, cooldown=cooldown)
     if as_json:
         click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2))
     for record in records:
@@ -451,6 +419,11 @@ def devices(ctx, devices_file, as_json):
             click.echo(f"note: {row['problem']}")
 
 
+def _known(value, spec: str = "") -> str:
+    """A figure the device reported, or ``-`` when it could not be read."""
+    return "-" if value is None else format(value, spec)
+
+
 def _address(p: dict) -> str:
     return f"{p['user'] + '@' if p['user'] else ''}{p['host']}{':' + str(p['port']) if p['port'] else ''}"
 
@@ -490,14 +463,18 @@ def devices_check(ctx, name, sub_devices_file, accept_new_host_key, as_json):
         click.echo(json.dumps({"device": profile.name, **report}, indent=2))
     else:
         fp = report["fingerprint"]
+        unread = [what for what, value in (("OS word size (no getconf)", fp["os_bits"]), ("core count", fp["cores"]),
+                                           ("memory (/proc/meminfo)", fp["mem_total_mb"]),
+                                           ("free disk (df)", fp["disk_free_mb"])) if value is None]
         lines = [
             ("device", f"{profile.name} ({'this machine' if profile.transport == 'local' else profile.address})"),
-            ("board", fp["board"] or "-"), ("os", f"{fp['kernel']} {fp['arch']} ({fp['os_bits']}-bit)"),
-            ("cpu", f"{fp['cpu']} ({fp['cores']} cores)"),
-            ("governor", f"{fp['governor'] or '-'} at {fp['freq_mhz'] or '-'} / {fp['max_freq_mhz'] or '-'} MHz"),
+            ("board", fp["board"] or "-"),
+            ("os", f"{fp['kernel'] or '-'} {fp['arch'] or '-'} ({_known(fp['os_bits'])}-bit)"),
+            ("cpu", f"{fp['cpu'] or '-'} ({_known(fp['cores'])} cores)"),
+            ("governor", f"{fp['governor'] or '-'} at {_known(fp['freq_mhz'])} / {_known(fp['max_freq_mhz'])} MHz"),
             ("temperature", ", ".join(f"{t:.0f} C" for t in fp["temps_c"]) or "-"),
-            ("memory", f"{fp['mem_available_mb']} MB free of {fp['mem_total_mb']} MB"),
-            ("disk", f"{fp['disk_free_mb']:.0f} MB free in {profile.workdir}" if fp["disk_free_mb"] is not None else "-"),
+            ("memory", f"{_known(fp['mem_available_mb'])} MB free of {_known(fp['mem_total_mb'])} MB"),
+            ("disk", f"{_known(fp['disk_free_mb'], '.0f')} MB free in {profile.workdir}"),
             ("runtime", _runtime_line(profile, fp["runtime"])),
             ("checked in", f"{report['seconds']:.2f} s"),
         ]
@@ -505,6 +482,8 @@ def devices_check(ctx, name, sub_devices_file, accept_new_host_key, as_json):
             click.echo(f"{label:12} {value}")
         for warning in report["warnings"]:
             click.echo(f"warning: {warning}", err=True)
+        if unread:
+            click.echo(f"note: {profile.name} did not tell: {', '.join(unread)} (shown as -)", err=True)
     if report["errors"]:
         raise EdgebnnError(f"{profile.name} is not ready: " + "; ".join(report["errors"]))
 
@@ -549,30 +528,15 @@ def quickstart(out, epochs, quiet):
     """Train a small BNN on the bundled digits, convert it with LCE, benchmark it locally."""
     from rich.table import Table
 
-    from edgebnn.device.bench import BenchConfig
-    from edgebnn.pipeline import bench_run, convert_run
-    from edgebnn.recipes import get_recipe
-    from edgebnn.registry import get_card
-    from edgebnn.rundir import RunDir
-    from edgebnn.training import train as train_model
+    from edgebnn.quickstart import quickstart as run_quickstart
 
-    start = time.perf_counter()
     console = _console(stderr=True)
-    card = get_card("bireal-tiny")
-    recipe = get_recipe(card.recipe).override(epochs=epochs)
-    run = RunDir.create(out, {"model": card.name, "data": "digits"})
-    if not quiet:
-        console.print(f"[1/3] training {card.name} on the digits for {recipe.epochs} epochs -> {run.path}")
-    metrics = train_model(run, model_name=card.name, recipe=recipe, data_spec="digits", verbose=0 if quiet else 2)
-    if not quiet:
-        console.print("[2/3] converting with Larq Compute Engine")
-    report = convert_run(run)
-    if not quiet:
-        console.print("[3/3] benchmarking on the local device (LCE interpreter)")
-    record = bench_run(run, device="local", configs=[BenchConfig(threads=1, runs=50, warmup=5, min_secs=1.0)])
-    stats = run.manifest["stats"]
-    lat = record["results"][0]["latency"]
-    table = Table(title=f"edgebnn quickstart: {card.name} on digits", box=None, show_header=False)
+    result = run_quickstart(out, epochs=epochs, verbose=0 if quiet else 2,
+                            progress=(lambda line: None) if quiet else console.print)
+    stats, report, metrics = result["stats"], result["conversion"], result["metrics"]
+    lat = result["bench"]["results"][0]["latency"]
+    table = Table(title=f"edgebnn quickstart: {result['run'].manifest['model']} on digits", box=None,
+                  show_header=False)
     for label, value in [
         ("validation accuracy", f"{metrics['val_accuracy']:.2%}"),
         ("parameters binary / float", f"{stats['binary_params']:,} / {stats['float_params']:,}"),
@@ -581,8 +545,8 @@ def quickstart(out, epochs, quiet):
         ("LceBconv2d / binary layers", f"{report['bconv']} / {report['binary_layers']}"),
         ("parity max |err|", f"{report['parity']['max_abs_error']:.1e}"),
         ("latency median / p90 (host)", f"{lat.get('median_ms', float('nan')):.3f} / {lat.get('p90_ms', float('nan')):.3f} ms"),
-        ("run directory", str(run.path)),
-        ("wall time", f"{time.perf_counter() - start:.0f} s"),
+        ("run directory", str(result["run"].path)),
+        ("wall time", f"{result['seconds']:.0f} s"),
     ]:
         table.add_row(label, value)
     _console().print(table)
@@ -621,14 +585,15 @@ def report(runs, device, fmt, out):
     from pathlib import Path
 
     from edgebnn import atomic
-    from edgebnn.report import FORMATS, build_report, render
+    from edgebnn.reporting.load import build_report
+    from edgebnn.reporting.render import FORMATS, render
 
     suffix = Path(out).suffix.lstrip(".").lower() if out else ""
     fmt = fmt or {"markdown": "md", "htm": "html"}.get(suffix, suffix if suffix in FORMATS else "md")
     data = build_report(runs, device=device)
     plots, plot_files = None, None
     if fmt in ("md", "html"):
-        from edgebnn.plots import draw_all
+        from edgebnn.reporting.plots import draw_all
 
         if fmt == "html" or out:
             plots = draw_all(data)
@@ -656,8 +621,8 @@ def report(runs, device, fmt, out):
 def compare(a, b, devices, as_json):
     """Two runs (A B), or one run on two devices (A --device X --device Y), side by side with B/A ratios."""
     from edgebnn.errors import UsageError
-    from edgebnn.report import compare as compare_runs
-    from edgebnn.report import find_runs, load_run
+    from edgebnn.reporting.compare import compare as compare_runs
+    from edgebnn.reporting.load import find_runs, load_run
 
     if len(devices) > 2:
         raise UsageError(f"--device given {len(devices)} times: give it once (both runs) or twice (A's, then B's)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from edgebnn.rundir import versions
+from edgebnn.run.rundir import versions
 
 PINNED = {"tensorflow": "2.16.2", "tf-keras": "2.16.0", "larq": "0.14.0", "larq-compute-engine": "0.16.0", "larq-zoo": "2.4.0"}
 

@@ -11,20 +11,17 @@ class EdgebnnError(Exception):
     exit_code = 1
 
 
-class UsageError(EdgebnnError):
-    """Bad input on the command line (unknown model, target or device)."""
+class UsageError(EdgebnnError, ValueError):
+    """Bad input (unknown model, target or device; an option a builder refuses).
+
+    Also a ``ValueError``, so that builders and quantizers raise it where Python code expects one.
+    """
 
     exit_code = 2
 
 
-class DeviceError(EdgebnnError):
-    """A device could not be used: unreachable, refused, wrong host key, no runtime...
+def shell_command(*argv) -> str:
+    """A command a message suggests, quoted so that pasting it runs exactly that (odd names included)."""
+    import shlex
 
-    Attributes:
-        kind: a short error kind recorded in results (``unreachable``, ``refused``,
-            ``host_key``, ``auth``, ``connection``, ``preflight``, ``upload``, ``disk_full``).
-    """
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
+    return shlex.join(str(a) for a in argv)

@@ -8,8 +8,12 @@ so listing names and resolving typos stay instant.
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 from edgebnn.errors import UsageError
 
@@ -32,6 +36,8 @@ class ModelCard:
         notes: anything a user should know (deployment exceptions, interpretations).
         min_input_size: the smallest square input the architecture builds at (pooling and
             valid convolutions shrink the feature maps below 1 pixel otherwise).
+        origin: where the model comes from: ``edgebnn``, ``plugin DIST`` (an ``edgebnn.models``
+            entry point) or ``file PATH`` (``--model-file``).
     """
 
     name: str
@@ -46,6 +52,14 @@ class ModelCard:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     min_input_size: int = 32
+    origin: str = "edgebnn"
+
+    def options(self) -> dict[str, Any]:
+        """The builder's options beyond input shape and classes, with their defaults."""
+        skip = {"input_shape", "num_classes"}
+        params = inspect.signature(self.entrypoint).parameters.values()
+        return {p.name: (None if p.default is inspect.Parameter.empty else p.default)
+                for p in params if p.name not in skip and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,11 +74,16 @@ class ModelCard:
             "preprocessing": dict(self.preprocessing),
             "notes": self.notes,
             "min_input_size": self.min_input_size,
+            "origin": self.origin,
+            "options": {k: v for k, v in self.options().items() if isinstance(v, (int, float, str, bool, type(None)))},
         }
 
 
 _CARDS: dict[str, ModelCard] = {}
 _ALIASES: dict[str, str] = {}
+_ORIGIN = ["edgebnn"]  # the origin of the cards registered now (a plugin's, a model file's)
+PLUGIN_GROUP = "edgebnn.models"
+PLUGIN_FAILURES: dict[str, str] = {}  # entry point -> why it failed to load (the others still load)
 
 
 def register_model(
@@ -97,6 +116,7 @@ def register_model(
             preprocessing=dict(preprocessing or {}),
             notes=notes,
             min_input_size=min_input_size,
+            origin=_ORIGIN[-1],
         )
         for key in (name, *aliases):
             if _ALIASES.get(_key(key), name) != name:
@@ -113,8 +133,50 @@ def _key(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+@functools.cache
 def _load_families() -> None:
+    from importlib.metadata import entry_points
+
     import edgebnn.models  # noqa: F401  (importing the package registers every family)
+
+    for point in entry_points(group=PLUGIN_GROUP):
+        dist = getattr(point.dist, "name", None) or point.value
+        _ORIGIN.append(f"plugin {dist}")
+        try:
+            point.load()
+        except Exception as e:  # a broken plugin must not hide the other models
+            PLUGIN_FAILURES[f"{point.name} ({point.value})"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        finally:
+            _ORIGIN.pop()
+
+
+def load_model_file(path: str | Path) -> list[str]:
+    """Import a Python file that registers models with :func:`register_model` (``--model-file``).
+
+    Returns:
+        The names it registered.
+
+    Raises:
+        UsageError: no such file, or it fails to import (naming the error).
+    """
+    import importlib.util
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"no model file {str(path)!r}: give a Python file that defines models with "
+                         "@register_model (see README, Your own models)")
+    _load_families()
+    before = set(_CARDS)
+    spec = importlib.util.spec_from_file_location(f"edgebnn_user_models_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    _ORIGIN.append(f"file {path}")
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise UsageError(f"cannot import the model file {str(path)!r}: {type(e).__name__}: {e}") from None
+    finally:
+        _ORIGIN.pop()
+    return sorted(set(_CARDS) - before)
 
 
 def list_models(pattern: str | None = None) -> list[ModelCard]:
@@ -172,3 +234,65 @@ def create_model(
         num_classes=num_classes or card.num_classes,
         **options,
     )
+
+
+def parse_input_size(text: str | None, channels: int) -> tuple[int, int, int] | None:
+    """``--input-size N`` or ``HxW`` as ``(H, W, channels)`` (None when not given).
+
+    Raises:
+        UsageError: not one or two positive whole numbers.
+    """
+    if text is None:
+        return None
+    parts = str(text).lower().split("x")
+    if len(parts) not in (1, 2) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise UsageError(f"bad --input-size {text!r}: give N or HxW in pixels, e.g. 32 or 160x128")
+    height, width = (int(parts[0]), int(parts[-1]))
+    return (height, width, channels)
+
+
+def _typed(key: str, text: str, default: Any, card: ModelCard) -> Any:
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"bad --model-arg {key}={text!r} for {card.name}: give true or false")
+    for kind in (int, float):
+        if isinstance(default, kind):
+            try:
+                return kind(text)
+            except ValueError:
+                raise UsageError(f"bad --model-arg {key}={text!r} for {card.name}: give a {kind.__name__}") from None
+    if default is None:  # untyped: a number if it reads as one
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+    return text
+
+
+def model_options(card: ModelCard, *, width: float | None = None, model_args=()) -> dict[str, Any]:
+    """The builder options ``--width`` and ``--model-arg KEY=VALUE`` ask for, typed by the defaults.
+
+    Raises:
+        UsageError: a malformed argument, or a key the builder lacks (listing its options).
+    """
+    known = card.options()
+    options: dict[str, Any] = {}
+    if width is not None:
+        options["width"] = width
+    for arg in model_args:
+        key, sep, text = str(arg).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"bad --model-arg {arg!r}: use KEY=VALUE, e.g. --model-arg padding=zero")
+        options[key] = text.strip()
+    for key, value in list(options.items()):
+        if key not in known:
+            listing = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+            raise UsageError(f"{card.name} has no option {key!r}: its options are {listing}")
+        if isinstance(value, str):
+            options[key] = _typed(key, value, known[key], card)
+    return options

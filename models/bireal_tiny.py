@@ -13,10 +13,11 @@ images has too few steps for slow running statistics to settle.
 
 from __future__ import annotations
 
-import larq as lq
-import tf_keras as keras
-
+from edgebnn.models.lazy_imports import lazy_module
 from edgebnn.registry import register_model
+
+lq = lazy_module("larq")
+keras = lazy_module("tf_keras")
 
 BINARY_CONV = dict(
     input_quantizer="ste_sign",

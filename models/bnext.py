@@ -38,13 +38,15 @@ it is 2x2).
 
 from __future__ import annotations
 
-import larq as lq
-import tf_keras as keras
-
-from edgebnn.models.layers import LearnableBias, Recouple
-from edgebnn.models.quantizers import BNextSign
+from edgebnn.errors import UsageError
+from edgebnn.models.lazy_imports import lazy_module
 from edgebnn.models.zoo import IMAGENET_NORMALIZATION
 from edgebnn.registry import register_model
+
+lq = lazy_module("larq")
+keras = lazy_module("tf_keras")
+quantizers = lazy_module("edgebnn.models.quantizers")
+custom_layers = lazy_module("edgebnn.models.layers")
 
 PAPER = "Guo et al., Towards Optimization-Friendly Binary Neural Network (BNext), TMLR 2023"
 
@@ -79,14 +81,14 @@ def unit(x, channels: int, kernel_size: int, strides: int, *, elm: bool, pad_val
     shortcut = x
     if strides > 1:
         shortcut = keras.layers.AveragePooling2D(strides, padding="same")(shortcut)
-    y = LearnableBias()(x)
+    y = custom_layers.LearnableBias()(x)
     y = lq.layers.QuantConv2D(
         channels, kernel_size, strides=strides, padding="same", pad_values=pad_value,
-        input_quantizer=BNextSign(), kernel_quantizer=BNextSign(),
+        input_quantizer=quantizers.BNextSign(), kernel_quantizer=quantizers.BNextSign(),
         kernel_constraint=lq.constraints.WeightClip(1.5), use_bias=False,
     )(y)
     y = _prelu()(_bn()(y))
-    mix = Recouple()([shortcut, y])
+    mix = custom_layers.Recouple()([shortcut, y])
     y = keras.layers.Multiply()([_squeeze_excite(mix, channels), y])
     if elm:
         shortcut = _prelu()(shortcut)
@@ -116,9 +118,9 @@ def bnext(
         ValueError: an unknown size or padding.
     """
     if size not in SIZES:
-        raise ValueError(f"unknown BNext size {size!r}: choose one of {', '.join(SIZES)}")
+        raise UsageError(f"unknown BNext size {size!r}: choose one of {', '.join(SIZES)}")
     if padding not in PADDINGS:
-        raise ValueError(f"unknown padding {padding!r}: choose one of {', '.join(PADDINGS)}")
+        raise UsageError(f"unknown padding {padding!r}: choose one of {', '.join(PADDINGS)}")
     stem, blocks, _ = SIZES[size]
     # Every width is a multiple of the stem's, so scaling the stem keeps the doublings exact.
     unit_width = max(8, int(round(stem[0] * width / 8)) * 8)
@@ -142,7 +144,7 @@ def bnext(
                 [unit(x, c_in, 1, 1, elm=False, pad_value=pad_value) for _ in range(2)]
             )
         else:
-            raise ValueError(f"BNext widths must stay or double, got {c_in} -> {c_out}")
+            raise UsageError(f"BNext widths must stay or double, got {c_in} -> {c_out}")
     x = _prelu()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dense(num_classes)(x)

@@ -21,7 +21,7 @@ Unit (papers.md §4): sign -> binary conv -> PReLU -> BN -> + shortcut; Bi-Real 
 shortcuts (AvgPool 2x2 -> float 1x1 conv -> BN). Interpretation: the ResNet-20 uses the same
 per-conv Bi-Real shortcuts, widths 16/32/64 (rounded to multiples of 16).
 
-Deployment: ``edgebnn.converters.bake`` stores bi_half(w) as the kernel (+-s per filter), so
+Deployment: ``edgebnn.converters.rewrites`` stores bi_half(w) as the kernel (+-s per filter), so
 no sort reaches the flatbuffer and every binary conv becomes an ``LceBconv2d``; the ternary
 variant bakes to a {-s, 0, +s} kernel that LCE keeps in float.
 """
@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import logging
 
-import larq as lq
-import tf_keras as keras
-
-from edgebnn.models.quantizers import BiHalf
+from edgebnn.models.lazy_imports import lazy_module
 from edgebnn.models.resnet import bireal_resnet
 from edgebnn.models.zoo import IMAGENET_NORMALIZATION
 from edgebnn.registry import register_model
+
+lq = lazy_module("larq")
+keras = lazy_module("tf_keras")
+quantizers = lazy_module("edgebnn.models.quantizers")
 
 PAPER = "Li, Pintea, van Gemert, Equal Bits: Enforcing Equally Distributed Binary Network Weights, AAAI 2022"
 CIFAR_NORMALIZATION = {"mean": [125.3, 123.0, 113.9], "std": [63.0, 62.1, 66.7]}
@@ -53,7 +54,7 @@ def _unit(ratio):
         try:
             conv = lq.layers.QuantConv2D(
                 filters, kernel_size, strides=strides, padding="same", pad_values=1.0,
-                input_quantizer="ste_sign", kernel_quantizer=BiHalf(ratio=ratio), use_bias=False,
+                input_quantizer="ste_sign", kernel_quantizer=quantizers.BiHalf(ratio=ratio), use_bias=False,
             )
         finally:
             larq_log.setLevel(level)

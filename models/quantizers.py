@@ -14,7 +14,7 @@ Every formula of a paper quantizer lives here once, so that an interpretation ma
 
 Every 1-bit quantizer has ``precision = 1``, so larq's profiler and edgebnn's conversion
 report count its layers as binary. The kernels of :class:`StateAwareSign` and
-:class:`BiHalf` are not LCE's +-s per channel as trained; ``edgebnn.converters.bake``
+:class:`BiHalf` are not LCE's +-s per channel as trained; ``edgebnn.converters.rewrites``
 rewrites them before conversion.
 """
 
@@ -23,6 +23,8 @@ from __future__ import annotations
 import larq as lq
 import tensorflow as tf
 import tf_keras as keras
+
+from edgebnn.errors import UsageError
 
 register = lq.utils.register_keras_custom_object
 
@@ -105,7 +107,7 @@ class BiHalf(lq.quantizers.Quantizer):
 
     def __init__(self, ratio: float | None = None, **kwargs):
         if ratio is not None and not 0.0 < ratio < 1.0:
-            raise ValueError(f"BiHalf ratio must be in (0, 1), got {ratio!r}")
+            raise UsageError(f"BiHalf ratio must be in (0, 1), got {ratio!r}")
         self.ratio = ratio
         self.precision = 1 if ratio is None else 2
         super().__init__(**kwargs)
@@ -197,7 +199,7 @@ class MultiBinaryConv2D(lq.layers.QuantConv2D):
 
     def __init__(self, *args, terms: int = 1, **kwargs):
         if terms < 1:
-            raise ValueError(f"terms must be at least 1, got {terms!r}")
+            raise UsageError(f"terms must be at least 1, got {terms!r}")
         self.terms = terms
         super().__init__(*args, **kwargs)
 

@@ -7,9 +7,12 @@ modules pass a ``unit`` function that builds the binary part (sign -> binary con
 
 from __future__ import annotations
 
-import tf_keras as keras
+from edgebnn.models.lazy_imports import lazy_module
 
-from edgebnn.models.layers import ChannelGroupMean
+keras = lazy_module("tf_keras")
+custom_layers = lazy_module("edgebnn.models.layers")
+
+
 
 # name -> (block kind, blocks per stage)
 LAYOUTS = {
@@ -46,7 +49,7 @@ def _bottleneck(x, unit, mid: int, strides: int):
     # Every binary conv keeps a real shortcut without float convs: the 1x1 reduce averages
     # channel groups, the 1x1 expand repeats its input, the strided 3x3 average-pools.
     channels = x.shape[-1]
-    reduce = ChannelGroupMean(channels // mid)(x) if channels > mid else downsample(x, mid, 1)
+    reduce = custom_layers.ChannelGroupMean(channels // mid)(x) if channels > mid else downsample(x, mid, 1)
     x = residual_unit(x, unit, mid, 1, 1, shortcut=reduce)
     x = residual_unit(x, unit, mid, 3, strides)
     expand = keras.layers.Concatenate()([x] * 4)

@@ -22,20 +22,21 @@ plus a real shortcut. The ResNet-50 layout is edgebnn's: bottleneck blocks (1x1 
 1x1 expand, all binary) with a real shortcut around each conv that needs no float conv (channel
 -group mean for the reduce, repetition for the expand, 2x2 average pool for the stride).
 
-Deployment: the {+a+, -a-} kernel is not +-s per channel; ``edgebnn.converters.bake`` splits
+Deployment: the {+a+, -a-} kernel is not +-s per channel; ``edgebnn.converters.rewrites`` splits
 each layer into m*sign(w) as an ``LceBconv2d`` plus b times the box sum of the binarized input
 (the fastest verified form), so every binary conv still runs on LCE's binary kernel.
 """
 
 from __future__ import annotations
 
-import larq as lq
-import tf_keras as keras
-
-from edgebnn.models.quantizers import StateAwareSign
+from edgebnn.models.lazy_imports import lazy_module
 from edgebnn.models.resnet import bireal_resnet
 from edgebnn.models.zoo import IMAGENET_NORMALIZATION
 from edgebnn.registry import register_model
+
+lq = lazy_module("larq")
+keras = lazy_module("tf_keras")
+quantizers = lazy_module("edgebnn.models.quantizers")
 
 PAPER = "Liu et al., SA-BNN: State-Aware Binary Neural Network, AAAI 2021"
 
@@ -44,7 +45,7 @@ def sabnn_unit(x, filters: int, kernel_size: int, strides: int):
     """sign -> state-aware binary conv -> BN."""
     x = lq.layers.QuantConv2D(
         filters, kernel_size, strides=strides, padding="same", pad_values=1.0,
-        input_quantizer="ste_sign", kernel_quantizer=StateAwareSign(),
+        input_quantizer="ste_sign", kernel_quantizer=quantizers.StateAwareSign(),
         kernel_constraint="weight_clip", use_bias=False,
     )(x)
     return keras.layers.BatchNormalization(momentum=0.9)(x)

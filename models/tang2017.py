@@ -22,14 +22,15 @@ example and tensor; each term is one LceQuantize + LceBconv2d branch in LCE.
 
 from __future__ import annotations
 
-import larq as lq
-import tf_keras as keras
-
-from edgebnn.models.layers import ChannelScale
-from edgebnn.models.quantizers import BipolarRegularizer, MultiBinaryConv2D
+from edgebnn.models.lazy_imports import lazy_module
 from edgebnn.models.resnet import scaled
 from edgebnn.models.zoo import IMAGENET_NORMALIZATION
 from edgebnn.registry import register_model
+
+lq = lazy_module("larq")
+keras = lazy_module("tf_keras")
+quantizers = lazy_module("edgebnn.models.quantizers")
+custom_layers = lazy_module("edgebnn.models.layers")
 
 PAPER = "Tang, Hua, Wang, How to Train a Compact Binary Neural Network with High Accuracy?, AAAI 2017"
 
@@ -37,10 +38,10 @@ PAPER = "Tang, Hua, Wang, How to Train a Compact Binary Neural Network with High
 def binary_layer(x, filters: int, kernel_size: int, *, terms: int, lam: float, activation: bool = True):
     """BN -> K-term binary conv (bipolar regularizer, weights clipped to [-1, 1]) -> PReLU."""
     x = keras.layers.BatchNormalization(momentum=0.9)(x)
-    x = MultiBinaryConv2D(
+    x = quantizers.MultiBinaryConv2D(
         filters, kernel_size, padding="same", pad_values=1.0, terms=terms,
         input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
-        kernel_regularizer=BipolarRegularizer(lam), use_bias=False,
+        kernel_regularizer=quantizers.BipolarRegularizer(lam), use_bias=False,
     )(x)
     return keras.layers.PReLU(shared_axes=[1, 2])(x) if activation else x
 
@@ -78,6 +79,6 @@ def tang2017_compact(*, input_shape=(224, 224, 3), num_classes=1000, width: floa
     x = binary_layer(x, w(512), 1, terms=terms, lam=lam)
     x = binary_layer(x, w(512), 1, terms=terms, lam=lam)
     x = binary_layer(x, num_classes, 1, terms=terms, lam=lam, activation=False)
-    x = keras.layers.Flatten()(ChannelScale()(x))
+    x = keras.layers.Flatten()(custom_layers.ChannelScale()(x))
     outputs = keras.layers.Activation("softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="tang2017_compact")

@@ -10,11 +10,23 @@ import edgebnn  # noqa: F401  (selects Keras 2 before any test imports TensorFlo
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The quickstart model with random weights, converted once for the whole session."""
-    from edgebnn.pipeline import convert_run, resolve_source
+    from edgebnn.converters.convert import convert_run
+    from edgebnn.run.sources import resolve_source
 
     run = resolve_source("bireal-tiny", out=str(tmp_path_factory.mktemp("runs") / "tiny"))
     convert_run(run)
     return run
+
+
+@pytest.fixture
+def tiny_copy(tiny_run, tmp_path):
+    """A private copy of the shared run, for tests that convert or damage it."""
+    import shutil
+
+    from edgebnn.run.rundir import RunDir
+
+    shutil.copytree(tiny_run.path, tmp_path / "run")
+    return RunDir(tmp_path / "run")
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from edgebnn.callbacks import Checkpointer, FlipRatio, Interrupted, PlateauLR, read_state
 from edgebnn.models.quantizers import BiHalf
+from edgebnn.training.callbacks import Checkpointer, FlipRatio, Interrupted, PlateauLR, read_state
 
 RNG = np.random.default_rng(0)
 X, Y = RNG.normal(size=(85, 4)).astype("float32"), RNG.integers(0, 3, 85)

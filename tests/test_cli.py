@@ -52,8 +52,44 @@ def test_unknown_device(cli_runner, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("args", [["convert", "{nope}"], ["bench", "{nope}"], ["evaluate", "{nope}"],
+                                  ["report", "{nope}"], ["compare", "{nope}", "{nope}"],
+                                  ["train", "--resume", "{nope}"]])
+def test_one_exit_code_for_a_missing_run_directory(cli_runner, tmp_path, args):
+    """Exit 2 for what was typed wrong (a path that is not there), in every command alike."""
+    args = [a.format(nope=tmp_path / "nope") for a in args]
+    _fails_cleanly(cli_runner.invoke(cli, args), 2, "nope")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--min-secs", "nan"], "bad --min-secs nan"), (["--timeout", "nan"], "bad --timeout nan"),
+    (["--max-secs", "inf"], "bad --max-secs inf"), (["--cooldown", "-1"], "bad --cooldown -1"),
+    (["--cooldown", "nan"], "bad --cooldown nan"), (["--runs", "0"], "bad --runs 0"),
+])
+def test_bench_numbers_are_validated_before_anything_runs(cli_runner, tmp_path, args, fragment):
+    result = cli_runner.invoke(cli, ["bench", "bireal-tiny", "--out", str(tmp_path / "r"), *args])
+    _fails_cleanly(result, 2, fragment)
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_model_is_refused_before_tensorflow_loads():
+    code = ("import sys; from click.testing import CliRunner; from edgebnn.cli import cli; "
+            "r = CliRunner().invoke(cli, ['train', 'no-such-model']); "
+            "assert r.exit_code == 2 and 'unknown model' in r.output, r.output; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_builder_s_refusal_is_a_usage_error():
+    from edgebnn.errors import UsageError
+    from edgebnn.registry import create_model
+
+    with pytest.raises(UsageError, match="unknown padding 'two'"):
+        create_model("bnext-tiny", input_shape=(32, 32, 3), padding="two")
+
+
 def test_missing_and_malformed_run_directory(cli_runner, tmp_path):
-    _fails_cleanly(cli_runner.invoke(cli, ["convert", str(tmp_path / "nope")]), 1, "no run directory")
+    _fails_cleanly(cli_runner.invoke(cli, ["convert", str(tmp_path / "nope")]), 2, "no run directory")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "manifest.json").write_text("[1, 2")
     _fails_cleanly(cli_runner.invoke(cli, ["bench", str(tmp_path / "bad")]), 1, "malformed")

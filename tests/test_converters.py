@@ -1,5 +1,7 @@
+
 import pytest
 
+from edgebnn.cli import cli
 from edgebnn.converters.flatbuffer import op_counts, operators
 from edgebnn.errors import EdgebnnError
 
@@ -31,7 +33,7 @@ def test_parity_with_keras(tiny_run):
 def test_random_weights_repeat_for_a_model_name(tiny_run, tmp_path):
     import numpy as np
 
-    from edgebnn.pipeline import resolve_source
+    from edgebnn.run.sources import resolve_source
 
     again = resolve_source("bireal-tiny", out=str(tmp_path / "again"))
     assert again.manifest["seed"] == tiny_run.manifest["seed"] == 0
@@ -70,8 +72,8 @@ def test_float_twin_of_paper_quantizers(name, options):
     keeps neither and carries the latent kernels."""
     import numpy as np
 
-    from edgebnn.converters.explain import flat_layers
     from edgebnn.converters.twin import float_twin
+    from edgebnn.models.introspection import flat_layers
     from edgebnn.registry import create_model
 
     model = create_model(name, input_shape=(32, 32, 3), num_classes=10, width=0.25, **options)
@@ -85,18 +87,6 @@ def test_float_twin_of_paper_quantizers(name, options):
 
 
 # -- size, parity, targets, int8, bad input ----------------------------------------------------
-import shutil
-
-from edgebnn.cli import cli
-
-
-@pytest.fixture
-def tiny_copy(tiny_run, tmp_path):
-    """A private copy of the shared run, for tests that convert again."""
-    from edgebnn.rundir import RunDir
-
-    shutil.copytree(tiny_run.path, tmp_path / "run")
-    return RunDir(tmp_path / "run")
 
 
 def test_size_against_theoretical_minimum(tiny_run):
@@ -119,7 +109,8 @@ def test_parity_is_checked_on_the_logits(tiny_run):
 def test_first_divergence_names_the_layer(tiny_run):
     import numpy as np
 
-    from edgebnn.converters.parity import FLOAT_TOLERANCE, first_divergence, random_inputs
+    from edgebnn.converters.parity import FLOAT_TOLERANCE, first_divergence
+    from edgebnn.data.samples import random_inputs
 
     model = tiny_run.load_model()
     flatbuffer = tiny_run.tflite_path.read_bytes()
@@ -176,7 +167,9 @@ def test_float_twin_and_baked_keras_targets(tiny_copy, cli_runner):
     assert float_report["parity"]["ok"]
     assert (tiny_copy.path / "model-float.tflite").stat().st_size == float_report["tflite_bytes"]
     assert conversion["keras"]["parity"]["max_abs_error"] == 0.0
-    import edgebnn.models  # noqa: F401
+    from edgebnn.models import register_custom_objects
+
+    register_custom_objects()
 
     baked = keras.models.load_model(tiny_copy.path / "model-baked.keras", compile=False)
     first_binary = next(l for l in baked.layers if type(l).__name__ == "QuantConv2D")
@@ -220,7 +213,7 @@ def _fake_quant_run(path):
     import tensorflow as tf
     import tf_keras as keras
 
-    from edgebnn.rundir import RunDir
+    from edgebnn.run.rundir import RunDir
 
     def fq(x, bound):
         return tf.quantization.fake_quant_with_min_max_args(x, -bound, bound)

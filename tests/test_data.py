@@ -5,11 +5,12 @@ import pickle
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from edgebnn.data import Augment, data_errors, load_dataset, parse_spec
-from edgebnn.errors import EdgebnnError, UsageError
-from edgebnn.randaugment import randaugment
 from formats import cifar10_folder, cifar_batch, imagenet_folder, write_jpeg
+
+from edgebnn.data.pipelines import Augment, data_errors, load_dataset
+from edgebnn.data.randaugment import randaugment
+from edgebnn.data.spec import parse_spec
+from edgebnn.errors import EdgebnnError, UsageError
 
 NORM = {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]}
 

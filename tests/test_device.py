@@ -1,12 +1,13 @@
 import asyncio
 import json
+import sys
 
 import pytest
 
-from edgebnn.device.bench import BenchConfig, run_config
 from edgebnn.device.local import LocalTransport
 from edgebnn.device.output import OutputError, parse_benchmark_output
 from edgebnn.device.profiles import get_profile
+from edgebnn.device.protocol import BenchConfig, run_config
 from edgebnn.device.stats import latency_stats
 from edgebnn.errors import UsageError
 
@@ -56,14 +57,25 @@ def test_latency_stats():
     assert stats["runs"] == 10
 
 
+def runner_command(graph: str) -> list[str]:
+    """edgebnn's runner on this machine, for one configuration without the protocol around it."""
+    return [sys.executable, "-m", "edgebnn.device.runner", f"--graph={graph}"]
+
+
+def run_local(config, graph, scratch, profile=None):
+    """One configuration through the protocol's wrapper, on this machine."""
+    return asyncio.run(run_config(LocalTransport(), profile or get_profile("local"), config,
+                                  command=runner_command(str(graph)), scratch=str(scratch)))
+
+
 def test_unknown_device():
     with pytest.raises(UsageError, match="unknown device 'pi5'"):
         get_profile("pi5")
 
 
-def test_runner_figures_round_trip(tiny_run):
+def test_runner_figures_round_trip(tiny_run, tmp_path):
     config = BenchConfig(threads=1, runs=20, warmup=2, min_secs=0.0)
-    result = asyncio.run(run_config(LocalTransport(), get_profile("local"), str(tiny_run.tflite_path), config))
+    result = run_local(config, tiny_run.tflite_path, tmp_path / "scratch")
     assert result.ok and result.valid, result.error
     assert len(result.figures["per_run_us"]) >= 20
     # The runner's own summary line agrees with the per-run times it printed.
@@ -71,14 +83,14 @@ def test_runner_figures_round_trip(tiny_run):
     assert result.latency["median_ms"] > 0
 
 
-def test_run_that_misses_its_minimum_runs_or_duration_is_invalid(tiny_run):
+def test_run_that_misses_its_minimum_runs_or_duration_is_invalid(tiny_run, tmp_path):
     # max_secs stops the runner first, as it stops lce_benchmark_model: figures, but not valid ones.
     graph, local = str(tiny_run.tflite_path), get_profile("local")
     for config in (BenchConfig(runs=10**6, warmup=1, min_secs=0.0, max_secs=0.3),
                    BenchConfig(runs=3, warmup=1, min_secs=30.0, max_secs=0.3)):
-        result = asyncio.run(run_config(LocalTransport(), local, graph, config))
+        result = run_local(config, graph, tmp_path / "scratch", local)
         assert result.ok and not result.valid and result.latency["median_ms"] > 0, (config, result.error)
-    result = asyncio.run(run_config(LocalTransport(), local, graph, BenchConfig(runs=3, warmup=1, min_secs=0.0)))
+    result = run_local(BenchConfig(runs=3, warmup=1, min_secs=0.0), graph, tmp_path / "scratch", local)
     assert result.ok and result.valid
 
 
@@ -89,13 +101,13 @@ def test_low_free_memory_is_a_preflight_warning():
     fingerprint = asyncio.run(check_device(local))["fingerprint"]
     assert fingerprint["mem_available_mb"] > 0
     for free, warned in ((LOW_MEMORY_MB - 1, True), (LOW_MEMORY_MB, False)):
-        errors, warnings = problems(local, {**fingerprint, "mem_available_mb": free}, remote=False)
+        errors, warnings = problems(local, {**fingerprint, "mem_available_mb": free})
         assert any(f"only {free} MB of memory available" in w for w in warnings) == warned, warnings
 
 
 def test_failed_configuration_is_recorded_not_raised(tmp_path):
     config = BenchConfig(threads=1, runs=1, warmup=0, min_secs=0.0)
-    result = asyncio.run(run_config(LocalTransport(), get_profile("local"), str(tmp_path / "missing.tflite"), config))
+    result = run_local(config, tmp_path / "missing.tflite", tmp_path / "scratch")
     assert not result.ok
     assert result.error_kind == "crash"
 
@@ -108,10 +120,10 @@ def test_bench_command_writes_json_and_manifest(tiny_run, cli_runner):
     record = json.loads(result.stdout)
     assert record["figure_kind"] == "host"
     assert record["results"][0]["ok"]
-    summary = tiny_run.manifest["benchmarks"][-1]
-    assert summary["device"] == "local"
-    assert summary["results"][0]["p90_ms"] >= summary["results"][0]["median_ms"]
-    assert (tiny_run.path / summary["file"]).exists()
+    assert record["results"][0]["latency"]["p90_ms"] >= record["results"][0]["latency"]["median_ms"]
+    entry = tiny_run.manifest["benchmarks"][-1]
+    assert entry["device"] == "local" and entry["ok"] and entry["figure_kind"] == "host"
+    assert json.loads((tiny_run.path / entry["file"]).read_text())["results"] == record["results"]
 
 
 def test_peak_memory_is_the_runtime_s_own(tiny_run):
@@ -119,11 +131,11 @@ def test_peak_memory_is_the_runtime_s_own(tiny_run):
     it reports must be its own (a tiny model in LCE's interpreter: tens of MB), not ours."""
     import resource
 
-    from edgebnn.device.bench import BenchConfig
-    from edgebnn.pipeline import bench_runs
+    from edgebnn.device.bench import bench_run
+    from edgebnn.device.protocol import BenchConfig
 
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 > 400  # the large parent
-    (record,) = bench_runs(tiny_run, devices="local", configs=[BenchConfig(threads=1, runs=3, warmup=0, min_secs=0)])
+    (record,) = bench_run(tiny_run, devices="local", configs=[BenchConfig(threads=1, runs=3, warmup=0, min_secs=0)])
     peak = record["results"][0]["figures"]["memory"]["peak_mb"]
     assert 5 < peak < 300, peak
 
@@ -238,7 +250,7 @@ INFO: Inference timings in us: Init: 412, First inference: 31, Warmup (avg): 11.
 
 @pytest.mark.parametrize("runs, timed", [(1, "count=1 curr=12"), (5, "count=5 curr=12(all same)")])
 def test_parse_timed_runs_that_all_took_the_same_time(runs, timed):
-    from edgebnn.device.bench import summarize
+    from edgebnn.device.protocol import summarize
 
     text = ALL_SAME_OUTPUT.format(runs=runs, timed=timed)
     figures = parse_benchmark_output(text)

@@ -29,7 +29,7 @@ def _bad_model():
 
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory):
-    from edgebnn.rundir import RunDir
+    from edgebnn.run.rundir import RunDir
 
     run = RunDir.create(tmp_path_factory.mktemp("bad") / "run", {"model": "bad", "weights": "random"})
     run.save_model(_bad_model())

@@ -116,8 +116,8 @@ def _one_layer_model(quantizer, *, channels=32, size=8):
 
 def _convert_and_check(model, *, bconv):
     from edgebnn.converters.lce import convert
-    from edgebnn.converters.parity import random_inputs
     from edgebnn.converters.report import conversion_report
+    from edgebnn.data.samples import random_inputs
 
     flatbuffer = convert(model)
     report = conversion_report(model, flatbuffer, parity_inputs=random_inputs(model.input_shape[1:], n=2))
@@ -129,12 +129,13 @@ def _convert_and_check(model, *, bconv):
 
 @pytest.mark.parametrize("form", ["float", "conv", "ones8"])
 def test_state_aware_kernel_is_split_into_a_binary_conv_and_a_box_sum(form):
-    from edgebnn.converters.bake import bake_kernels
-    from edgebnn.converters.flatbuffer import op_counts
-    from edgebnn.converters.parity import parity, random_inputs
-    from edgebnn.models.quantizers import StateAwareSign
-
     import larq_compute_engine as lce
+
+    from edgebnn.converters.flatbuffer import op_counts
+    from edgebnn.converters.parity import parity
+    from edgebnn.converters.rewrites import bake_kernels
+    from edgebnn.data.samples import random_inputs
+    from edgebnn.models.quantizers import StateAwareSign
 
     model = _one_layer_model(StateAwareSign())
     flatbuffer = lce.convert_keras_model(bake_kernels(model, box_sum=form))
@@ -149,7 +150,7 @@ def test_bi_half_kernel_is_baked_without_a_sort():
 
 
 def test_state_aware_with_equal_scales_needs_no_box_sum():
-    from edgebnn.converters.bake import bake_kernels
+    from edgebnn.converters.rewrites import bake_kernels
     from edgebnn.models.quantizers import StateAwareSign
 
     model = _one_layer_model(StateAwareSign())
@@ -160,7 +161,7 @@ def test_state_aware_with_equal_scales_needs_no_box_sum():
 
 
 def test_models_without_paper_quantizers_are_not_rewritten():
-    from edgebnn.converters.bake import bake_kernels
+    from edgebnn.converters.rewrites import bake_kernels
 
     assert bake_kernels(create_model("bireal-tiny")) is None
 
@@ -182,8 +183,8 @@ FAMILY_CASES = {
 def family_conversions():
     """Converted logits models, made on first use and shared by the session."""
     from edgebnn.converters.lce import convert
-    from edgebnn.converters.parity import random_inputs
     from edgebnn.converters.report import conversion_report
+    from edgebnn.data.samples import random_inputs
 
     cache = {}
 

@@ -7,8 +7,8 @@ import pytest
 
 from edgebnn.cli import cli
 from edgebnn.errors import UsageError
-from edgebnn.recipes import RECIPES, Recipe, get_recipe
-from edgebnn.training import learning_rate, make_optimizer
+from edgebnn.training.optim import learning_rate, make_optimizer
+from edgebnn.training.recipes import RECIPES, Recipe, get_recipe
 
 PAPER = ("sabnn-r18", "sabnn-r34", "sabnn-r50", "bnext", "bnext-large", "bnext-cifar", "equalbits-imagenet",
          "equalbits-cifar10", "equalbits-cifar100", "tang2017")
@@ -118,11 +118,12 @@ def test_recipes_command(cli_runner):
 
 
 def test_bipolar_regularizer_from_the_recipe_extra():
+    from edgebnn.models.introspection import binary_kernel_layers
     from edgebnn.registry import create_model
-    from edgebnn.training import _add_bipolar, binary_kernels
+    from edgebnn.training.optim import add_bipolar
 
     model = create_model("bireal-tiny")
-    kernels = binary_kernels(model)
-    _add_bipolar(model, kernels, 5e-7)
+    kernels = {name: layer.kernel for name, layer in binary_kernel_layers(model).items()}
+    add_bipolar(model, kernels, 5e-7)
     expected = 5e-7 * sum(float(np.sum(1 - v.numpy() ** 2)) for v in kernels.values())
     assert len(model.losses) == len(kernels) and float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)

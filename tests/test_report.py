@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from edgebnn.cli import cli
-from edgebnn.plots import draw_all, pareto_front
-from edgebnn.report import build_report, compare, device_tables, find_runs, load_run
+from edgebnn.reporting.compare import compare
+from edgebnn.reporting.load import build_report, find_runs, load_run
+from edgebnn.reporting.plots import draw_all, pareto_front
+from edgebnn.reporting.tables import device_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +42,7 @@ def _result(threads, *, median=None, ok=True, valid=True, error_kind="", peak=No
     return {
         "device": "?", "config": {"threads": threads, "runs": 50, "warmup": 5, "min_secs": 1.0},
         "ok": ok, "error_kind": error_kind, "error": "runtime exited with 139" if error_kind else "",
-        "valid": valid, "latency": latency,
+        "valid": valid, "latency": {**latency, **({"peak_memory_mb": peak} if peak is not None else {})},
         "figures": {"memory": {"peak_mb": peak}} if peak is not None else {},
     }
 
@@ -167,10 +169,11 @@ def test_host_figures_are_never_called_board_figures(tmp_path):
     _bench(run, "old", [_result(1, median=1.0)], kind=None, board=False)
     _bench(run, "mystery", [_result(1, median=1.0)], kind=None, board=True, started="2026-01-03T00:00:00Z")
     kinds = {b["device"]: b["figure_kind"] for b in load_run(run)["benchmarks"]}
-    assert kinds == {"old": "host", "mystery": "unknown"}
+    # A record must say what its figures are: the report reads no other field to guess it.
+    assert kinds == {"old": "unknown", "mystery": "unknown"}
     titles = [t["title"] for t in device_tables(build_report([run]))]
-    assert "old: host figures (this machine, not a board)" in titles
-    assert "mystery: unknown figure kind" in titles
+    assert "old: unknown figure kind" in titles and "mystery: unknown figure kind" in titles
+    assert not any("board figures" in t for t in titles)
 
 
 def test_aggregate_only_figures_show_the_mean(tmp_path, cli_runner):
@@ -284,10 +287,10 @@ def test_compare_errors(runs, cli_runner):
 
 
 def test_report_of_a_real_run(tiny_run, cli_runner):
-    from edgebnn.device.bench import BenchConfig
-    from edgebnn.pipeline import bench_run
+    from edgebnn.device.bench import bench_run
+    from edgebnn.device.protocol import BenchConfig
 
-    bench_run(tiny_run, device="local", configs=[BenchConfig(threads=1, runs=3, warmup=1, min_secs=0)])
+    bench_run(tiny_run, devices="local", configs=[BenchConfig(threads=1, runs=3, warmup=1, min_secs=0)])
     (r,) = build_report([tiny_run.path])["runs"]
     assert r["model"] == "bireal-tiny" and r["bconv"] == r["binary_layers"] > 0
     # tiny_run is shared by the session: the SSH tests may have benchmarked it on "loopback" too.

@@ -4,7 +4,7 @@ import pytest
 
 from edgebnn import atomic
 from edgebnn.errors import EdgebnnError
-from edgebnn.rundir import RunDir
+from edgebnn.run.rundir import RunDir
 
 
 def test_manifest_round_trip_records_versions(tmp_path):

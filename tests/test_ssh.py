@@ -11,20 +11,23 @@ import asyncio
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from faults import small_tmpfs
 from sshd import DroppingProxy, SilentServer, free_port, keygen, running, sshd  # noqa: F401  (fixture)
 
 from edgebnn.cli import cli
-from edgebnn.device.bench import BenchConfig, bench_device
+from edgebnn.device.errors import DeviceError
 from edgebnn.device.preflight import check_device
-from edgebnn.device.ssh import SshTransport, Upload, sha256_file
-from edgebnn.errors import DeviceError
-from edgebnn.rundir import RunDir
+from edgebnn.device.protocol import BenchConfig, bench_device
+from edgebnn.device.ssh import SshTransport
+from edgebnn.device.transport import Upload, sha256_file
+from edgebnn.run.rundir import RunDir
 
 FAST = dict(runs=3, warmup=1, min_secs=0.0, timeout=60)
 
@@ -64,6 +67,7 @@ def printing_tool(folder: Path, extra: str = "") -> str:
 def fake_run(tmp_path: Path, name: str = "run") -> RunDir:
     run = RunDir.create(tmp_path / name, {"model": "fake"})
     run.tflite_path.write_bytes(os.urandom(4096))
+    run.record_file(run.tflite_path)  # as `edgebnn convert` records it
     return run
 
 
@@ -376,10 +380,13 @@ def test_full_disk_on_the_board(sshd, tmp_path):  # noqa: F811
     run = fake_run(tmp_path)
     profile = sshd.profile(runtime=printing_tool(tmp_path / "rt"))
     digest = sha256_file(run.tflite_path)
-    part = Path(profile.workdir) / "models" / digest / "model.tflite.part"
-    part.parent.mkdir(parents=True)
-    part.symlink_to("/dev/full")  # every write there fails with ENOSPC
-    result = bench(profile, run.tflite_path)
+    # The model's folder lies on a real tmpfs that is full; the workdir's own disk has room, so
+    # the preflight lets the upload start and the write itself fails with ENOSPC.
+    with small_tmpfs(tmp_path / "full", kib=64) as disk:
+        (disk / "filler").write_bytes(b"x" * 64 * 1024)
+        (Path(profile.workdir) / "models").mkdir(parents=True, exist_ok=True)
+        (Path(profile.workdir) / "models" / digest).symlink_to(disk)
+        result = bench(profile, run.tflite_path)
     assert result.error_kind == "disk_full" and "No space left on device" in result.error
     assert "workdir" in result.error and not result.results
 
@@ -527,13 +534,18 @@ def test_op_profiling_and_peak_memory_flags_reach_the_runtime(sshd, tmp_path):  
     assert run.results[0].config.xnnpack  # recorded with the result
 
 
-def test_ad_hoc_ssh_url(sshd, tmp_path, cli_runner):  # noqa: F811
+def test_ad_hoc_ssh_url(sshd, tmp_path, cli_runner, monkeypatch):  # noqa: F811
     from urllib.parse import urlencode
 
+    # A URL names no local file: the user's own ~/.ssh keys and known_hosts are used.
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    shutil.copy(sshd.client_key, home / ".ssh" / "id_ed25519")
+    shutil.copy(sshd.known_hosts, home / ".ssh" / "known_hosts")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     run = fake_run(tmp_path)
-    query = urlencode({"runtime": printing_tool(tmp_path / "rt"), "key": sshd.client_key,
-                       "known_hosts": sshd.known_hosts, "ssh_config": sshd.ssh_config,
-                       "workdir": tmp_path / "adhoc", "cooldown": 0})
+    query = urlencode({"runtime": printing_tool(tmp_path / "rt"), "workdir": tmp_path / "adhoc", "cooldown": 0})
     url = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}?{query}"
     result = cli_runner.invoke(cli, ["bench", str(run.path), "--device", url, "--runs", "3", "--min-secs", "0", "--json"])
     assert result.exit_code == 0, result.output

@@ -12,12 +12,12 @@ import pytest
 import tf_keras as keras
 
 from edgebnn.cli import cli
-from edgebnn.converters.report import binary_layers
-from edgebnn.data import digits_arrays, load_dataset
+from edgebnn.data.pipelines import digits_arrays, load_dataset
 from edgebnn.errors import EdgebnnError
-from edgebnn.recipes import get_recipe
-from edgebnn.rundir import RunDir
-from edgebnn.training import resume, train
+from edgebnn.models.introspection import binary_layer_names
+from edgebnn.run.rundir import RunDir
+from edgebnn.training.recipes import get_recipe
+from edgebnn.training.train import resume, train
 
 RECIPE = get_recipe("bireal-tiny").override(epochs=2)
 
@@ -55,7 +55,7 @@ def test_run_records_flips_best_and_logs(digits_run):
     manifest = digits_run.manifest
     assert manifest["status"] == "finished" and manifest["recipe"]["epochs"] == 2 and manifest["seed"] == 0
     binary = manifest["flips"]["layers"]
-    assert set(binary) == set(binary_layers(digits_run.load_model())) and all(0 <= v["max"] <= 1 for v in binary.values())
+    assert set(binary) == set(binary_layer_names(digits_run.load_model())) and all(0 <= v["max"] <= 1 for v in binary.values())
     first, last = manifest["flips"]["per_epoch"]
     assert 0 < last < first < 0.5  # weights settle: fewer flips in the second epoch
     rows = list(csv.DictReader(open(digits_run.path / "logs" / "metrics.csv")))
@@ -170,7 +170,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, cli_runner)
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, cli_runner):
     result = cli_runner.invoke(cli, ["train", "--resume", str(tmp_path / "nothing")])
-    assert result.exit_code == 1 and "no run directory" in result.output
+    assert result.exit_code == 2 and "no run directory" in result.output
     result = cli_runner.invoke(cli, ["train", "bireal-tiny", "--set", "colour=red", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "unknown recipe field 'colour'" in result.output
 
@@ -206,7 +206,8 @@ def test_bad_data_or_teacher_leaves_a_finished_run_intact(tmp_path, cli_runner, 
 def test_explicit_lr_wins_over_the_restored_one(tmp_path, schedule):
     import tensorflow as tf
 
-    from edgebnn.training import make_optimizer, restore
+    from edgebnn.training.optim import make_optimizer
+    from edgebnn.training.train import restore
 
     def checkpointed(recipe):
         weights = tf.Variable(np.ones(3, "float32"))
@@ -249,7 +250,7 @@ def test_recipe_option_and_resume_with_a_new_lr(tmp_path, cli_runner):
     assert run.manifest["recipe"]["lr"] == 3e-3 and run.manifest["status"] == "finished"
 
 def test_label_smoothing_reaches_the_loss():
-    from edgebnn.training import compile_model
+    from edgebnn.training.optim import compile_model
 
     x = np.eye(4, dtype="float32")[:, :2] + 0.5
     y = np.array([0, 1, 2, 0])
@@ -268,7 +269,7 @@ def test_label_smoothing_reaches_the_loss():
 
 
 def test_distillation_keeps_regularization_in_full():
-    from edgebnn.distill import Distiller
+    from edgebnn.training.distill import Distiller
 
     def tiny():
         return keras.Sequential([keras.layers.Dense(3, activation="softmax", input_shape=(2,),
@@ -287,7 +288,7 @@ def test_distillation_keeps_regularization_in_full():
 def test_distillation_weights_teachers_by_agreement():
     import tensorflow as tf
 
-    from edgebnn.distill import Distiller
+    from edgebnn.training.distill import Distiller
 
     def tiny():
         return keras.Sequential([keras.layers.Dense(3, activation="softmax", input_shape=(2,))])
@@ -358,9 +359,35 @@ def test_quickstart_end_to_end(cli_runner, tmp_path):
     assert manifest["metrics"]["val_accuracy"] > 0.5  # two epochs already learn the digits
     assert manifest["recipe"]["epochs"] == 2
     assert manifest["conversion"]["bconv_coverage"] == 1.0
-    assert manifest["benchmarks"][0]["results"][0]["ok"]
+    assert manifest["benchmarks"][0]["ok"] and manifest["benchmarks"][0]["figure_kind"] == "host"
     assert (out / "logs" / "metrics.csv").exists()
     # The saved model loads again and agrees with the flatbuffer.
     model = RunDir(out).load_model()
     assert model.count_params() == manifest["stats"]["params"]
     assert json.loads((out / "manifest.json").read_text())["files"]["model.keras"]["bytes"] > 0
+
+
+def test_quickstart_refuses_an_unfinished_run_as_train_does(cli_runner, tmp_path):
+    out = tmp_path / "qs"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "state.json").write_text(json.dumps({"epoch": 3, "step": 0, "finished": False}))
+    result = cli_runner.invoke(cli, ["quickstart", "--out", str(out), "--quiet"])
+    assert result.exit_code == 2 and "holds an unfinished run" in result.output, result.output
+    assert "edgebnn train --resume" in result.output and not (out / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_corrupt_image_met_inside_fit_is_named(cli_runner, tmp_path, split):
+    """The path `edgebnn train` takes: the failure surfaces inside model.fit's graph, whose
+    message ends in the function's name, not the file's."""
+    from formats import imagenet_folder
+
+    root = imagenet_folder(tmp_path / "imagenet")
+    name = "n02/n02_1.JPEG" if split == "train" else "n03/val_n03_1.JPEG"
+    bad = root / split / name
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    result = cli_runner.invoke(cli, ["train", "bireal-tiny", "--data", f"imagenet:{root}", "--epochs", "1",
+                                     "--batch-size", "4", "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert f"corrupt or unsupported image {bad}: remove or replace it" in result.output, result.output
+    assert "__inference" not in result.output

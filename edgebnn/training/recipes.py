@@ -84,7 +84,7 @@ class Recipe:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
         """The recipe saved in a manifest."""
         known = {f.name for f in dataclasses.fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
@@ -95,7 +95,7 @@ class Recipe:
     def editable(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls) if f.name not in FIXED]
 
-    def override(self, **changes: Any) -> "Recipe":
+    def override(self, **changes: Any) -> Recipe:
         """A copy with ``changes`` applied (None values are ignored), each checked."""
         changes = {k: v for k, v in changes.items() if v is not None}
         for key in changes:
@@ -105,7 +105,7 @@ class Recipe:
         recipe.validate()
         return recipe
 
-    def with_settings(self, settings: list[str] | tuple[str, ...]) -> "Recipe":
+    def with_settings(self, settings: list[str] | tuple[str, ...]) -> Recipe:
         """Apply ``--set key=value`` strings, each value parsed by the field's type.
 
         ``extra.KEY=VALUE`` sets one entry of ``extra`` (VALUE read as JSON, else as text);

@@ -210,7 +210,7 @@ class FlipRatio(keras.callbacks.Callback):
     def _snapshot(self) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
-        from edgebnn.converters.explain import kernel_quantizer
+        from edgebnn.models.introspection import kernel_quantizer
 
         signs = {}
         for name, layer in self.layers.items():

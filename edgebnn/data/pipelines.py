@@ -27,16 +27,16 @@ import contextlib
 import os
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from edgebnn.errors import EdgebnnError, UsageError
+from edgebnn.data.spec import parse_spec
+from edgebnn.errors import EdgebnnError
 
-DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
-NEEDS_DIR = ("imagenet", "cifar10", "cifar100")
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 # Marker placed in in-graph assertion messages, so a failure deep inside tf.data can be turned
 # back into an error that names the file.
@@ -109,20 +109,6 @@ class Dataset:
         return self._val_fn().batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def parse_spec(spec: str) -> tuple[str, str | None]:
-    """Split ``kind[:path]`` and check the kind.
-
-    Raises:
-        UsageError: an unknown dataset kind, or a folder dataset without its folder.
-    """
-    kind, _, path = spec.partition(":")
-    if kind not in DATASETS:
-        raise UsageError(f"unknown dataset {spec!r}: choose one of {', '.join(DATASETS)} (e.g. imagenet:/data/imagenet)")
-    if kind in NEEDS_DIR and not path:
-        raise UsageError(f"dataset {kind!r} needs its folder: --data {kind}:DIR")
-    return kind, path or None
-
-
 def load_dataset(
     spec: str,
     *,
@@ -157,6 +143,17 @@ def load_dataset(
     return _cifar(kind, Path(path), shape, batch_size, seed, preprocessing)
 
 
+def bad_image_path(message: str) -> str:
+    """The file an in-graph assertion named: the bracketed value printed after :data:`BAD_IMAGE`.
+
+    Eagerly the message ends with it; inside ``model.fit`` it is followed by the graph's node and
+    function names (``[[{{node ...}}]] [Op:__inference_train_function_7399]``), so the value is
+    read right after the marker, never from the end.
+    """
+    found = re.search(rf"{BAD_IMAGE}\]?\s*\[(?:b?['\"])?(.*?)(?:['\"])?\]", message)
+    return found.group(1) if found else "an image"
+
+
 @contextlib.contextmanager
 def data_errors():
     """Turn a tf.data failure on an unreadable image into an EdgebnnError naming the file."""
@@ -166,8 +163,7 @@ def data_errors():
         yield
     except tf.errors.OpError as e:
         if BAD_IMAGE in str(e.message):
-            found = re.search(r"\[([^\]]*)\]\s*$", e.message.strip()) or re.search(rf"{BAD_IMAGE}[^\[]*\[(.*?)\]", e.message)
-            where = found.group(1).strip("'\" b") if found else "an image"
+            where = bad_image_path(e.message)
             raise EdgebnnError(
                 f"corrupt or unsupported image {where}: remove or replace it (JPEG and PNG are read)"
             ) from None
@@ -326,7 +322,7 @@ def _center_crop(image, size):
 def _imagenet(root: Path, shape, batch_size, seed, preprocessing, augment: Augment) -> Dataset:
     import tensorflow as tf
 
-    from edgebnn.randaugment import randaugment
+    from edgebnn.data.randaugment import randaugment
 
     if not root.is_dir():
         raise EdgebnnError(f"no ImageNet folder at {root}: give --data imagenet:DIR with DIR/train and DIR/val")

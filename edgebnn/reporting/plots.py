@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 
-from edgebnn.report import kind_label, latency_of
+from edgebnn.reporting.tables import kind_label, latency_of
 
 PUBLISHED_STYLE = {"marker": "*", "color": "#888888", "s": 140, "edgecolors": "#444444", "zorder": 2}
 MAX_LABELS = 30  # beyond this many measured points, names and legend entries only clutter

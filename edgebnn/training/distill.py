@@ -33,13 +33,15 @@ def load_teacher(source: str):
         UsageError: ``source`` does not exist.
         EdgebnnError: it cannot be loaded.
     """
-    from edgebnn.rundir import RunDir
+    from edgebnn.run.rundir import RunDir
 
     path = Path(source)
     if path.is_dir() and (path / "manifest.json").exists():
         model = RunDir.open(path).load_model()
     elif path.exists():
-        import edgebnn.models  # noqa: F401  (custom objects)
+        from edgebnn.models import register_custom_objects
+
+        register_custom_objects()
 
         try:
             model = keras.models.load_model(path, compile=False)

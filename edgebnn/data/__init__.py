@@ -1,0 +1,1 @@
+"""Datasets: the TensorFlow-free spec parser (``spec``), the ``tf.data`` pipelines, augmentation."""

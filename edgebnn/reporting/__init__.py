@@ -1,0 +1,1 @@
+"""Reports over run directories: loading manifests, tables, renderers, comparisons, plots."""

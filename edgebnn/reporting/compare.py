@@ -1,0 +1,76 @@
+"""Two runs (or one run on two devices) side by side, with B/A ratios."""
+
+from __future__ import annotations
+
+from edgebnn.errors import UsageError
+from edgebnn.reporting.load import DASH
+from edgebnn.reporting.tables import accuracy_cell, format_value, latency_cell, latency_of, size_cell
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{b / a:.2f}x" if a and b is not None else DASH
+
+
+def compare(a: dict, b: dict, *, device_a: str | None = None, device_b: str | None = None) -> dict:
+    """Two run summaries side by side, on one device each, with B/A ratios.
+
+    Args:
+        a, b: run summaries (:func:`load_run`); the same run for two devices.
+        device_a, device_b: the devices to compare (default: the first device both runs have,
+            else each run's first device).
+
+    Returns:
+        ``{"a", "b", "device_a", "device_b", "label_a", "label_b", "header", "rows", "warnings"}``.
+
+    Raises:
+        UsageError: a run has no benchmark on the device asked for.
+    """
+    devices_a = list(dict.fromkeys(x["device"] for x in a["benchmarks"]))
+    devices_b = list(dict.fromkeys(x["device"] for x in b["benchmarks"]))
+    if device_a is None and device_b is None:
+        shared = [d for d in devices_a if d in devices_b]
+        device_a, device_b = (shared[0], shared[0]) if shared else ((devices_a or [None])[0], (devices_b or [None])[0])
+    for run, device, devices in ((a, device_a, devices_a), (b, device_b, devices_b)):
+        if device is not None and device not in devices:
+            raise UsageError(
+                f"no benchmark of {run['path']!r} on device {device!r}: it has {', '.join(devices) or 'none'}"
+            )
+    ea = {x["threads"]: x for x in a["benchmarks"] if x["device"] == device_a}
+    eb = {x["threads"]: x for x in b["benchmarks"] if x["device"] == device_b}
+    rows = [
+        ["model", a["model"], b["model"], ""],
+        ["top-1", accuracy_cell(a["top1"], a["data"]), accuracy_cell(b["top1"], b["data"]), _ratio(a["top1"], b["top1"])],
+        ["evaluated top-1", accuracy_cell(a["evaluated_top1"], a["evaluated_data"]),
+         accuracy_cell(b["evaluated_top1"], b["evaluated_data"]), _ratio(a["evaluated_top1"], b["evaluated_top1"])],
+        ["paper top-1", accuracy_cell(a["published_top1"], a["published_dataset"]),
+         accuracy_cell(b["published_top1"], b["published_dataset"]), _ratio(a["published_top1"], b["published_top1"])],
+        ["params", format_value(a["params"], ",.0f"), format_value(b["params"], ",.0f"), _ratio(a["params"], b["params"])],
+        ["binary MACs", format_value(a["binary_mac_share"], ".1%"), format_value(b["binary_mac_share"], ".1%"), ""],
+        ["flatbuffer", size_cell(a["tflite_bytes"]), size_cell(b["tflite_bytes"]), _ratio(a["tflite_bytes"], b["tflite_bytes"])],
+        ["LceBconv2d coverage", format_value(a["bconv_coverage"], ".0%"), format_value(b["bconv_coverage"], ".0%"), ""],
+    ]
+    kinds = []
+    for threads in sorted(set(ea) | set(eb), key=lambda t: t if isinstance(t, int) else 0):
+        xa, xb = ea.get(threads), eb.get(threads)
+        la = latency_of(xa)[0] if xa and xa["ok"] else None
+        lb = latency_of(xb)[0] if xb and xb["ok"] else None
+        rows.append([f"latency {threads} thr (median / p90 ms)", latency_cell(xa), latency_cell(xb), _ratio(la, lb)])
+        pa, pb = (xa or {}).get("peak_mb"), (xb or {}).get("peak_mb")
+        if pa is not None or pb is not None:
+            rows.append([f"peak memory {threads} thr (MB)", format_value(pa, ".1f"), format_value(pb, ".1f"), _ratio(pa, pb)])
+        kinds += [x["figure_kind"] for x in (xa, xb) if x]
+    warnings = []
+    if len(set(kinds)) > 1:
+        warnings.append("one side has host figures and the other board figures: the latency ratio is not like for like")
+    if a["data"] and b["data"] and a["data"] != b["data"] and a["top1"] is not None and b["top1"] is not None:
+        warnings.append(f"top-1 on different datasets ({a['data']} vs {b['data']})")
+    return {
+        "a": a["path"], "b": b["path"], "device_a": device_a, "device_b": device_b,
+        "label_a": _side_label(a, device_a, ea), "label_b": _side_label(b, device_b, eb),
+        "header": ["", "A", "B", "B / A"], "rows": rows, "warnings": warnings,
+    }
+
+
+def _side_label(run: dict, device: str | None, entries: dict) -> str:
+    kinds = "/".join(sorted({x["figure_kind"] for x in entries.values()})) or "no benchmark"
+    return f"{run['model']} on {device or DASH} ({kinds})"

@@ -1,0 +1,119 @@
+"""The report rendered as Markdown, HTML (self-contained), JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+
+from edgebnn.errors import UsageError
+from edgebnn.reporting.tables import NOTES, device_tables, published_table
+
+FORMATS = ("md", "html", "json", "csv")
+
+
+def _md_table(table: dict) -> str:
+    # A newline would end the row and a pipe the cell: neither may come from a run name.
+    esc = lambda s: " ".join(str(s).splitlines()).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, table["header"])) + " |", "|" + "---|" * len(table["header"])]
+    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in table["rows"]]
+    return "\n".join(lines)
+
+
+def to_markdown(report: dict, *, plot_files: dict[str, str] | None = None) -> str:
+    """The report as Markdown; ``plot_files`` maps plot names to image paths to link."""
+    parts = [f"# edgebnn report\n\nGenerated {report['generated']} from {len(report['runs'])} run(s).\n"]
+    for t in device_tables(report):
+        parts.append(f"## {t['title']}\n\n{_md_table(t)}\n")
+    for name, file in (plot_files or {}).items():
+        parts.append(f"![{name}]({file})\n")
+    parts.append(f"## {published_table(report)['title']}\n\n{_md_table(published_table(report))}\n")
+    parts.append(f"{NOTES}\n")
+    problems = [f"- {r['path']}: {p}" for r in report["runs"] for p in r["problems"]]
+    if problems:
+        parts.append("## problems\n\n" + "\n".join(problems) + "\n")
+    return "\n".join(parts)
+
+
+def to_json(report: dict) -> str:
+    return json.dumps(report, indent=2) + "\n"
+
+
+CSV_FIELDS = ["path", "model", "data", "weights", "top1", "evaluated_top1", "evaluated_data", "published_top1", "published_dataset", "params",
+              "binary_params", "float_params", "binary_mac_share", "tflite_bytes", "bconv", "binary_layers",
+              "bconv_coverage", "device", "figure_kind", "threads", "ok", "valid", "error_kind", "median_ms",
+              "p90_ms", "mean_ms", "runs", "peak_mb", "started", "file"]
+
+
+def to_csv(report: dict) -> str:
+    """One line per run, device and thread count (one line for a run without benchmarks)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in report["runs"]:
+        for b in r["benchmarks"] or [{}]:
+            writer.writerow({**r, **b})
+    return out.getvalue()
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
+th { background: #f0f0f0; }
+tr:nth-child(even) td { background: #fafafa; }
+.host h2 { color: #8a5a00; } .board h2 { color: #1a5e20; } .published h2 { color: #555; }
+.kind { font-size: 0.8em; padding: 0.1em 0.4em; border-radius: 0.3em; background: #eee; }
+img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
+.notes { color: #555; max-width: 60em; }
+"""
+
+
+def _html_table(table: dict, css_class: str) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in table["header"])
+    body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in table["rows"])
+    return (f'<section class="{css_class}"><h2>{e(table["title"])}</h2>'
+            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>')
+
+
+def to_html(report: dict, *, plots: dict[str, bytes] | None = None) -> str:
+    """A self-contained HTML page: tables, plots embedded as data URIs, no network fetch."""
+    import base64
+
+    e = html.escape
+    sections = [_html_table(t, t["figure_kind"] or "idle") for t in device_tables(report)]
+    for name, png in (plots or {}).items():
+        data = base64.b64encode(png).decode()
+        sections.append(f'<figure><img alt="{e(name)}" src="data:image/png;base64,{data}"></figure>')
+    sections.append(_html_table(published_table(report), "published"))
+    sections.append(f'<p class="notes">{e(NOTES)}</p>')
+    problems = [f"<li>{e(r['path'])}: {e(p)}</li>" for r in report["runs"] for p in r["problems"]]
+    if problems:
+        sections.append(f"<h2>problems</h2><ul>{''.join(problems)}</ul>")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>edgebnn report</title>"
+        f"<style>{_CSS}</style></head><body><h1>edgebnn report</h1>"
+        f"<p>Generated {e(report['generated'])} from {len(report['runs'])} run(s).</p>"
+        + "\n".join(sections) + "</body></html>\n"
+    )
+
+
+def render(report: dict, *, fmt: str, plots: dict[str, bytes] | None = None,
+           plot_files: dict[str, str] | None = None) -> str:
+    """The report in ``fmt`` (md, html, json or csv).
+
+    Raises:
+        UsageError: unknown ``fmt``.
+    """
+    if fmt == "md":
+        return to_markdown(report, plot_files=plot_files)
+    if fmt == "html":
+        return to_html(report, plots=plots)
+    if fmt == "json":
+        return to_json(report)
+    if fmt == "csv":
+        return to_csv(report)
+    raise UsageError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")

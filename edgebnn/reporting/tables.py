@@ -1,0 +1,131 @@
+"""The report's tables, as header and string rows: one per device, published figures apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebnn.reporting.load import DASH
+
+
+def latency_of(entry: dict) -> tuple[float | None, str]:
+    """The entry's latency and what it is: the median, else the mean (tools that print aggregates)."""
+    if entry.get("median_ms") is not None:
+        return entry["median_ms"], "median"
+    if entry.get("mean_ms") is not None:
+        return entry["mean_ms"], "mean"
+    return None, ""
+
+
+def format_value(x: float | None, spec: str) -> str:
+    return DASH if x is None else format(x, spec)
+
+
+def size_cell(n: float | None) -> str:
+    if n is None:
+        return DASH
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+
+def accuracy_cell(value: float | None, dataset: str | None) -> str:
+    return DASH if value is None else f"{value:.1f}%" + (f" ({dataset})" if dataset else "")
+
+
+def latency_cell(entry: dict | None) -> str:
+    if entry is None:
+        return DASH
+    if not entry["ok"]:
+        return f"failed: {entry['error_kind'] or 'error'}"
+    value, kind = latency_of(entry)
+    if value is None:
+        return DASH
+    text = f"{value:.2f} / {format_value(entry['p90_ms'], '.2f')}" if kind == "median" else f"mean {value:.2f}"
+    return text if entry["valid"] else f"{text} (invalid)"
+
+
+def _status(entries: list[dict]) -> str:
+    failed = [e for e in entries if not e["ok"]]
+    invalid = [e for e in entries if e["ok"] and not e["valid"]]
+    parts = [f"{e['error_kind'] or 'failed'} at {e['threads']} thr" for e in failed]
+    parts += [f"invalid at {e['threads']} thr" for e in invalid]
+    return "; ".join(parts) if parts else "valid"
+
+
+def kind_label(kind: str) -> str:
+    return {"host": "host figures (this machine, not a board)", "board": "board figures"}.get(kind, "unknown figure kind")
+
+
+def device_tables(report: dict) -> list[dict]:
+    """One table per device (plus one for runs without benchmarks), as header and string rows.
+
+    Returns:
+        ``[{"device", "figure_kind", "title", "header", "rows"}]``.
+    """
+    devices = sorted({b["device"] for r in report["runs"] for b in r["benchmarks"]})
+    tables = []
+    common = ["run", "model", "data", "top-1", "evaluated top-1", "paper top-1", "params", "binary MACs", "flatbuffer", "LceBconv2d"]
+
+    def base(r: dict) -> list[str]:
+        coverage = DASH
+        if r["bconv"] is not None and r["binary_layers"] is not None:
+            coverage = f"{r['bconv']:.0f}/{r['binary_layers']:.0f}"
+            if r["bconv_coverage"] is not None:
+                coverage += f" ({r['bconv_coverage']:.0%})"
+        return [
+            r.get("name") or Path(r["path"]).name,
+            r["model"],
+            r["data"] or DASH,
+            accuracy_cell(r["top1"], None) if r["top1"] is not None else ("random weights" if r["weights"] == "random" else DASH),
+            accuracy_cell(r["evaluated_top1"], r["evaluated_data"]),
+            accuracy_cell(r["published_top1"], r["published_dataset"]),
+            DASH if r["params"] is None else f"{r['params'] / 1e6:.2f} M",
+            format_value(r["binary_mac_share"], ".1%"),
+            size_cell(r["tflite_bytes"]),
+            coverage,
+        ]
+
+    for device in devices:
+        runs = [r for r in report["runs"] if any(b["device"] == device for b in r["benchmarks"])]
+        entries = {id(r): [b for b in r["benchmarks"] if b["device"] == device] for r in runs}
+        threads = sorted({b["threads"] for es in entries.values() for b in es if isinstance(b["threads"], int)})
+        kinds = sorted({b["figure_kind"] for es in entries.values() for b in es})
+        kind = kinds[0] if len(kinds) == 1 else "mixed"
+        mixed = kind == "mixed"  # only then does each row need its own figure kind
+        header = common + [f"{t} thr median / p90 ms" for t in threads] + ["peak MB", "status"] + (["figures"] if mixed else [])
+        rows = []
+        for r in runs:
+            es = entries[id(r)]
+            by_threads = {b["threads"]: b for b in es}
+            peaks = [b["peak_mb"] for b in es if b["peak_mb"] is not None]
+            rows.append(
+                base(r)
+                + [latency_cell(by_threads.get(t)) for t in threads]
+                + [format_value(max(peaks) if peaks else None, ".1f"), _status(es)]
+                + (["/".join(sorted({b["figure_kind"] for b in es}))] if mixed else [])
+            )
+        title = f"{device}: {kind_label(kind)}" if kind != "mixed" else f"{device}: mixed host and board figures"
+        tables.append({"device": device, "figure_kind": kind, "title": title, "header": header, "rows": rows})
+    idle = [r for r in report["runs"] if not r["benchmarks"]]
+    if idle:
+        rows = [base(r) + ["; ".join(r["problems"]) or ("converted" if r["tflite_bytes"] else "not converted")] for r in idle]
+        title = f"not benchmarked on {report['device']}" if report.get("device") else "not benchmarked"
+        tables.append({"device": None, "figure_kind": None, "title": title,
+                       "header": common + ["status"], "rows": rows})
+    return tables
+
+
+def published_table(report: dict) -> dict:
+    header = ["model", "device", "threads", "latency ms", "top-1 (ImageNet)", "source"]
+    rows = [[p["label"], p["device"], str(p["threads"]), f"{p['latency_ms']:.1f}", f"{p['top1']:.1f}%", p["source"]]
+            for p in report["published"]]
+    return {"title": "published reference figures (other boards, not measured here)", "header": header, "rows": rows}
+
+
+NOTES = (
+    "Latency cells are median / p90 in ms over the timed runs ('mean' where the tool printed "
+    "aggregates only); '(invalid)' marks a configuration that missed its minimum runs or duration. "
+    "Host figures come from this machine's LCE interpreter (on x86, portable reference kernels): "
+    "they are not board figures. Published figures come from other boards and builds and are "
+    "never mixed with measured ones. Top-1 is the training run's last validation on its own "
+    "dataset; evaluated top-1 is what `edgebnn evaluate` measured, on the dataset named beside it; "
+    "the paper's top-1 is on its dataset (ImageNet for the zoo models)."
+)

@@ -1,0 +1,1 @@
+"""Run directories: the one place the stages share (model, manifest, artifacts, bench results)."""

@@ -1,0 +1,1 @@
+"""Training: train / resume / evaluate, callbacks, distillation and the papers' recipes."""

@@ -1,0 +1,78 @@
+"""Top-1 / top-5 accuracy of a trained run on a validation split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgebnn.errors import EdgebnnError, UsageError
+from edgebnn.run.rundir import RunDir
+from edgebnn.training.train import BEST_MODEL
+
+
+def evaluate_run(path, *, data: str | None = None, batch_size: int = 256, which: str = "last") -> dict[str, Any]:
+    """:func:`evaluate` the run in ``path`` on ``data`` (default: the dataset the run trained on).
+
+    Raises:
+        UsageError: no run there, or no dataset given or recorded; a bad spec (before TensorFlow loads).
+    """
+    from edgebnn.data.spec import parse_spec
+
+    run = RunDir.open(path)
+    data = data or run.manifest.get("data")
+    if not data:
+        raise UsageError(f"{path} records no dataset: give --data")
+    parse_spec(data)
+    if isinstance(batch_size, bool) or batch_size < 1:
+        raise UsageError(f"bad --batch-size {batch_size}: give at least 1")
+    return evaluate(run, data_spec=data, batch_size=batch_size, which=which)
+
+
+def evaluate(run: RunDir, *, data_spec: str, batch_size: int = 256, which: str = "last") -> dict[str, Any]:
+    """Top-1 / top-5 accuracy of the run's model on ``data_spec``'s validation split.
+
+    Args:
+        run: a trained run directory.
+        data_spec: the dataset (its validation split is used).
+        batch_size: evaluation batch size.
+        which: ``last`` (``model.keras``) or ``best`` (``best.keras``).
+
+    Returns:
+        ``{"top1", "top5", "images", "data", "model_file"}``; also saved as ``manifest.evaluation``.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from edgebnn.data.pipelines import data_errors, load_dataset
+
+    card = run.section("card")
+    model_file = run.keras_path if which == "last" else run.path / BEST_MODEL
+    if which == "best":
+        if not model_file.exists():
+            raise EdgebnnError(f"no {BEST_MODEL} in {run.path}: evaluate the last model (without --best)")
+        from edgebnn.models import register_custom_objects
+
+        register_custom_objects()
+        import tf_keras as keras
+
+        model = keras.models.load_model(model_file, compile=False)
+    else:
+        model = run.load_model()
+    shape = tuple(model.input_shape[1:])
+    dataset = load_dataset(data_spec, input_shape=shape, batch_size=batch_size,
+                           preprocessing=card.get("preprocessing") or {})
+    classes = model.output_shape[-1]
+    if dataset.num_classes != classes:
+        raise EdgebnnError(f"the model predicts {classes} classes, {data_spec} has {dataset.num_classes}: wrong dataset?")
+    top1 = top5 = total = 0
+    k = min(5, classes)
+    with data_errors():
+        for x, y in dataset.val:
+            probs = model(x, training=False)
+            y = tf.cast(y, tf.int32)
+            top1 += int(tf.reduce_sum(tf.cast(tf.math.in_top_k(y, probs, 1), tf.int32)))
+            top5 += int(tf.reduce_sum(tf.cast(tf.math.in_top_k(y, probs, k), tf.int32)))
+            total += int(np.shape(y)[0])
+    result = {"top1": top1 / max(1, total), f"top{k}" if k != 5 else "top5": top5 / max(1, total),
+              "images": total, "data": data_spec, "model_file": model_file.name}
+    run.update(evaluation=result)
+    return result
