@@ -132,11 +132,13 @@ def _forced_command(bin_dir: Path, marker: str) -> str:
     )
 
 
-def _board_processes(main_pid: int, marker: str) -> dict[int, int]:
+def _board_processes(main_pid: int, marker: str, zombies: bool = False) -> dict[int, int]:
     """Every live process of the board, as pid: parent pid: dropbear and its descendants, and
     anything that carries the board's marker in its environment or its folder in its command
-    line (detached remote processes, the qemu running them). Zombies are left to their parents."""
+    line (detached remote processes, the qemu running them). Zombies (only with ``zombies``,
+    as descendants) wait for their parents to reap them."""
     parents: dict[int, int] = {}
+    dead: set[int] = set()
     found: set[int] = set()
     for proc in Path("/proc").glob("[0-9]*"):
         pid = int(proc.name)
@@ -144,9 +146,10 @@ def _board_processes(main_pid: int, marker: str) -> dict[int, int]:
             continue
         try:
             state, ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-            if state in ("Z", "X"):
-                continue
             parents[pid] = int(ppid)
+            if state in ("Z", "X"):
+                dead.add(pid)
+                continue
             cmdline = (proc / "cmdline").read_bytes()
             environ = (proc / "environ").read_bytes()
         except (OSError, ValueError, IndexError):
@@ -161,7 +164,10 @@ def _board_processes(main_pid: int, marker: str) -> dict[int, int]:
             if ppid in tree and pid not in tree:
                 tree.add(pid)
                 changed = True
-    return {pid: parents[pid] for pid in sorted((found | tree) & set(parents))}
+    keep = (found | tree) & set(parents)
+    if not zombies:
+        keep -= dead
+    return {pid: parents[pid] for pid in sorted(keep)}
 
 
 def _stop(proc: subprocess.Popen, marker: str, grace: float = 10.0) -> None:
@@ -170,13 +176,15 @@ def _stop(proc: subprocess.Popen, marker: str, grace: float = 10.0) -> None:
     deadline = time.monotonic() + grace
     while True:
         proc.poll()  # reaps dropbear once it is gone
-        board = _board_processes(proc.pid, marker)
-        if not board:
+        board = _board_processes(proc.pid, marker, zombies=True)
+        live = _board_processes(proc.pid, marker)
+        if not live:
             break
         now = time.monotonic()
         if now > deadline + 5:
             break
-        leaves = [pid for pid in board if pid not in board.values()] or list(board)
+        # A leaf has no child left, not even one still to be reaped: its parent is next.
+        leaves = list(live) if now > deadline else [pid for pid in live if pid not in board.values()]
         for pid in leaves:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL if now > deadline else signal.SIGTERM)
