@@ -63,12 +63,25 @@ def within(result: dict, tolerance: dict) -> bool:
     return all(result[key] <= bound for key, bound in tolerance.items())
 
 
+def _keras_outputs(model, inputs, batch_size: int = 32) -> list[np.ndarray]:
+    """Every output of ``model`` on ``inputs``, called eagerly in batches (as predict batches).
+
+    Not ``model.predict``: it traces a new tf.function for every (probe) model, a second trace
+    of the whole network after LCE's own SavedModel export, and costs more than running the
+    few parity inputs (measured: 4.3 s against 0.5 s for QuickNet at 224 on 8 inputs).
+    """
+    batches = []
+    for start in range(0, len(inputs), batch_size):
+        out = model(inputs[start:start + batch_size], training=False)
+        batches.append([np.asarray(y) for y in (out if isinstance(out, (list, tuple)) else [out])])
+    return [np.concatenate(ys) for ys in zip(*batches)]
+
+
 def _layer_outputs(model, layers: list, inputs) -> list[np.ndarray]:
     import tf_keras as keras
 
     probe = keras.Model(model.inputs, [l.output for l in layers])
-    out = probe.predict(inputs, verbose=0)
-    return out if isinstance(out, list) else [out]
+    return _keras_outputs(probe, inputs)
 
 
 def tensor_layers(model, ops: list[dict], flatbuffer: bytes) -> list[tuple[int, object]]:
@@ -131,7 +144,7 @@ def parity(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict] | No
             result["logits"] = compare(logits, actual[position])
             result["checked_on"] = "logits"
             return result
-    result = compare(model.predict(inputs, verbose=0), run_flatbuffer(flatbuffer, inputs)[0])
+    result = compare(_keras_outputs(model, inputs)[0], run_flatbuffer(flatbuffer, inputs)[0])
     result["checked_on"] = "outputs"
     return result
 
