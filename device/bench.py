@@ -134,8 +134,9 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
         record = device_record(device_run, model=model, model_file=model_file, started=started)
         atomic.write_json(paths[device_run.profile.name], record)
 
-    device_runs = asyncio.run(bench_devices(profiles, run.tflite_path, configs,
-                                            accept_new_host_key=accept_new_host_key, on_result=save))
+    converter = run.section("versions").get("larq-compute-engine")
+    device_runs = asyncio.run(bench_devices(profiles, run.tflite_path, configs, accept_new_host_key=accept_new_host_key,
+                                            on_result=save, converter_lce_version=converter))
     records = []
     for device_run in device_runs:
         record = device_record(device_run, model=model, model_file=model_file, started=started)

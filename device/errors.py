@@ -20,8 +20,17 @@ class ErrorKind(enum.StrEnum):
     PREFLIGHT = "preflight"  # the device cannot run a benchmark (no runtime, no timeout...)
     UPLOAD = "upload"  # a file could not be placed on the device
     DISK_FULL = "disk_full"
-    # one configuration
-    CRASH = "crash"  # the runtime exited with an error
+    # one configuration: the runtime's failures by cause (edgebnn.device.diagnose)
+    RUNTIME_START = "runtime_start"  # a shared library or a GLIBC_/GLIBCXX_ version missing on the board
+    WRONG_ARCH = "wrong_arch"  # exec format error, 64-bit binary on a 32-bit userland, illegal instruction
+    UNKNOWN_OP = "unknown_op"  # an op (version) or custom op the runtime does not know
+    DELEGATE = "delegate"  # XNNPACK could not be applied
+    ALLOCATE = "allocate"  # tensors could not be allocated, or a node failed to prepare
+    MODEL_FILE = "model_file"  # the runtime cannot open or read the flatbuffer
+    SIGNAL = "signal"  # killed by a signal (SIGSEGV, SIGABRT...)
+    OOM = "oom"  # SIGKILL before the time limit: most often the out-of-memory killer
+    FLAG_IGNORED = "flag_ignored"  # ran, but a flag was not consumed: figures marked invalid
+    CRASH = "crash"  # the runtime exited with an error edgebnn cannot name more precisely
     TIMEOUT = "timeout"  # killed at the time limit
     UNPARSABLE = "unparsable"  # output edgebnn cannot read (kept raw)
     SKIPPED = "skipped"  # not run: the connection was lost before it

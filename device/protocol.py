@@ -18,6 +18,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from edgebnn.device.diagnose import diagnose, lce_version_warning
 from edgebnn.device.errors import DeviceError, ErrorKind
 from edgebnn.device.output import OutputError, parse_benchmark_output
 from edgebnn.device.preflight import TEMPS, parse_preflight, preflight_argv, problems, temperatures
@@ -180,11 +181,13 @@ def summarize(device: str, config: BenchConfig, stdout: str) -> BenchResult:
 
 
 async def run_config(transport, profile: DeviceProfile, config: BenchConfig, *, command: list[str],
-                     scratch: str) -> BenchResult:
+                     scratch: str, context: dict | None = None) -> BenchResult:
     """Run one configuration in the scratch folder ``scratch`` on the device.
 
     Args:
         command: the runtime's argv without the timing flags.
+        context: what a failure is diagnosed with (:func:`edgebnn.device.diagnose.diagnose`'s
+            ``arch``, ``os_bits``, ``mem_available_mb``, ``model_bytes``, LCE versions).
 
     Raises:
         DeviceError: the connection to the device was lost.
@@ -204,12 +207,16 @@ async def run_config(transport, profile: DeviceProfile, config: BenchConfig, *, 
         result = BenchResult(profile.name, config, ok=False, error_kind=ErrorKind.TIMEOUT,
                              error=f"no result within {config.timeout:g} s: the runtime was killed on the device "
                                    "(raise --timeout for a slow model)", raw=cmd.stdout + cmd.stderr)
-    elif cmd.exit_status != 0:
-        last = (cmd.stderr.strip().splitlines() or cmd.stdout.strip().splitlines() or ["no message"])[-1]
-        result = BenchResult(profile.name, config, ok=False, error_kind=ErrorKind.CRASH,
-                             error=f"runtime exited with {cmd.exit_status}: {last[:300]}", raw=cmd.stdout + cmd.stderr)
     else:
-        result = summarize(profile.name, config, cmd.stdout)
+        found = diagnose(cmd.exit_status, cmd.stdout, cmd.stderr, flags=config.runtime_flags(), **(context or {}))
+        if cmd.exit_status != 0:
+            result = BenchResult(profile.name, config, ok=False, raw=cmd.stdout + cmd.stderr,
+                                 error_kind=ErrorKind(found.kind) if found else ErrorKind.CRASH,
+                                 error=found.message if found else f"runtime exited with {cmd.exit_status}")
+        else:
+            result = summarize(profile.name, config, cmd.stdout)
+            if found is not None and result.ok:  # it ran, but not as asked: not a valid figure
+                result.valid, result.error_kind, result.error = False, ErrorKind.FLAG_IGNORED, found.message
     result.seconds = time.perf_counter() - start
     if temps:
         result.temps_c = temperatures(temps[-1][len(TEMPS_MARK):])
@@ -275,7 +282,8 @@ async def ensure_uploaded(transport, profile: DeviceProfile, uploads: dict, disk
 
 
 async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[BenchConfig], *,
-                       accept_new_host_key: bool = False, on_result=None) -> DeviceRun:
+                       accept_new_host_key: bool = False, on_result=None,
+                       converter_lce_version: str | None = None) -> DeviceRun:
     """Benchmark ``graph`` on one device under every configuration; never raises for the device.
 
     Args:
@@ -285,6 +293,8 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
             (``threads=0``: each of the profile's thread counts).
         accept_new_host_key: trust a board whose host key is not yet known.
         on_result: called with the :class:`DeviceRun` after each configuration (to save it).
+        converter_lce_version: the LCE version that converted ``graph`` (warned about when the
+            runtime's differs).
 
     Returns:
         The run: ``error_kind`` set when the device could not be used at all.
@@ -316,6 +326,11 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
             run.runtime.update(path=run.uploads["runtime"]["path"], sha256=run.uploads["runtime"]["sha256"])
         if "runner" in run.uploads:
             run.runtime["runner_sha256"] = run.uploads["runner"]["sha256"]
+        context = {"arch": run.fingerprint.get("arch", ""), "os_bits": run.fingerprint.get("os_bits"),
+                   "mem_available_mb": run.fingerprint.get("mem_available_mb"), "model_bytes": graph.stat().st_size,
+                   "runtime_lce_version": run.runtime.get("lce_version"), "converter_lce_version": converter_lce_version}
+        if warning := lce_version_warning(run.runtime.get("lce_version"), converter_lce_version):
+            run.warnings.append(warning)
         if any(c.op_profiling for c in configs) and profile.runtime == "python":
             run.warnings.append("op profiling needs lce_benchmark_model: edgebnn's python runner does not profile ops")
         with _timed(run.steps, "run"):
@@ -323,15 +338,18 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
                 if i and profile.cooldown:
                     await asyncio.sleep(profile.cooldown)
                 try:
-                    result = await run_config(transport, profile, config, command=command, scratch=scratch)
+                    result = await run_config(transport, profile, config, command=command, scratch=scratch,
+                                              context=context)
                 except DeviceError as e:
                     run.results.append(BenchResult(profile.name, config, ok=False, error_kind=e.kind, error=str(e)))
                     run.results += [BenchResult(profile.name, rest, ok=False, error_kind=ErrorKind.SKIPPED,
                                                 error=f"not run: {e}") for rest in configs[i + 1:]]
                     break
                 run.results.append(result)
-                if result.figures.get("lce_version"):
-                    run.runtime["lce_version"] = result.figures["lce_version"]
+                if result.figures.get("lce_version") and not run.runtime.get("lce_version"):
+                    run.runtime["lce_version"] = context["runtime_lce_version"] = result.figures["lce_version"]
+                    if warning := lce_version_warning(run.runtime["lce_version"], converter_lce_version):
+                        run.warnings.append(warning)
                 if on_result:
                     on_result(run)
     except DeviceError as e:
@@ -382,6 +400,8 @@ def runtime_file_problems(profile: DeviceProfile, fingerprint: dict) -> list[str
     if not path.is_file():
         return []  # device_files() names the missing file
     built, board = elf_arch(path), machine_arch(fingerprint.get("arch", ""))
+    if built is None and path.read_bytes()[:2] == b"#!":
+        return []  # a script: it runs wherever its interpreter does
     if built is None:
         return [f"runtime_file {str(path)!r} for {profile.name} is not an ELF executable: give the "
                 "lce_benchmark_model built for the board"]
@@ -399,11 +419,12 @@ def _runtime_info(profile: DeviceProfile, fingerprint: dict) -> dict:
 
 
 async def bench_devices(profiles: list[DeviceProfile], graph: str | Path, configs: list[BenchConfig], *,
-                        accept_new_host_key: bool = False, on_result=None) -> list[DeviceRun]:
+                        accept_new_host_key: bool = False, on_result=None,
+                        converter_lce_version: str | None = None) -> list[DeviceRun]:
     """Benchmark ``graph`` on several devices concurrently (one connection each)."""
     runs = await asyncio.gather(
-        *(bench_device(p, graph, configs, accept_new_host_key=accept_new_host_key, on_result=on_result)
-          for p in profiles),
+        *(bench_device(p, graph, configs, accept_new_host_key=accept_new_host_key, on_result=on_result,
+                       converter_lce_version=converter_lce_version) for p in profiles),
         return_exceptions=True,
     )
     for i, r in enumerate(runs):

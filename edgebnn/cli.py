@@ -317,7 +317,8 @@ def _bench_table(record):
     )
     for r in record["results"]:
         lat = r["latency"]
-        status = ("valid" if r["valid"] else "invalid: too few runs or too short") if r["ok"] else f"{r['error_kind']}: {r['error']}"
+        invalid = f"invalid: {r['error']}" if r["error"] else "invalid: too few runs or too short"
+        status = ("valid" if r["valid"] else invalid) if r["ok"] else f"{r['error_kind']}: {r['error']}"
         fmt = lambda k, lat=lat: f"{lat[k]:.3f}" if k in lat else "-"
         table.add_row(str(r["config"]["threads"]), fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"),
                       fmt("min_ms"), str(lat.get("runs", "-")), fmt("peak_memory_mb"), status)

@@ -132,7 +132,7 @@ def _forced_command(bin_dir: Path, marker: str) -> str:
     )
 
 
-def _board_processes(main_pid: int, marker: str, zombies: bool = False) -> dict[int, int]:
+def board_processes(main_pid: int, marker: str, zombies: bool = False) -> dict[int, int]:
     """Every live process of the board, as pid: parent pid: dropbear and its descendants, and
     anything that carries the board's marker in its environment or its folder in its command
     line (detached remote processes, the qemu running them). Zombies (only with ``zombies``,
@@ -176,8 +176,8 @@ def _stop(proc: subprocess.Popen, marker: str, grace: float = 10.0) -> None:
     deadline = time.monotonic() + grace
     while True:
         proc.poll()  # reaps dropbear once it is gone
-        board = _board_processes(proc.pid, marker, zombies=True)
-        live = _board_processes(proc.pid, marker)
+        board = board_processes(proc.pid, marker, zombies=True)
+        live = board_processes(proc.pid, marker)
         if not live:
             break
         now = time.monotonic()

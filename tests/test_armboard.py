@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from armboard import _board_processes, armboard, start_board  # noqa: F401  (fixture)
+from armboard import armboard, board_processes, start_board  # noqa: F401  (fixture)
 
 
 def ssh(board, command: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -127,10 +127,10 @@ def test_a_stopped_board_leaves_no_process_behind(armboard):
             marker = str(board.dir)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:  # the sleeper may take a moment to appear
-                leftovers = [pid for pid in _board_processes(-1, marker)
+                leftovers = [pid for pid in board_processes(-1, marker)
                              if b"sleep" in Path(f"/proc/{pid}/cmdline").read_bytes()]
                 if leftovers:
                     break
                 time.sleep(0.1)
             assert leftovers, "the detached sleeper never showed up"
-        assert _board_processes(-1, marker) == {}
+        assert board_processes(-1, marker) == {}

@@ -109,7 +109,7 @@ def test_failed_configuration_is_recorded_not_raised(tmp_path):
     config = BenchConfig(threads=1, runs=1, warmup=0, min_secs=0.0)
     result = run_local(config, tmp_path / "missing.tflite", tmp_path / "scratch")
     assert not result.ok
-    assert result.error_kind == "crash"
+    assert result.error_kind == "model_file" and "missing.tflite" in result.error
 
 
 def test_bench_command_writes_json_and_manifest(tiny_run, cli_runner):

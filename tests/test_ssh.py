@@ -330,10 +330,11 @@ def test_crash_in_one_configuration_keeps_the_others(sshd, tmp_path, cli_runner)
     record = json.loads(result.stdout)
     ok, crashed, after = record["results"]
     assert ok["ok"] and ok["latency"]["mean_ms"] == pytest.approx(1.65025) and ok["latency"]["peak_memory_mb"] == 9.5
-    assert crashed["error_kind"] == "crash" and "Segmentation fault" in crashed["error"] and "139" in crashed["error"]
+    # diagnosed by cause (edgebnn.device.diagnose), the raw output kept
+    assert crashed["error_kind"] == "signal" and "SIGSEGV" in crashed["error"] and "Segmentation fault" in crashed["raw"]
     assert after["ok"]
     saved = json.loads(Path(record["file"]).read_text())
-    assert [r["error_kind"] for r in saved["results"]] == ["", "crash", ""]
+    assert [r["error_kind"] for r in saved["results"]] == ["", "signal", ""]
     assert record["runtime"] == {"kind": "lce_benchmark_model", "path": tool, "sha256": sha256_file(tool)}
 
 
