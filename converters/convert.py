@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from edgebnn.converters.lce import TARGETS as LCE_TARGETS
 from edgebnn.data.spec import parse_spec
@@ -227,18 +228,84 @@ def convert_hint(run: RunDir) -> str:
 
 
 
-def converted_run(src: str, *, out: str | None = None) -> tuple[RunDir, str | None]:
-    """The run for ``src`` (a run directory or a model name) with its ``model.tflite``.
+def converted_run(src: str, *, out: str | None = None, spec=None, custom_objects: str | None = None
+                  ) -> tuple[RunDir, str | None]:
+    """The run for ``src`` with its ``model.tflite``: a run directory, a model name, a Keras file or a flatbuffer.
 
     A run without a flatbuffer is converted with the default options first (for a bare model
-    name: random weights; latency does not depend on them).
+    name: random weights; latency does not depend on them). A ``.tflite`` file becomes a run of
+    its own (:func:`flatbuffer_run`).
 
     Returns:
         ``(run, parity warning or None)``.
     """
-    from edgebnn.run.sources import resolve_source
+    from edgebnn.run.sources import ModelSpec, resolve_source
 
-    run = resolve_source(src, out=out)
+    if Path(src).suffix.lower() == ".tflite" and Path(src).is_file():
+        return flatbuffer_run(Path(src), out=out), None
+    run = resolve_source(src, out=out, spec=spec or ModelSpec(), custom_objects=custom_objects)
     if run.tflite_path.exists():
         return run, None
     return run, convert_run(run)["parity"].get("warning")
+
+
+# Ops that compute a convolution or a matrix product: the binary share of a flatbuffer without a
+# Keras model is the share of these that are LceBconv2d.
+CONV_OPS = ("LceBconv2d", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
+
+def flatbuffer_report(data: bytes) -> dict:
+    """What a flatbuffer holds, read through the schema: op counts and binary coverage from the ops.
+
+    Raises:
+        EdgebnnError: not a TFLite flatbuffer (the identifier, or a body the schema cannot read).
+    """
+    from edgebnn.converters.flatbuffer import operators
+
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise EdgebnnError("not a TFLite flatbuffer (no TFL3 identifier at byte 4)")
+    try:
+        ops = operators(data)
+    except EdgebnnError:
+        raise
+    except Exception as e:  # the schema's reader raises IndexError, struct.error... on a damaged body
+        raise EdgebnnError(f"a damaged TFLite flatbuffer: its identifier is right but the body does not read "
+                           f"({type(e).__name__}: {e})") from None
+    counts: dict[str, int] = {}
+    for op in ops:
+        counts[op["op"]] = counts.get(op["op"], 0) + 1
+    convs = sum(counts.get(name, 0) for name in CONV_OPS)
+    bconv = counts.get("LceBconv2d", 0)
+    return {"op_counts": dict(sorted(counts.items(), key=lambda kv: -kv[1])), "bconv": bconv,
+            "binary_layers": None, "bconv_coverage": round(bconv / convs, 4) if convs else None,
+            "coverage_from": "ops", "tflite_bytes": len(data)}
+
+
+def flatbuffer_run(path: Path, *, out: str | None = None) -> RunDir:
+    """A run directory for a flatbuffer the user brings (LCE's, or a plain TFLite float or int8 one).
+
+    Its op inventory stands in for the conversion report (binary coverage from the ops: no Keras
+    model exists); ``bench``, ``report`` and ``compare`` treat it like any run.
+
+    Raises:
+        UsageError: no such file. EdgebnnError: it is not a flatbuffer.
+    """
+    from edgebnn.run.rundir import file_record
+    from edgebnn.run.sources import reuse_or_build
+
+    path = path.resolve()
+    data = path.read_bytes()
+    try:
+        report = flatbuffer_report(data)
+    except EdgebnnError as e:
+        raise EdgebnnError(f"{path}: {e}; give a .tflite written by a TFLite or LCE converter") from None
+    source = {"path": str(path), **file_record(path), "format": "tflite"}
+    manifest = {"model": path.stem, "weights": "file", "source": source, "conversion": {**report, "converted": utc_now()}}
+
+    def fill(run: RunDir) -> None:
+        run.tflite_path.write_bytes(data)
+        run.record_file(run.tflite_path)
+
+    return reuse_or_build(Path(out) if out else Path("runs") / path.stem,
+                          {"model": path.stem, "weights": "file", "source": source},
+                          lambda where: RunDir.build(where, manifest, fill), complete=lambda run: run.tflite_path.exists())

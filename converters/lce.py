@@ -14,18 +14,17 @@ def check_float32(model) -> None:
     Raises:
         EdgebnnError: naming the first such layer and the fix.
     """
-    from edgebnn.models.introspection import flat_layers
+    from edgebnn.models.introspection import non_float32_layer
 
-    for layer in [model, *flat_layers(model)]:
-        policy = getattr(layer, "dtype_policy", None)
-        name = getattr(policy, "name", "float32")
-        if name != "float32" and getattr(policy, "compute_dtype", "float32") != "float32":
-            raise EdgebnnError(
-                f"layer {layer.name!r} of {model.name!r} uses the {name} dtype policy, which LCE "
-                "rejects: cast the model to float32 first (rebuild it after "
-                "keras.mixed_precision.set_global_policy('float32') and copy the weights with "
-                "set_weights), then convert"
-            )
+    layer = non_float32_layer(model)
+    if layer is not None:
+        name = getattr(getattr(layer, "dtype_policy", None), "name", "float16")
+        raise EdgebnnError(
+            f"layer {layer.name!r} of {model.name!r} uses the {name} dtype policy, which LCE "
+            "rejects: cast the model to float32 first (rebuild it after "
+            "keras.mixed_precision.set_global_policy('float32') and copy the weights with "
+            "set_weights), then convert"
+        )
 
 
 def convert(model, *, target: str = "arm", int8: bool = False, int8_ranges: dict | None = None) -> bytes:

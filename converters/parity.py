@@ -120,6 +120,19 @@ def tensor_layers(model, ops: list[dict], flatbuffer: bytes) -> list[tuple[int, 
     return pairs
 
 
+def _pre_activation(model, layer, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The outputs, and ``layer``'s output before its (softmax) activation, which TFLite splits off."""
+    import tf_keras as keras
+
+    probs = _keras_outputs(model, inputs)[0]
+    activation, layer.activation = layer.activation, keras.activations.linear
+    try:  # an eager call reads the attribute each time (no traced function keeps the old one)
+        logits = _keras_outputs(model, inputs)[0]
+    finally:
+        layer.activation = activation
+    return probs, logits
+
+
 def parity(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict] | None = None) -> dict:
     """Compare Keras and the LCE interpreter on ``inputs``.
 
@@ -139,7 +152,11 @@ def parity(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict] | No
         if pairs:
             marked, (position,) = with_outputs(flatbuffer, [logits_index])
             actual = run_flatbuffer(marked, inputs)
-            probs, logits = _layer_outputs(model, [model.layers[-1], pairs[0][1]], inputs)
+            layer = pairs[0][1]
+            if getattr(getattr(layer, "activation", None), "__name__", "") == "softmax":
+                probs, logits = _pre_activation(model, layer, inputs)  # Dense(activation="softmax")
+            else:
+                probs, logits = _layer_outputs(model, [model.layers[-1], layer], inputs)
             result = compare(probs, actual[0])
             result["logits"] = compare(logits, actual[position])
             result["checked_on"] = "logits"

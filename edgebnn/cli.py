@@ -5,6 +5,7 @@ Heavy imports (TensorFlow, LCE) happen inside the commands, so ``edgebnn --help`
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -68,6 +69,36 @@ def cli(ctx, debug):
     ctx.ensure_object(dict)["debug"] = debug
 
 
+MODEL_FLAGS = ("input_size", "width", "model_args", "model_file")
+
+
+def model_flags(fn):
+    """``--input-size``, ``--width``, ``--model-arg``, ``--model-file``, handed to the command as ``model_flags``."""
+
+    @functools.wraps(fn)
+    def command(*args, **kwargs):
+        return fn(*args, model_flags={k: kwargs.pop(k) for k in MODEL_FLAGS}, **kwargs)
+
+    for option in reversed([
+        click.option("--input-size", metavar="N|HxW", help="Build the model at this input size (e.g. 32, 160x128)."),
+        click.option("--width", type=float, help="Width multiplier of the model's stages (the builder's `width`)."),
+        click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
+                     help="A builder option (repeatable), typed by its default, e.g. --model-arg padding=zero."),
+        click.option("--model-file", multiple=True, type=click.Path(dir_okay=False),
+                     help="A Python file registering models with @register_model (repeatable)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def source_flags(fn):
+    """``--custom-objects`` and ``--weights``, for commands that take a model file or name."""
+    fn = click.option("--custom-objects", metavar="FILE.py|MODULE",
+                      help="The module defining a model file's custom classes.")(fn)
+    return click.option("--weights", metavar="imagenet|PATH",
+                        help="Weights for a model name: a weights file, or Larq Zoo's ImageNet ones.")(fn)
+
+
 def json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
 
@@ -79,40 +110,62 @@ def quiet_option(fn):
 # -- models ---------------------------------------------------------------------------------
 @cli.command()
 @click.argument("pattern", required=False)
+@model_flags
 @json_option
-def models(pattern, as_json):
-    """List registered models: aliases, family, paper, input, parameters, binary-MAC share.
+def models(pattern, as_json, model_flags):
+    """List registered models: aliases, family, paper, origin, input, parameters, binary-MAC share.
 
-    PATTERN is a shell glob on the name (e.g. 'quicknet*'). Statistics are computed at each
-    model's default input shape and cached.
+    PATTERN is a shell glob on the name (e.g. 'quicknet*'); an exact name shows that model's
+    card with its builder options (and statistics at --input-size / --width / --model-arg).
+    Statistics are computed at each model's default input shape and cached.
     """
     from edgebnn.models.stats import card_stats
-    from edgebnn.registry import list_models
+    from edgebnn.registry import PLUGIN_FAILURES, get_card, is_model_name, list_models
+    from edgebnn.run.sources import model_spec
 
-    cards = list_models(pattern)
+    spec = model_spec(pattern, **model_flags)
+    cards = [get_card(pattern)] if pattern and is_model_name(pattern) else list_models(pattern)
     rows = []
     console = _console(stderr=True)
     with console.status("computing model statistics...") as status:
         for card in cards:
             status.update(f"computing statistics of {card.name}...")
-            rows.append({**card.to_dict(), "stats": card_stats(card)})
+            rows.append({**card.to_dict(), "stats": card_stats(card, input_shape=spec.input_shape,
+                                                                options=spec.options)})
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    from rich.table import Table
+        click.echo(json.dumps(rows[0] if pattern and is_model_name(pattern) else rows, indent=2))
+    elif pattern and is_model_name(pattern):
+        _print_card(rows[0], spec)
+    else:
+        from rich.table import Table
 
-    table = Table("model", "aliases", "family", "paper", "input", "params (M)", "binary MACs", box=None)
-    for r in rows:
-        table.add_row(
-            r["name"],
-            ", ".join(r["aliases"]),
-            r["family"],
-            r["paper"],
-            "x".join(map(str, r["input_shape"])) + f" / {r['num_classes']}",
-            f"{r['stats']['params'] / 1e6:.2f}",
-            f"{r['stats']['binary_mac_share']:.1%}",
-        )
-    _console().print(table)
+        table = Table("model", "aliases", "family", "paper", "origin", "input", "params (M)", "binary MACs", box=None)
+        for r in rows:
+            table.add_row(r["name"], ", ".join(r["aliases"]), r["family"], r["paper"], r["origin"],
+                          "x".join(map(str, r["input_shape"])) + f" / {r['num_classes']}",
+                          f"{r['stats']['params'] / 1e6:.2f}", f"{r['stats']['binary_mac_share']:.1%}")
+        _console().print(table)
+    for point, why in PLUGIN_FAILURES.items():
+        click.echo(f"note: the model plugin {point} failed to load ({why}); the other models are listed", err=True)
+
+
+def _print_card(row: dict, spec) -> None:
+    shape = spec.input_shape or row["input_shape"]
+    stats = row["stats"]
+    for label, value in [
+        ("model", row["name"] + (f" (aliases {', '.join(row['aliases'])})" if row["aliases"] else "")),
+        ("family", row["family"]), ("paper", row["paper"]), ("origin", row["origin"]),
+        ("input", "x".join(map(str, shape)) + f", {row['num_classes']} classes"), ("recipe", row["recipe"]),
+        ("published", ", ".join(f"{k} {v}" for k, v in row["published"].items()) or "-"),
+        ("params", f"{stats['params']:,} ({stats['binary_params']:,} binary)"),
+        ("binary MACs", f"{stats['binary_macs']:,} ({stats['binary_mac_share']:.1%} of MACs)"),
+        ("notes", row["notes"] or "-"),
+    ]:
+        click.echo(f"{label:12} {value}")
+    click.echo("options      (--model-arg KEY=VALUE; --width for width)")
+    for key, default in row["options"].items():
+        chosen = f" -> {spec.options[key]!r}" if key in spec.options else ""
+        click.echo(f"  {key:22} {default!r}{chosen}")
 
 
 # -- train ----------------------------------------------------------------------------------
@@ -134,8 +187,10 @@ def models(pattern, as_json):
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory.")
 @click.option("--strategy", type=click.Choice(["auto", "mirrored", "multiworker"]), default=None,
               help="tf.distribute strategy [auto; on --resume: the run's].")
+@model_flags
 @quiet_option
-def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, seed, out, resume, strategy, quiet):
+def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, seed, out, resume, strategy, quiet,
+          model_flags):
     """Train MODEL with its paper's recipe into a run directory (or --resume one).
 
     Checkpoints are written every epoch and on Ctrl-C/SIGTERM; `--resume DIR` continues with
@@ -148,39 +203,53 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
     if resume:
         from edgebnn.training.train import resume as resume_run
 
-        if model or out or teachers or recipe_name:
-            raise UsageError("--resume DIR reads the model, recipe, --out and teachers from DIR's manifest: "
-                             "drop MODEL/--recipe/--out/--teacher (change recipe fields with --set)")
+        if model or out or teachers or recipe_name or any(model_flags.values()):
+            raise UsageError("--resume DIR reads the model, its size and options, the recipe, --out and teachers "
+                             "from DIR's manifest: drop MODEL/--recipe/--out/--teacher/--input-size/--width/"
+                             "--model-arg (change recipe fields with --set)")
         run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose)
     else:
+        from edgebnn.registry import load_model_file
         from edgebnn.training.train import train_new
 
         if not model:
             raise UsageError("give a MODEL to train (see `edgebnn models`) or --resume DIR")
+        for path in model_flags["model_file"]:
+            load_model_file(path)
         run, metrics = train_new(model, data=data, out=out, recipe=recipe_name, settings=settings,
                                  overrides=overrides, teachers=teachers, seed=seed, strategy=strategy or "auto",
-                                 verbose=verbose)
+                                 verbose=verbose, input_size=model_flags["input_size"], width=model_flags["width"],
+                                 model_args=model_flags["model_args"])
     name = run.manifest["model"] if run.manifest_path.exists() else model  # other workers write no manifest
     click.echo(f"trained {name}: val_accuracy {metrics.get('val_accuracy', float('nan')):.4f} -> {run.path}")
 
 
 # -- evaluate -------------------------------------------------------------------------------
 @cli.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("src")
 @click.option("--data", help="Dataset whose validation split is used [the run's].")
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--best", is_flag=True, help="Evaluate best.keras instead of model.keras (the last epoch).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory for a model name or file.")
+@model_flags
+@source_flags
 @json_option
-def evaluate(run_dir, data, batch_size, best, as_json):
-    """Top-1 / top-5 accuracy of a trained run on a validation split."""
-    from edgebnn.training.evaluate import evaluate_run
+def evaluate(src, data, batch_size, best, out, as_json, model_flags, weights, custom_objects):
+    """Top-1 / top-5 accuracy of SRC on a validation split.
 
-    result = evaluate_run(run_dir, data=data, batch_size=batch_size, which="best" if best else "last")
+    SRC is a trained run, a Keras model file, or a model name with --weights (a weights file, or
+    Larq Zoo's ImageNet weights): `edgebnn evaluate quicknet --weights imagenet --data imagenet:DIR`
+    checks the zoo's published top-1 on your own validation set.
+    """
+    from edgebnn.training.evaluate import evaluate_source
+
+    result = evaluate_source(src, data=data, batch_size=batch_size, which="best" if best else "last", out=out,
+                             weights=weights, custom_objects=custom_objects, model_flags=model_flags)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     top5 = next((f" top-{k[3:]} {v:.2%}" for k, v in result.items() if k.startswith("top") and k != "top1"), "")
-    click.echo(f"{run_dir} ({result['model_file']}) on {result['data']}: top-1 {result['top1']:.2%}{top5} "
+    click.echo(f"{result['run']} ({result['model_file']}) on {result['data']}: top-1 {result['top1']:.2%}{top5} "
                f"over {result['images']} images")
 
 
@@ -225,23 +294,28 @@ def recipes(name, settings, as_json):
 @click.option("--samples", type=int, default=8, show_default=True, help="Parity inputs.")
 @click.option("--explain", is_flag=True, help="Print what every layer became, and why binary layers stayed float.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) when a binary layer stayed float.")
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory for a bare model name [runs/MODEL].")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run directory for a model name or file [runs/MODEL or runs/FILE-STEM].")
+@model_flags
+@source_flags
 @json_option
-def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out, as_json):
-    """Convert SRC (a run directory or a model name) with Larq Compute Engine.
+def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out, as_json, model_flags, weights,
+            custom_objects):
+    """Convert SRC (a run directory, a model name, or a Keras .keras/.h5/SavedModel) with Larq Compute Engine.
 
     Checks parity against Keras (exit 1 naming the first diverging layer when out of
     tolerance), records the op inventory, a per-layer explanation and the size against its
     theoretical minimum in the manifest. Nothing is written when a check fails.
     """
     from edgebnn.converters.convert import ConvertOptions, convert_run
-    from edgebnn.run.sources import resolve_source
+    from edgebnn.run.sources import model_spec, resolve_source
 
     options = ConvertOptions(to=to, target=target, int8=int8, int8_io=int8_io, data=data, samples=samples,
                              strict=strict)
-    if not Path(src).exists():
+    spec = model_spec(src, weights=weights, **model_flags)
+    if not Path(src).exists() and not weights:
         options.check_random_weights()
-    run = resolve_source(src, out=out)
+    run = resolve_source(src, out=out, spec=spec, custom_objects=custom_objects)
     report = convert_run(run, options)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -339,13 +413,16 @@ def _bench_context(record) -> str:
 @cli.command()
 @click.argument("src")
 @bench_options
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory for a bare model name [runs/MODEL].")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run directory for a model name or file [runs/MODEL or runs/FILE-STEM].")
 @devices_file_option
 @host_key_option
+@model_flags
+@source_flags
 @json_option
 def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, cooldown, op_profiling, xnnpack, out,
-          devices_file, accept_new_host_key, as_json):
-    """Benchmark SRC (a run directory or a model name) on one or more devices.
+          devices_file, accept_new_host_key, as_json, model_flags, weights, custom_objects):
+    """Benchmark SRC (a run directory, a model name, a Keras file or a .tflite) on one or more devices.
 
     A bare model name is converted first (random weights: latency does not depend on them).
     Several devices (--device a,b or a fleet) run concurrently; each gets its own
@@ -354,12 +431,14 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     from edgebnn.converters.convert import converted_run
     from edgebnn.device.bench import bench_configs, bench_run, check_cooldown
     from edgebnn.device.profiles import resolve_devices
+    from edgebnn.run.sources import model_spec
 
     resolve_devices(device, devices_file=devices_file)
     configs = bench_configs(threads, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
                             op_profiling=op_profiling, xnnpack=xnnpack)
     check_cooldown(cooldown)
-    run, warning = converted_run(src, out=out)
+    spec = model_spec(src, weights=weights, **model_flags)
+    run, warning = converted_run(src, out=out, spec=spec, custom_objects=custom_objects)
     if warning:
         click.echo(f"warning: {warning}", err=True)
     records = bench_run(run, devices=device, configs=configs, devices_file=devices_file,

@@ -236,7 +236,7 @@ def create_model(
     )
 
 
-def parse_input_size(text: str | None, channels: int) -> tuple[int, int, int] | None:
+def parse_input_size(text: str | None, channels: int | None) -> tuple[int, int, int | None] | None:
     """``--input-size N`` or ``HxW`` as ``(H, W, channels)`` (None when not given).
 
     Raises:

@@ -12,10 +12,7 @@ from edgebnn.registry import create_model, get_card, list_models
 
 def register_custom_objects() -> None:
     """Register edgebnn's quantizers and layers with Keras (before loading a saved model)."""
-    from edgebnn.models import layers, quantizers
-
-    for module in (layers, quantizers):
-        module.__name__  # noqa: B018  (a lazily imported module runs, and registers, on first use)
+    from edgebnn.models import layers, quantizers  # noqa: F401  (importing them registers them)
 
 
 __all__ = ["create_model", "get_card", "list_models", "register_custom_objects"]

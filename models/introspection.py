@@ -75,3 +75,17 @@ def inbound_layers(layer) -> list:
 def outbound_layers(layer) -> list:
     """The layers that consume ``layer``'s outputs."""
     return [node.outbound_layer for node in layer._outbound_nodes]
+
+
+def non_float32_layer(model):
+    """The first layer (the model itself included) computing in another dtype than float32, or None.
+
+    LCE converts float32 models only: a float16 or mixed-precision policy must be cast first.
+    """
+    for layer in [model, *flat_layers(model)]:
+        policy = getattr(layer, "dtype_policy", None)
+        if getattr(policy, "name", "float32") != "float32" and getattr(policy, "compute_dtype", "float32") != "float32":
+            return layer
+        if any(getattr(w.dtype, "name", str(w.dtype)).startswith("float16") for w in getattr(layer, "weights", [])):
+            return layer
+    return None

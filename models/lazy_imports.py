@@ -2,26 +2,28 @@
 
 The family modules register their models when ``edgebnn.models`` is imported, and every
 command that only needs names (``edgebnn train no-such-model``, ``--help``) must answer at
-once: they take larq, tf_keras and larq_zoo through :func:`lazy_module`, which executes the
-real module at its first attribute access.
+once: they take larq, tf_keras, larq_zoo and edgebnn's own layers through :func:`lazy_module`,
+a stand-in that imports the real module (the ordinary way) at its first attribute access.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 
 
-def lazy_module(name: str):
-    """``name`` as a module object that imports itself when first used."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None:  # not installed: let the first use raise the ordinary error
-        return importlib.import_module(name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    return module
+class LazyModule:
+    """Stands for the module ``name`` and imports it when an attribute is first asked for."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute: str):
+        return getattr(importlib.import_module(self._name), attribute)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}>"
+
+
+def lazy_module(name: str) -> LazyModule:
+    """``name`` as a stand-in that imports it when first used (nothing is put in ``sys.modules``)."""
+    return LazyModule(name)

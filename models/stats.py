@@ -36,11 +36,12 @@ def model_stats(model) -> dict:
     }
 
 
-def card_stats(card, *, cache_dir=None) -> dict:
-    """``model_stats`` of a registered model at its default input shape and classes, cached.
+def card_stats(card, *, cache_dir=None, input_shape=None, options=None) -> dict:
+    """``model_stats`` of a registered model (at its default input shape, or ``input_shape`` and
+    builder ``options``), cached.
 
     Building the largest models takes seconds and gigabytes, so results are kept in
-    ``~/.cache/edgebnn`` (or ``$EDGEBNN_CACHE``), keyed by edgebnn's version.
+    ``~/.cache/edgebnn`` (or ``$EDGEBNN_CACHE``), keyed by edgebnn's version, size and options.
     """
     import json
     import os
@@ -56,11 +57,14 @@ def card_stats(card, *, cache_dir=None) -> dict:
         cache = json.loads(path.read_text())
     except (OSError, ValueError):
         cache = {}
-    key = f"{card.name}@{'x'.join(map(str, card.input_shape))}/{card.num_classes}"
+    shape = tuple(input_shape or card.input_shape)
+    key = f"{card.name}@{'x'.join(map(str, shape))}/{card.num_classes}"
+    if options:
+        key += "?" + "&".join(f"{k}={v!r}" for k, v in sorted(options.items()))
     if key not in cache:
         import tf_keras as keras
 
-        model = create_model(card.name)
+        model = create_model(card.name, input_shape=shape, **(options or {}))
         cache[key] = model_stats(model)
         del model
         keras.backend.clear_session()

@@ -70,6 +70,9 @@ def device_tables(report: dict) -> list[dict]:
             coverage = f"{r['bconv']:.0f}/{r['binary_layers']:.0f}"
             if r["bconv_coverage"] is not None:
                 coverage += f" ({r['bconv_coverage']:.0%})"
+        elif r["bconv"] is not None:  # a flatbuffer brought without its Keras model: counted from the ops
+            coverage = f"{r['bconv']:.0f} ops" + (f" ({r['bconv_coverage']:.0%} of convs)"
+                                                  if r["bconv_coverage"] is not None else "")
         return [
             r.get("name") or Path(r["path"]).name,
             r["model"],

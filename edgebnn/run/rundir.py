@@ -290,8 +290,13 @@ class RunDir:
                 f"no {KERAS_MODEL} in {str(self.path)!r}: the training run did not finish; "
                 f"resume it with `edgebnn train --resume {self.path}`"
             )
+        custom = {}
+        if spec := self.section("source").get("custom_objects"):  # a user's model with classes of their own
+            from edgebnn.models.files import load_custom_objects
+
+            custom = load_custom_objects(spec)
         try:
-            return keras.models.load_model(self.keras_path, compile=False)
+            return keras.models.load_model(self.keras_path, compile=False, custom_objects=custom)
         except Exception as e:  # Keras raises many types for a bad archive
             raise EdgebnnError(
                 f"cannot load {self.keras_path}: {str(e).splitlines()[0][:200]}; re-run `edgebnn train`"

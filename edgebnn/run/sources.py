@@ -1,87 +1,232 @@
-"""Where a run comes from: an existing run directory, or a registered model with random weights.
+"""Where a run comes from: a run directory, a registered model, or a model file the user brings.
 
-``convert`` and ``bench`` take a bare model name (latency does not depend on the weights, and
-that is how architectures are compared on a board before training them): the model is built
-with weights drawn from a seed, so the same name always gives the same flatbuffer.
+- A run directory is opened as it is.
+- A registered model name (built-in, a plugin's, or ``--model-file``'s) is built with weights
+  drawn from a seed (latency does not depend on the weights, and that is how architectures are
+  compared on a board before training them), at the size and options of a :class:`ModelSpec`.
+- A Keras file (``.keras``, ``.h5``) or SavedModel folder becomes a run holding a copy of the
+  model and a record of where it came from.
+
+Either way the run directory is built aside and renamed into place; one that an interruption
+left half made (no manifest, or no ``model.keras`` with the recorded hash) is made again.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgebnn.errors import EdgebnnError, UsageError
-from edgebnn.run.rundir import MANIFEST, RunDir
+from edgebnn.run import manifest as sections
+from edgebnn.run.rundir import MANIFEST, RunDir, file_record
 
 
-def resolve_source(src: str, *, out: str | None = None, seed: int = 0) -> RunDir:
-    """A run directory for ``src``: an existing run directory, or a bare model name.
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build a registered model: input size, builder options, weights.
 
-    A model name gets a run directory (``out``, or ``runs/<name>``) holding the model with
-    random weights drawn with ``seed``. One that an interruption left half made (no manifest,
-    or no ``model.keras`` with the recorded hash) is recognized and made again.
+    Attributes:
+        input_shape: (H, W, C) instead of the card's default.
+        options: builder options (``width``, ``padding``...), typed.
+        weights: ``None`` (random, from ``seed``), ``"imagenet"`` (Larq Zoo's download) or a
+            weights file.
+    """
+
+    input_shape: tuple[int, int, int] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+
+    def describe(self, card) -> dict[str, Any]:
+        """The manifest sections this spec gives a run of ``card``."""
+        return {"input_shape": list(self.input_shape or card.input_shape), "model_options": dict(self.options),
+                "weights": self.weights or "random"}
+
+
+def model_spec(src: str | None, *, input_size: str | None = None, width: float | None = None,
+               model_args=(), model_file=(), weights: str | None = None) -> ModelSpec:
+    """The :class:`ModelSpec` the command line asks for ``src``, checked before TensorFlow loads.
+
+    ``model_file`` files are imported first (their models join the registry). Size and options
+    apply to a registered model; a Keras file takes ``input_size`` only (for dynamic shapes);
+    a run directory records its own.
 
     Raises:
-        EdgebnnError: ``src`` is neither a run directory nor a registered model, or ``out``
-            holds something else.
+        UsageError: an option that does not apply to ``src``, or a bad value (named).
     """
+    from edgebnn.registry import get_card, is_model_name, load_model_file, model_options, parse_input_size
+
+    for path in model_file or ():
+        load_model_file(path)
+    given = [flag for flag, value in (("--input-size", input_size), ("--width", width), ("--model-arg", model_args),
+                                      ("--weights", weights)) if value]
+    if src is None or not given:
+        return ModelSpec()
+    if is_model_name(src) and not Path(src).exists():
+        card = get_card(src)
+        return ModelSpec(input_shape=parse_input_size(input_size, card.input_shape[2]),
+                         options=model_options(card, width=width, model_args=model_args), weights=weights)
+    from edgebnn.models.files import is_keras_source
+
+    if Path(src).exists() and is_keras_source(Path(src)) and given == ["--input-size"]:
+        return ModelSpec(input_shape=parse_input_size(input_size, None))  # channels: the model's own
+    raise UsageError(f"{', '.join(given)} apply to a model name (and --input-size to a Keras file); {src!r} "
+                     "records its own: drop them, or give a model name")
+
+
+def resolve_source(src: str, *, out: str | None = None, seed: int = 0, spec: ModelSpec = ModelSpec(),
+                   custom_objects: str | None = None) -> RunDir:
+    """A run directory for ``src``: a run directory, a model file, or a registered model name.
+
+    Raises:
+        UsageError: ``src`` is none of them, or ``out`` holds something else.
+        EdgebnnError: the model file cannot be used (the message says why).
+    """
+    from edgebnn.models.files import is_keras_source
     from edgebnn.registry import get_card, is_model_name
 
     path = Path(src)
+    if path.exists() and is_keras_source(path):
+        return imported_run(path, out=out, custom_objects=custom_objects, input_shape=spec.input_shape)
     if path.exists():
         return RunDir.open(path)
     if not is_model_name(src):
         if "/" in src or src.startswith("."):
-            raise UsageError(f"no run directory at {src!r}: check the path, or give a model name")
+            raise UsageError(f"no run directory or model file at {src!r}: check the path, or give a model name")
         get_card(src)  # raises with the nearest names
     card = get_card(src)
-    run_path = Path(out) if out else Path("runs") / card.name
-    if run_path.exists():
-        existing = RunDir(run_path)
-        if _is_random_run_of(existing, card.name) and existing.is_complete():
+    wanted = {"model": card.name, **spec.describe(card)}
+    return reuse_or_build(Path(out) if out else Path("runs") / card.name, wanted,
+                           lambda where: random_weight_run(card, where, seed=seed, spec=spec))
+
+
+def reuse_or_build(path: Path, wanted: dict, build, *, complete=RunDir.is_complete) -> RunDir:
+    """The complete run at ``path`` whose manifest has ``wanted``, else a new one from ``build(path)``.
+
+    ``complete(run)`` says whether a run there is whole (default: its ``model.keras`` matches).
+    """
+    if path.exists():
+        existing = RunDir(path)
+        try:
+            manifest = existing.manifest
+        except EdgebnnError:
+            manifest = None
+        if manifest is not None and all(sections.section(manifest, k) == v for k, v in wanted.items()) \
+                and complete(existing):
             return existing
-        if not _half_made(existing, card.name):
-            raise EdgebnnError(
-                f"{str(run_path)!r} already holds something other than a run of {card.name}: "
-                "choose another --out"
-            )
-        shutil.rmtree(run_path)
-    return random_weight_run(card, run_path, seed=seed)
+        if not _half_made(existing, manifest, wanted, complete):
+            what = f"a run of {manifest.get('model')}" if manifest else "something else"
+            raise UsageError(f"{str(path)!r} already holds {what}, not this {wanted['model']} "
+                             f"({', '.join(f'{k} {v}' for k, v in wanted.items() if k != 'model')}): choose another --out")
+        shutil.rmtree(path)
+    return build(path)
 
 
-def _is_random_run_of(run: RunDir, name: str) -> bool:
-    try:
-        manifest = run.manifest
-    except EdgebnnError:
-        return False
-    return manifest.get("model") == name and manifest.get("weights") == "random"
-
-
-def _half_made(run: RunDir, name: str) -> bool:
-    """What an interrupted bare-name run could leave: a random run of ``name``, or only temp files."""
-    if _is_random_run_of(run, name):
-        return True
+def _half_made(run: RunDir, manifest: dict | None, wanted: dict, complete) -> bool:
+    """What an interrupted run could leave: a run of the same model without its model, or only temp files."""
+    if manifest is not None:
+        return manifest.get("model") == wanted["model"] and manifest.get("weights") == wanted["weights"] \
+            and not complete(run)
     if (run.path / MANIFEST).exists() or not run.path.is_dir():
         return False
     return all(p.name.startswith(".") for p in run.path.iterdir())
 
 
-def random_weight_run(card, path: Path, *, seed: int = 0) -> RunDir:
-    """Build ``card``'s model with weights drawn from ``seed`` into a new run directory at ``path``."""
+def random_weight_run(card, path: Path, *, seed: int = 0, spec: ModelSpec = ModelSpec()) -> RunDir:
+    """Build ``card``'s model (weights from ``seed``, or ``spec.weights``) into a new run at ``path``."""
     import tf_keras as keras
 
     from edgebnn.models.stats import model_stats
     from edgebnn.registry import create_model
 
     keras.utils.set_random_seed(seed)
-    model = create_model(card.name)
-    manifest = {
-        "model": card.name,
-        "card": card.to_dict(),
-        "weights": "random",
-        "seed": seed,
-        "input_shape": list(card.input_shape),
-        "num_classes": card.num_classes,
-        "stats": model_stats(model),
-    }
+    model = create_model(card.name, input_shape=spec.input_shape, **spec.options)
+    if spec.weights:
+        load_weights(model, spec.weights, card=card)
+    manifest = {"model": card.name, "card": card.to_dict(), "seed": seed, "num_classes": card.num_classes,
+                **spec.describe(card), "stats": model_stats(model)}
     return RunDir.build(path, manifest, lambda run: run.save_model(model))
+
+
+def load_weights(model, weights: str, *, card) -> None:
+    """Weights from a file into ``model``, or Larq Zoo's ImageNet weights (downloaded and cached by larq-zoo).
+
+    Raises:
+        UsageError: ``imagenet`` for a model that is not from Larq Zoo, or no such file.
+        EdgebnnError: the weights do not fit the model, or cannot be downloaded.
+    """
+    if weights == "imagenet":
+        if card.family != "larq-zoo":
+            raise UsageError(f"--weights imagenet is for the Larq Zoo models; {card.name} has none: give a weights file")
+        import larq_zoo  # noqa: F401  (its download and cache; edgebnn never fetches weights itself)
+
+        try:
+            reference = card.entrypoint(input_shape=model.input_shape[1:], num_classes=card.num_classes,
+                                        weights="imagenet")
+        except Exception as e:
+            raise EdgebnnError(f"cannot get Larq Zoo's ImageNet weights for {card.name}: {str(e).splitlines()[0][:200]}; "
+                               "download them where a network is reachable and give the file with --weights PATH") from None
+        model.set_weights(reference.get_weights())
+        return
+    path = Path(weights)
+    if not path.is_file():
+        raise UsageError(f"no weights file {weights!r}: give --weights imagenet (Larq Zoo) or a file saved with "
+                         "model.save_weights")
+    try:
+        model.load_weights(path)
+    except Exception as e:
+        raise EdgebnnError(f"the weights in {path} do not fit {card.name} at input {model.input_shape[1:]}: "
+                           f"{str(e).splitlines()[0][:200]}; give the size and options they were saved at") from None
+
+
+def imported_run(path: Path, *, out: str | None = None, custom_objects: str | None = None,
+                 input_shape: tuple[int, int, int] | None = None) -> RunDir:
+    """A run directory holding a copy of the user's Keras model at ``path`` (``runs/<stem>`` or ``out``).
+
+    The manifest's ``source`` records where it came from (path, sha256, what saved it) and the
+    custom-objects module, so later stages load the copy the same way.
+    """
+    from edgebnn.models.files import load_custom_objects, load_keras_file, saved_versions, with_input_size
+    from edgebnn.models.introspection import non_float32_layer
+    from edgebnn.models.stats import model_stats
+
+    path = path.resolve()
+    digest = file_record(path)["sha256"] if path.is_file() else _folder_digest(path)
+    stem = path.stem if path.is_file() else path.name
+    run_path = Path(out) if out else Path("runs") / stem
+    existing = RunDir(run_path)
+    if run_path.exists() and existing.is_complete():  # the same file at the same size: no need to load it
+        manifest = existing.manifest
+        if (manifest.get("source") or {}).get("sha256") == digest and (
+                input_shape is None or manifest.get("input_shape") == list(input_shape)):
+            return existing
+    objects = load_custom_objects(custom_objects)
+    model = with_input_size(load_keras_file(path, objects), input_shape)
+    odd = non_float32_layer(model)
+    if odd is not None:
+        raise EdgebnnError(f"{path}: layer {odd.name!r} computes in {getattr(odd.dtype_policy, 'name', 'float16')}, "
+                           "which LCE rejects: cast the model to float32 (rebuild it under the float32 policy and "
+                           "copy the weights with set_weights), then convert")
+    custom = str(Path(custom_objects).resolve()) if custom_objects and Path(custom_objects).exists() else custom_objects
+    source = {"path": str(path), "sha256": digest, **saved_versions(path), "loaded_with": _stack(),
+              "custom_objects": custom}
+    manifest = {"model": stem, "weights": "file", "source": source, "input_shape": list(model.input_shape[1:]),
+                "num_classes": int(model.output_shape[-1]), "stats": model_stats(model)}
+    return reuse_or_build(run_path, {"model": stem, "weights": "file", "source": source},
+                           lambda where: RunDir.build(where, manifest, lambda run: run.save_model(model)))
+
+
+def _stack() -> dict:
+    from importlib import metadata
+
+    return {name: metadata.version(name) for name in ("tf-keras", "larq")}
+
+
+def _folder_digest(folder: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(folder)).encode() + b"\0" + file_record(f)["sha256"].encode())
+    return digest.hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgebnn.errors import EdgebnnError, UsageError
@@ -9,22 +10,36 @@ from edgebnn.run.rundir import RunDir
 from edgebnn.training.train import BEST_MODEL
 
 
-def evaluate_run(path, *, data: str | None = None, batch_size: int = 256, which: str = "last") -> dict[str, Any]:
-    """:func:`evaluate` the run in ``path`` on ``data`` (default: the dataset the run trained on).
+def evaluate_source(src: str, *, data: str | None = None, batch_size: int = 256, which: str = "last",
+                    out: str | None = None, weights: str | None = None, custom_objects: str | None = None,
+                    model_flags: dict | None = None) -> dict[str, Any]:
+    """:func:`evaluate` ``src``: a run directory, a Keras file, or a model name with ``weights``.
+
+    The dataset defaults to the one the run trained on. Everything given is checked before
+    TensorFlow loads.
 
     Raises:
-        UsageError: no run there, or no dataset given or recorded; a bad spec (before TensorFlow loads).
+        UsageError: no run there, no dataset given or recorded, a bad spec, a model name without
+            ``weights`` (random weights have nothing to evaluate).
     """
     from edgebnn.data.spec import parse_spec
+    from edgebnn.registry import is_model_name
+    from edgebnn.run.sources import model_spec, resolve_source
 
-    run = RunDir.open(path)
-    data = data or run.manifest.get("data")
-    if not data:
-        raise UsageError(f"{path} records no dataset: give --data")
-    parse_spec(data)
+    spec = model_spec(src, weights=weights, **(model_flags or {}))
+    if is_model_name(src) and not weights and not Path(src).exists():
+        raise UsageError(f"{src} is a model name: give its weights with --weights PATH (or imagenet for Larq Zoo), "
+                         "or evaluate a trained run directory")
+    if data:
+        parse_spec(data)
     if isinstance(batch_size, bool) or batch_size < 1:
         raise UsageError(f"bad --batch-size {batch_size}: give at least 1")
-    return evaluate(run, data_spec=data, batch_size=batch_size, which=which)
+    run = resolve_source(src, out=out, spec=spec, custom_objects=custom_objects)
+    data = data or run.manifest.get("data")
+    if not data:
+        raise UsageError(f"{src} records no dataset: give --data")
+    parse_spec(data)
+    return {**evaluate(run, data_spec=data, batch_size=batch_size, which=which), "run": str(run.path)}
 
 
 def evaluate(run: RunDir, *, data_spec: str, batch_size: int = 256, which: str = "last") -> dict[str, Any]:

@@ -100,7 +100,7 @@ class _Built:
     checkpoint: Any
 
 
-def _build(card, dataset, recipe, *, strategy, teachers: Sequence[str], model_options: dict) -> _Built:
+def _build(card, dataset, recipe, *, strategy, teachers: Sequence[str], model_options: dict, input_shape) -> _Built:
     """Student (with the recipe's regularizer), optional distiller, optimizer and checkpoint."""
     import tensorflow as tf
 
@@ -109,8 +109,7 @@ def _build(card, dataset, recipe, *, strategy, teachers: Sequence[str], model_op
     from edgebnn.training.optim import add_bipolar, compile_model, make_optimizer
 
     with strategy.scope():
-        student = create_model(card.name, input_shape=card.input_shape, num_classes=dataset.num_classes,
-                               **model_options)
+        student = create_model(card.name, input_shape=input_shape, num_classes=dataset.num_classes, **model_options)
         layers = binary_kernel_layers(student)
         kernels = {name: layer.kernel for name, layer in layers.items()}
         lam = float(recipe.extra.get("bipolar_lambda", 0.0))
@@ -196,6 +195,7 @@ def train(
     data_spec: str,
     strategy: str = "auto",
     model_options: dict[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
     verbose: int = 1,
     seed: int = 0,
     teachers: Sequence[str] = (),
@@ -217,7 +217,8 @@ def train(
         recipe: the resolved :class:`edgebnn.training.recipes.Recipe`.
         data_spec: ``imagenet:DIR``, ``cifar10:DIR``, ``cifar100:DIR``, ``digits``, ``synthetic``.
         strategy: ``auto``, ``mirrored`` or ``multiworker``.
-        model_options: family options for the builder.
+        model_options: family options for the builder (``width``, ``padding``...).
+        input_shape: (H, W, C) instead of the card's default (``--input-size``).
         verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
         seed: the seed of initialization, shuffling and augmentation.
         teachers: saved Keras models or run directories to distil from (see
@@ -247,17 +248,19 @@ def train(
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     card = get_card(model_name)
+    shape = tuple(input_shape or card.input_shape)
     chief = is_chief()
     state, start_epoch, start_step = _start_point(run, recipe, resume=resume)
     dist = make_strategy(strategy)  # before any other TensorFlow op: collectives are set up at start-up
     augment = Augment(recipe.randaugment_ops, recipe.randaugment_magnitude, recipe.randaugment_std)
-    dataset = load_dataset(data_spec, input_shape=card.input_shape, batch_size=recipe.batch_size, seed=seed,
+    dataset = load_dataset(data_spec, input_shape=shape, batch_size=recipe.batch_size, seed=seed,
                            preprocessing=card.preprocessing, augment=augment)
-    built = _build(card, dataset, recipe, strategy=dist, teachers=teachers, model_options=model_options or {})
+    built = _build(card, dataset, recipe, strategy=dist, teachers=teachers, model_options=model_options or {},
+                   input_shape=shape)
     sections = {
         "card": card.to_dict(), "model_options": model_options or {}, "recipe": recipe.to_dict(),
         "dataset": dataset.describe(), "data": data_spec, "seed": seed, "strategy": strategy,
-        "teachers": [str(Path(t).resolve()) for t in teachers], "input_shape": list(card.input_shape),
+        "teachers": [str(Path(t).resolve()) for t in teachers], "input_shape": list(shape),
         "num_classes": dataset.num_classes, "status": "training",
     }
     if state:
@@ -336,7 +339,8 @@ def _stopped(run: RunDir, chief: bool, status: str) -> None:
 
 def train_new(model: str, *, data: str, out: str | Path | None = None, recipe: str | None = None,
               settings: Sequence[str] = (), overrides: dict[str, Any] | None = None, teachers: Sequence[str] = (),
-              seed: int = 0, strategy: str = "auto", verbose: int = 1) -> tuple[RunDir, dict]:
+              seed: int = 0, strategy: str = "auto", verbose: int = 1, input_size: str | None = None,
+              width: float | None = None, model_args: Sequence[str] = ()) -> tuple[RunDir, dict]:
     """Start a new run of ``model``: everything the command line says is checked before TensorFlow loads.
 
     Args:
@@ -346,22 +350,26 @@ def train_new(model: str, *, data: str, out: str | Path | None = None, recipe: s
         recipe: a recipe name instead of the model's.
         settings: ``--set key=value`` strings; ``overrides``: recipe fields (None values ignored).
         teachers, seed, strategy, verbose: as for :func:`train`.
+        input_size, width, model_args: ``--input-size``, ``--width``, ``--model-arg`` (see
+            :func:`edgebnn.registry.model_options`).
 
     Returns:
         ``(run, final metrics)``.
     """
     from edgebnn.data.spec import parse_spec
-    from edgebnn.registry import get_card
+    from edgebnn.registry import get_card, model_options, parse_input_size
     from edgebnn.training.recipes import get_recipe
 
     card = get_card(model)
+    shape = parse_input_size(input_size, card.input_shape[2])
+    options = model_options(card, width=width, model_args=model_args)
     parse_spec(data)
     resolved = get_recipe(recipe or card.recipe).with_settings(list(settings)).override(**(overrides or {}))
     path = Path(out) if out else Path("runs") / card.name
     check_fresh(path)
     run = RunDir(path)  # train() writes the manifest once data and teachers have loaded
     return run, train(run, model_name=card.name, recipe=resolved, data_spec=data, strategy=strategy,
-                      verbose=verbose, seed=seed, teachers=teachers)
+                      verbose=verbose, seed=seed, teachers=teachers, model_options=options, input_shape=shape)
 
 
 def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, settings: Sequence[str] = (),
@@ -383,6 +391,9 @@ def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, setting
 
     run = RunDir.open(path)
     manifest = run.manifest
+    if manifest.get("weights") == "file":
+        raise UsageError(f"{path} holds a model brought from {run.section('source').get('path', 'a file')}: "
+                         "train --resume is for runs made by `edgebnn train`; `evaluate`, `convert` and `bench` work")
     if "recipe" not in manifest or "data" not in manifest:
         raise EdgebnnError(f"{path} has no recorded recipe or data: it was not made by `edgebnn train`")
     overrides = overrides or {}
@@ -391,6 +402,7 @@ def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, setting
     metrics = train(
         run, model_name=manifest["model"], recipe=recipe, data_spec=manifest["data"],
         strategy=strategy or manifest.get("strategy", "auto"), model_options=run.section("model_options"),
+        input_shape=run.section("input_shape") or None,
         verbose=verbose, seed=int(manifest.get("seed", 0)), teachers=run.section("teachers"),
         resume=True, override_lr=override_lr, callbacks=callbacks,
     )
