@@ -461,7 +461,8 @@ def test_setup_rejects_what_the_board_cannot_execute(sshd, tmp_path, cli_runner,
     result = cli_runner.invoke(cli, ["devices", "--devices-file", str(listing), "setup", "pi", "--runtime", str(arm)])
     assert result.exit_code == 1 and "is built for aarch64, pi is x86_64 (uname -m: x86_64)" in result.output
     # LCE's release is an aarch64 build: refused for this x86_64 board, after the download checked it.
-    result = cli_runner.invoke(cli, ["devices", "--devices-file", str(listing), "setup", "pi", "--download"])
+    result = cli_runner.invoke(cli, ["devices", "--devices-file", str(listing), "setup", "pi", "--download"],
+                               env={"EDGEBNN_CACHE": str(tmp_path / "cache-x86")})
     assert result.exit_code == 1 and "is built for aarch64, pi is x86_64" in result.output
     assert not (tmp_path / "devices.setup.json").exists()
     (folder / "lce_benchmark_model_aarch64").write_bytes(b"<html>Not Found</html>")
