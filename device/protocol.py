@@ -24,7 +24,7 @@ from edgebnn.device.output import OutputError, parse_benchmark_output
 from edgebnn.device.preflight import TEMPS, parse_preflight, preflight_argv, problems, temperatures
 from edgebnn.device.profiles import DeviceProfile
 from edgebnn.device.stats import latency_stats
-from edgebnn.device.transport import KILL_GRACE, Upload, open_transport, sha256_file
+from edgebnn.device.transport import KILL_GRACE, LIMIT_STATUSES, Upload, open_transport, sha256_file
 from edgebnn.errors import UsageError
 
 # Runs the runtime ("$@") in the scratch folder "$1" under a time limit of "$3" seconds, removes
@@ -201,8 +201,8 @@ async def run_config(transport, profile: DeviceProfile, config: BenchConfig, *, 
     cmd = await transport.run(argv, timeout=config.timeout + KILL_GRACE + 10, watch=True)
     temps = [line for line in cmd.stderr.splitlines() if line.startswith(TEMPS_MARK)]
     cmd.stderr = "\n".join(line for line in cmd.stderr.splitlines() if not line.startswith(TEMPS_MARK))
-    # timeout exits 124 after TERM and 137 after KILL: the limit passed (not the runtime's own code).
-    limit_passed = cmd.exit_status in (124, 137) and time.perf_counter() - start >= config.timeout * 0.95
+    # timeout's own statuses after its limit (coreutils and BusyBox), not the runtime's own code.
+    limit_passed = cmd.exit_status in LIMIT_STATUSES and time.perf_counter() - start >= config.timeout * 0.95
     if cmd.timed_out or limit_passed:
         result = BenchResult(profile.name, config, ok=False, error_kind=ErrorKind.TIMEOUT,
                              error=f"no result within {config.timeout:g} s: the runtime was killed on the device "

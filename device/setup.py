@@ -3,8 +3,9 @@
 LCE publishes ``lce_benchmark_model_aarch64`` as an asset of each GitHub release
 (``https://github.com/larq/compute-engine/releases/download/v<version>/lce_benchmark_model_aarch64``);
 edgebnn fetches the one matching the installed converter, checks that it is a 64-bit ARM
-ELF executable, caches it by version, uploads it to the board's content-addressed folder and
-records its sha256 beside the devices file, so later runs reuse it.
+ELF executable, caches it by version; a runtime (downloaded or given) is checked against the
+board's architecture (the preflight's ``uname -m``), uploaded to the board's content-addressed
+folder and its sha256 recorded beside the devices file, so later runs reuse it.
 """
 
 from __future__ import annotations
@@ -118,15 +119,44 @@ def download_runtime(*, version: str | None = None, cache: Path | None = None, t
     return dest
 
 
+def check_runtime_for(path: Path, board_arch: str, *, name: str, uname_m: str = "") -> None:
+    """Check that ``path`` is an ELF executable built for ``board_arch`` (a :func:`machine_arch` name).
+
+    Raises:
+        EdgebnnError: not an ELF executable, or built for another architecture (both named).
+    """
+    header = Path(path).read_bytes()[:20]
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        raise EdgebnnError(f"{path} is not an ELF executable (starts with {header[:8]!r}): give the "
+                           f"lce_benchmark_model binary built for {board_arch or 'the board'}")
+    endian = "<" if header[5] == 1 else ">"
+    (e_type,) = struct.unpack_from(f"{endian}H", header, 16)
+    if e_type not in (2, 3):
+        raise EdgebnnError(f"{path} is an ELF of type {e_type}, not an executable")
+    built = elf_arch(Path(path))
+    if board_arch and built != board_arch:
+        hint = (" (`edgebnn devices setup " + name + " --download` fetches LCE's aarch64 build)"
+                if board_arch == "aarch64" else "")
+        raise EdgebnnError(f"{path} is built for {built}, {name} is {board_arch}"
+                           f"{f' (uname -m: {uname_m})' if uname_m else ''}: give the lce_benchmark_model built "
+                           f"for {board_arch}{hint}")
+    if board_arch == "aarch64" and (header[4] != 2 or header[5] != 1):
+        raise EdgebnnError(f"{path} is a {'32' if header[4] == 1 else '?'}-bit or big-endian ELF: an aarch64 "
+                           "(64-bit ARM, little-endian) build is needed")
+
+
 async def install_runtime(profile, binary: Path, *, accept_new_host_key: bool = False) -> dict:
-    """Upload ``binary`` to the board's content-addressed folder (skipped when already there).
+    """Check ``binary`` against the board's architecture (its preflight's ``uname -m``), then upload it
+    to the board's content-addressed folder (skipped when already there).
 
     Returns:
         ``{"path", "sha256", "uploaded"}``.
 
     Raises:
+        EdgebnnError: ``binary`` is not an executable for the board's architecture.
         DeviceError: the board cannot be reached or written.
     """
+    from edgebnn.device.preflight import parse_preflight, preflight_argv
     from edgebnn.device.protocol import ensure_uploaded
     from edgebnn.device.ssh import SshTransport
     from edgebnn.device.transport import Upload, sha256_file
@@ -138,7 +168,12 @@ async def install_runtime(profile, binary: Path, *, accept_new_host_key: bool = 
     transport = SshTransport(profile, accept_new_host_key=accept_new_host_key)
     try:
         await transport.connect()
-        report = await ensure_uploaded(transport, profile, {"runtime": item}, None)
+        found = await transport.run(preflight_argv(profile, runtime="", deep=False, uploads=[item]), timeout=60)
+        fingerprint = parse_preflight(found.stdout)
+        check_runtime_for(Path(binary), machine_arch(fingerprint["arch"]), name=profile.name,
+                          uname_m=fingerprint["arch"])
+        report = await ensure_uploaded(transport, profile, {"runtime": item}, fingerprint["disk_free_mb"],
+                                       present=set(fingerprint["present"]))
     finally:
         await transport.close()
     return report["runtime"]

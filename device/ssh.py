@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edgebnn.device.errors import DeviceError, ErrorKind
 from edgebnn.device.profiles import DeviceProfile
-from edgebnn.device.transport import KILL_GRACE, CommandResult, Transport
+from edgebnn.device.transport import KILL_GRACE, LIMIT_STATUSES, CommandResult, Transport
 
 
 def _entry(host: str, port: int | None) -> str:
@@ -305,6 +305,6 @@ class SshTransport(Transport):
                                                "rebooted or crashed, or the network dropped)")
             status = 255
             err += f"\nkilled by signal {done.exit_signal[0]}"
-        # timeout exits 124 after TERM and 137 after KILL: the limit passed (not the runtime's own code).
-        timed_out = status in (124, 137) and time.perf_counter() - start >= timeout * 0.95
+        # timeout's own statuses after its limit (coreutils and BusyBox), not the runtime's own code.
+        timed_out = status in LIMIT_STATUSES and time.perf_counter() - start >= timeout * 0.95
         return CommandResult(None if timed_out else status, out, err, timed_out)

@@ -17,16 +17,23 @@ from edgebnn.device.errors import DeviceError, ErrorKind
 
 UPLOAD_ATTEMPTS = 3
 KILL_GRACE = 3  # seconds between timeout's TERM and its KILL
+# What `timeout` exits with when its limit passed: coreutils 124 after TERM, BusyBox the child's
+# own death by TERM (128 + 15), both 137 after KILL. Only counted as the limit when it took that long.
+LIMIT_STATUSES = (124, 137, 143)
 
 # Writes stdin to a unique part file beside "$2", checks its sha256 against "$3", then renames
 # it to "$2" (atomic on the device: a dropped upload never leaves a file at the content-addressed
 # path, and two uploads of one file at once do not collide). The digest is read from stdin, so a
-# name with a backslash or a newline (which sha256sum escapes) cannot make it differ.
+# name with a backslash or a newline (which sha256sum escapes) cannot make it differ. A dropped
+# link ends the script by a signal (SIGHUP from the SSH server, SIGPIPE writing to the gone
+# client), and a shell killed by a signal skips its EXIT trap (BusyBox ash, dash): those signals
+# are turned into an exit, so the part file is removed whatever ends the upload short of SIGKILL.
 _PUT = r"""
 final=$1 want=$2 mode=$3
 mkdir -p "${final%/*}" || exit 10
 part="$final.part.$$"
 trap 'rm -f "$part"' EXIT
+trap 'exit 13' HUP INT PIPE TERM
 cat > "$part" || exit 11
 got=$(sha256sum < "$part" | cut -d' ' -f1)
 [ "$got" = "$want" ] || { echo "checksum mismatch: $got on the device, $want sent" >&2; exit 12; }

@@ -571,7 +571,7 @@ def devices_check(ctx, name, sub_devices_file, accept_new_host_key, as_json):
 @devices.command("setup")
 @click.argument("name")
 @click.option("--runtime", "runtime_file", type=click.Path(exists=True, dir_okay=False),
-              help="A local lce_benchmark_model (aarch64) to install.")
+              help="A local lce_benchmark_model (built for the board's architecture) to install.")
 @click.option("--download", is_flag=True, help="Fetch LCE's released lce_benchmark_model_aarch64 for the installed LCE.")
 @sub_devices_file_option
 @host_key_option
@@ -582,15 +582,14 @@ def devices_setup(ctx, name, runtime_file, download, sub_devices_file, accept_ne
     from pathlib import Path
 
     from edgebnn.device.profiles import default_devices_file, get_profile, record_setup
-    from edgebnn.device.setup import check_aarch64_executable, download_runtime, install_runtime, lce_version
+    from edgebnn.device.setup import download_runtime, install_runtime, lce_version
     from edgebnn.errors import UsageError
 
     if bool(runtime_file) == bool(download):
         raise UsageError("give exactly one of --runtime FILE and --download")
     devices_file = sub_devices_file or ctx.obj["devices_file"]
     profile = get_profile(name, devices_file=devices_file)
-    binary = download_runtime() if download else Path(runtime_file).resolve()
-    check_aarch64_executable(binary)
+    binary = download_runtime() if download else Path(runtime_file).resolve()  # checked against the board's arch
     placed = asyncio.run(install_runtime(profile, binary, accept_new_host_key=accept_new_host_key))
     record = {"runtime_file": str(binary), "sha256": placed["sha256"], "remote_path": placed["path"],
               "source": "download" if download else "file", "lce_version": lce_version() if download else None}

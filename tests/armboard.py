@@ -37,10 +37,11 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from sshd import TOOL, toml_table
 
 ROOT = Path(os.environ.get("EDGEBNN_ARMBOARD_ROOT", "/opt/edgebnn-armboard/root"))
 BINFMT_ENTRY = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
@@ -85,6 +86,37 @@ class ArmBoard:
             "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
             "-o", "LogLevel=ERROR", f"{self.user}@{self.host}", *command,
         ]
+
+    @property
+    def ssh_config(self) -> Path:
+        """An empty SSH client config: the user's ~/.ssh/config never applies to the board."""
+        return self.dir / "ssh_config"
+
+    def stand_in(self, body: str, name: str = "lce_benchmark_model", folder: str = "rt") -> str:
+        """A BusyBox shell script standing in for lce_benchmark_model, run by the board's aarch64 sh."""
+        path = self.dir / folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"#!{self.dir}/bin/sh\n" + body)
+        path.chmod(0o755)
+        return str(path)
+
+    def profile(self, name: str = "arm", runtime: str | None = None, **overrides):
+        """An edgebnn device profile for the board: its runtime a stand-in script (default: one that
+        prints lce_benchmark_model's output, see :data:`TOOL`), one thread, no cooldown."""
+        from edgebnn.device.profiles import DeviceProfile
+
+        self.ssh_config.touch()
+        base = DeviceProfile(
+            name=name, host=self.host, port=self.port, user=self.user, key=str(self.client_key),
+            known_hosts=str(self.known_hosts), ssh_config=str(self.ssh_config), connect_timeout=10,
+            workdir=str(self.workdir / name), runtime=runtime or self.stand_in(f"cat <<'EOF'\n{TOOL}EOF\n", folder="tool"),
+            threads=(1,), cooldown=0.0, description="the emulated aarch64 board (dropbear + BusyBox under qemu-user)",
+        )
+        return replace(base, **overrides)
+
+    def toml(self, name: str = "arm", runtime: str | None = None, **overrides) -> str:
+        """A devices-file table for :meth:`profile`."""
+        return toml_table(self.profile(name, runtime, **overrides))
 
     def asyncssh_options(self) -> dict:
         """Keyword arguments for ``asyncssh.connect(board.host, **board.asyncssh_options())``."""

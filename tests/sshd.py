@@ -25,6 +25,25 @@ from edgebnn.device.profiles import DeviceProfile
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
+# What lce_benchmark_model prints (TFLite >= 2.13 prefixes its log lines with "INFO: ").
+TOOL = """\
+INFO: STARTING!
+INFO: Num threads: [1]
+INFO: Graph: [model.tflite]
+INFO: Loaded model model.tflite
+INFO: The input model file size (MB): 0.0041
+INFO: Initialized session in 1.5ms.
+INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+INFO: count=300 first=2100 curr=1650 min=1600 max=2100 avg=1660.5 std=40
+
+INFO: Running benchmark for at least 3 iterations and at least 0 seconds but terminate if exceeding 150 seconds.
+INFO: count=600 first=1655 curr=1640 min=1590 max=1900 avg=1650.25 std=30
+
+INFO: Inference timings in us: Init: 1500, First inference: 2100, Warmup (avg): 1660.5, Inference (avg): 1650.25
+INFO: Memory footprint delta from the start of the tool (MB): init=1.5 overall=3.25
+INFO: Overall peak memory footprint (MB) via periodic monitoring: 9.5
+"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -60,14 +79,19 @@ class Sshd:
 
     def toml(self, name: str = "loopback", **overrides) -> str:
         """A devices-file table for :meth:`profile`."""
-        lines = [f"[devices.{name}]"]
-        for key, value in self.profile(name, **overrides).to_dict().items():
-            if key == "name" or value == getattr(DeviceProfile(name="x"), key):
-                continue
-            if isinstance(value, tuple):
-                value = list(value)
-            lines.append(f"{key} = {_toml_value(value)}")
-        return "\n".join(lines) + "\n"
+        return toml_table(self.profile(name, **overrides))
+
+
+def toml_table(profile: DeviceProfile) -> str:
+    """A devices-file table for ``profile`` (only the fields that differ from the defaults)."""
+    lines = [f"[devices.{profile.name}]"]
+    for key, value in profile.to_dict().items():
+        if key == "name" or value == getattr(DeviceProfile(name="x"), key):
+            continue
+        if isinstance(value, tuple):
+            value = list(value)
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
 
 
 def _toml_value(value) -> str:
