@@ -54,7 +54,23 @@ def check_cooldown(cooldown: float | None) -> None:
         raise UsageError(f"bad --cooldown {cooldown!r}: give a finite number of seconds of at least 0")
 
 
-def device_record(device_run: DeviceRun, *, model: str, model_file: dict, started: str) -> dict:
+def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:
+    """One configuration's record: its figures and its roofline (achieved binary MACs/s, share of the limits)."""
+    from dataclasses import asdict
+
+    from edgebnn.device.roofline import roofline
+
+    record = result.to_dict()
+    latency = result.latency.get("median_ms", result.latency.get("mean_ms")) if result.ok else None
+    record["roofline"] = asdict(roofline(binary_macs=binary_macs, latency_ms=latency,
+                                         cores=fingerprint.get("cpu_cores") or [],
+                                         clock_mhz=fingerprint.get("freq_mhz") or fingerprint.get("max_freq_mhz"),
+                                         threads=result.config.threads))
+    return record
+
+
+def device_record(device_run: DeviceRun, *, model: str, model_file: dict, started: str,
+                  binary_macs: int | None = None) -> dict:
     """The bench JSON of one device: everything the run produced, failures included."""
     from edgebnn import __version__
 
@@ -77,7 +93,8 @@ def device_record(device_run: DeviceRun, *, model: str, model_file: dict, starte
         "steps_s": device_run.steps,
         "uploads": device_run.uploads,
         "connections": device_run.connections,
-        "results": [r.to_dict() for r in device_run.results],
+        "binary_macs": binary_macs,
+        "results": [result_record(r, device_run.fingerprint, binary_macs) for r in device_run.results],
     }
 
 
@@ -129,9 +146,11 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
     # A random part: two benches started in the same second never share a file.
     paths = {p.name: run.bench_dir / f"{p.file_name}-{stamp}-{uuid.uuid4().hex[:8]}.json" for p in profiles}
     model = run.manifest["model"]
+    binary_macs = run.section("stats").get("binary_macs")  # at the run's input size
 
     def save(device_run: DeviceRun) -> None:
-        record = device_record(device_run, model=model, model_file=model_file, started=started)
+        record = device_record(device_run, model=model, model_file=model_file, started=started,
+                               binary_macs=binary_macs)
         atomic.write_json(paths[device_run.profile.name], record)
 
     converter = run.section("versions").get("larq-compute-engine")
@@ -139,7 +158,8 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
                                             on_result=save, converter_lce_version=converter))
     records = []
     for device_run in device_runs:
-        record = device_record(device_run, model=model, model_file=model_file, started=started)
+        record = device_record(device_run, model=model, model_file=model_file, started=started,
+                               binary_macs=binary_macs)
         path = paths[device_run.profile.name]
         atomic.write_json(path, record)
         records.append({**record, "file": str(path)})

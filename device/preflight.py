@@ -7,6 +7,7 @@ arguments (``sh -c SCRIPT sh ARG...``), never spliced into it.
 from __future__ import annotations
 
 from edgebnn.device.profiles import DeviceProfile
+from edgebnn.device.roofline import name_cores
 
 # ARM's CPU part numbers (/proc/cpuinfo "CPU part") for the cores found on common boards.
 ARM_CORES = {
@@ -37,6 +38,7 @@ echo "long_bit=$(getconf LONG_BIT 2>/dev/null)"
 echo "cores=$(grep -c '^processor' /proc/cpuinfo)"
 echo "cpu_model=$(grep -m1 -E '^(model name|Model|Hardware)[[:space:]]*:' /proc/cpuinfo | cut -d: -f2-)"
 echo "cpu_parts=$(grep '^CPU part' /proc/cpuinfo | awk '{print $NF}' | tr '\n' ' ')"
+echo "cpu_implementers=$(grep '^CPU implementer' /proc/cpuinfo | awk '{print $NF}' | tr '\n' ' ')"
 c=/sys/devices/system/cpu/cpu0/cpufreq
 echo "governor=$(cat $c/scaling_governor 2>/dev/null)"
 echo "freq_khz=$(cat $c/scaling_cur_freq 2>/dev/null)"
@@ -116,6 +118,7 @@ def parse_preflight(text: str) -> dict:
         "os_bits": num("long_bit"),
         "board": raw.get("board", "").strip(),
         "cpu": cpu,
+        "cpu_cores": name_cores(parts, raw.get("cpu_implementers", "").split()),
         "cores": num("cores"),
         "governor": raw.get("governor", "") or None,
         "freq_mhz": num("freq_khz") // 1000 if num("freq_khz") else None,
@@ -170,6 +173,10 @@ def problems(profile: DeviceProfile, fingerprint: dict, *, check_runtime: bool =
         warnings.append(f"cpufreq governor is {fingerprint['governor']!r}, not 'performance': latencies may vary "
                         "with the clock (`echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/"
                         "scaling_governor`)")
+    clock, top = fingerprint.get("freq_mhz"), fingerprint.get("max_freq_mhz")
+    if clock and top and clock < 0.98 * top and profile.board:
+        warnings.append(f"{name} runs at {clock} MHz, below its maximum {top} MHz, before the run: the figures depend "
+                        "on the governor's choice; set the `performance` governor for steady, comparable figures")
     free = fingerprint.get("mem_available_mb")
     if free is not None and free < LOW_MEMORY_MB:
         warnings.append(f"{name} has only {free} MB of memory available (< {LOW_MEMORY_MB} MB): the runtime may "

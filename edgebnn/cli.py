@@ -133,7 +133,7 @@ def models(pattern, as_json, model_flags):
             rows.append({**card.to_dict(), "stats": card_stats(card, input_shape=spec.input_shape,
                                                                 options=spec.options)})
     if as_json:
-        click.echo(json.dumps(rows[0] if pattern and is_model_name(pattern) else rows, indent=2))
+        click.echo(json.dumps(rows, indent=2))
     elif pattern and is_model_name(pattern):
         _print_card(rows[0], spec)
     else:

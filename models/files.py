@@ -90,20 +90,47 @@ def load_keras_file(path: Path, custom_objects: dict | None = None):
         return keras.models.load_model(path, compile=False, custom_objects=custom_objects or {})
     except Exception as e:  # Keras raises ValueError, OSError, KeyError... for a bad file
         text = " ".join(str(e).split())
-        missing = re.search(r"Unknown (?:layer|object|class|quantizer|constraint|regularizer|initializer|activation)"
-                            r"(?: type)?:? ['\"]?([\w.>]+)", text)
+        found = re.search(r"Unknown (?:layer|object|class|quantizer|constraint|regularizer|initializer|activation)"
+                          r"(?: type)?:? ['\"]?([\w.>]+)", text)
         function = re.search(r"'config': '(\w+)', 'registered_name': 'function'", text)
-        if missing and missing.group(1) == "function" and function:
+        if found and found.group(1) == "function" and function:
             raise UsageError(
                 f"{path} stores the Python function {function.group(1)!r} in a layer's config, which an .h5 file "
                 "cannot restore: save the model as .keras, or name the module that defines it with "
                 "--custom-objects") from None
+        missing = found.group(1) if found else (None if custom_objects else _foreign_class(path))
         if missing:
             raise UsageError(
-                f"{path} uses the class {missing.group(1)!r}, which neither Keras, larq nor edgebnn defines: name "
+                f"{path} uses the class {missing!r}, which neither Keras, larq nor edgebnn defines: name "
                 "the module that defines it with --custom-objects FILE.py (or a module path)") from None
         raise EdgebnnError(f"{path} is not a Keras model edgebnn can load: {text[:200]}; save it with "
                            "model.save('model.keras') (or .h5) and try again") from None
+
+
+# Modules whose classes load without the user's help.
+KNOWN_MODULES = ("keras", "tf_keras", "tensorflow", "larq", "larq_zoo", "edgebnn", "builtins")
+
+
+def _foreign_class(path: Path) -> str | None:
+    """A class a ``.keras`` file's config names from a module Keras, larq and edgebnn do not cover."""
+    if path.suffix.lower() != ".keras":
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except Exception:
+        return None
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            module = str(item.get("module") or "")
+            if "class_name" in item and module and module.split(".")[0] not in KNOWN_MODULES:
+                return str(item["class_name"])
+            stack += list(item.values())
+        elif isinstance(item, list):
+            stack += item
+    return None
 
 
 def with_input_size(model, size: tuple[int, int, int] | None):

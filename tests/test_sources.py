@@ -188,9 +188,10 @@ def test_an_entry_point_plugin_is_listed_and_used_and_a_broken_one_named(tmp_pat
     subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", "--no-index", str(package)], check=True)
     try:
         edgebnn = str(Path(sys.executable).with_name("edgebnn"))
-        listing = subprocess.run([edgebnn, "models", "plugin-*"], capture_output=True, text=True, timeout=300)
+        listing = subprocess.run([edgebnn, "models", "plugin-*", "--json"], capture_output=True, text=True, timeout=300)
         assert listing.returncode == 0, listing.stderr
-        assert "plugin-tiny" in listing.stdout and "plugin edgebnn-test-plugin" in listing.stdout
+        assert [(r["name"], r["origin"]) for r in json.loads(listing.stdout)] == [
+            ("plugin-tiny", "plugin edgebnn-test-plugin")]
         assert "broken" in listing.stderr and "this plugin is broken" in listing.stderr
         done = subprocess.run([edgebnn, "convert", "plugin-tiny", "--out", str(tmp_path / "p")], capture_output=True,
                               text=True, timeout=300)

@@ -109,6 +109,10 @@ def _bench_entries(record: dict, file: str) -> list[dict]:
             "mean_ms": _number(latency.get("mean_ms")),
             "runs": latency.get("runs"),
             "peak_mb": _number(latency.get("peak_memory_mb")),
+            "gbmacs": _number(_get(r, "roofline", "achieved_gbmacs")),
+            "share_of_lce": _number(_get(r, "roofline", "share_of_lce")),
+            "share_of_floor": _number(_get(r, "roofline", "share_of_floor")),
+            "limit_core": _get(r, "roofline", "core"),
             "started": str(record.get("started") or ""),
             "file": file,
         })

@@ -42,6 +42,17 @@ def latency_cell(entry: dict | None) -> str:
     return text if entry["valid"] else f"{text} (invalid)"
 
 
+def throughput_cell(entries: list[dict]) -> str:
+    """The fastest valid configuration's binary MACs per second, and its share of the core's LCE limit."""
+    valid = [e for e in entries if e["ok"] and e.get("gbmacs") is not None]
+    if not valid:
+        return DASH
+    best = max(valid, key=lambda e: e["gbmacs"])
+    share = f" ({best['share_of_lce']:.0%} of {best['limit_core']})" if best.get("share_of_lce") is not None else \
+        " (no limit: unknown core)"
+    return f"{best['gbmacs']:.2f}{share}"
+
+
 def _status(entries: list[dict]) -> str:
     failed = [e for e in entries if not e["ok"]]
     invalid = [e for e in entries if e["ok"] and not e["valid"]]
@@ -93,7 +104,8 @@ def device_tables(report: dict) -> list[dict]:
         kinds = sorted({b["figure_kind"] for es in entries.values() for b in es})
         kind = kinds[0] if len(kinds) == 1 else "mixed"
         mixed = kind == "mixed"  # only then does each row need its own figure kind
-        header = common + [f"{t} thr median / p90 ms" for t in threads] + ["peak MB", "status"] + (["figures"] if mixed else [])
+        header = (common + [f"{t} thr median / p90 ms" for t in threads]
+                  + ["binary GBMAC/s (share of LCE limit)", "peak MB", "status"] + (["figures"] if mixed else []))
         rows = []
         for r in runs:
             es = entries[id(r)]
@@ -102,7 +114,7 @@ def device_tables(report: dict) -> list[dict]:
             rows.append(
                 base(r)
                 + [latency_cell(by_threads.get(t)) for t in threads]
-                + [format_value(max(peaks) if peaks else None, ".1f"), _status(es)]
+                + [throughput_cell(es), format_value(max(peaks) if peaks else None, ".1f"), _status(es)]
                 + (["/".join(sorted({b["figure_kind"] for b in es}))] if mixed else [])
             )
         title = f"{device}: {kind_label(kind)}" if kind != "mixed" else f"{device}: mixed host and board figures"
@@ -127,7 +139,9 @@ NOTES = (
     "Latency cells are median / p90 in ms over the timed runs ('mean' where the tool printed "
     "aggregates only); '(invalid)' marks a configuration that missed its minimum runs or duration. "
     "Host figures come from this machine's LCE interpreter (on x86, portable reference kernels): "
-    "they are not board figures. Published figures come from other boards and builds and are "
+    "they are not board figures. Binary GBMAC/s is the model's binary MACs over the median latency; its share "
+    "of the LCE limit is against the NEON instruction mix of LCE's kernel on the cores used (edgebnn.device."
+    "roofline); an x86 host or a core without known limits gets none. Published figures come from other boards and builds and are "
     "never mixed with measured ones. Top-1 is the training run's last validation on its own "
     "dataset; evaluated top-1 is what `edgebnn evaluate` measured, on the dataset named beside it; "
     "the paper's top-1 is on its dataset (ImageNet for the zoo models)."
