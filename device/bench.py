@@ -37,7 +37,7 @@ def parse_threads(text: str) -> list[int]:
 
 def bench_configs(threads: str | None, *, runs: int = 50, warmup: int = 5, min_secs: float = 1.0,
                   max_secs: float = 150.0, timeout: float = 600.0, op_profiling: bool = False,
-                  xnnpack: bool = False) -> list[BenchConfig]:
+                  xnnpack: bool = False, indirect_bgemm: bool = False) -> list[BenchConfig]:
     """One configuration per thread count of ``threads`` (``"1,4"``; None: each device's default).
 
     Raises:
@@ -45,7 +45,7 @@ def bench_configs(threads: str | None, *, runs: int = 50, warmup: int = 5, min_s
     """
     counts = parse_threads(threads) if threads is not None else [0]
     return [BenchConfig(threads=t, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
-                        op_profiling=op_profiling, xnnpack=xnnpack) for t in counts]
+                        op_profiling=op_profiling, xnnpack=xnnpack, indirect_bgemm=indirect_bgemm) for t in counts]
 
 
 def check_cooldown(cooldown: float | None) -> None:
@@ -70,12 +70,12 @@ def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:
 
 
 def device_record(device_run: DeviceRun, *, model: str, model_file: dict, started: str,
-                  binary_macs: int | None = None) -> dict:
+                  binary_macs: int | None = None, tune: bool = False) -> dict:
     """The bench JSON of one device: everything the run produced, failures included."""
     from edgebnn import __version__
 
     profile = device_run.profile
-    return {
+    record = {
         "device": profile.name,
         "profile": profile.to_dict(),
         "figure_kind": "board" if profile.board else "host",
@@ -96,6 +96,11 @@ def device_record(device_run: DeviceRun, *, model: str, model_file: dict, starte
         "binary_macs": binary_macs,
         "results": [result_record(r, device_run.fingerprint, binary_macs) for r in device_run.results],
     }
+    if tune:
+        from edgebnn.device.tune import choose
+
+        record["tune"] = choose(record["results"])
+    return record
 
 
 def check_flatbuffer(run: RunDir) -> dict:
@@ -120,7 +125,7 @@ def check_flatbuffer(run: RunDir) -> dict:
 
 
 def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_file=None,
-              accept_new_host_key: bool = False, cooldown: float | None = None) -> list[dict]:
+              accept_new_host_key: bool = False, cooldown: float | None = None, tune: bool = False) -> list[dict]:
     """Benchmark the run's flatbuffer on every device in ``devices`` concurrently.
 
     Args:
@@ -130,6 +135,8 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
         devices_file: the devices file (default: the user's).
         accept_new_host_key: trust boards whose host key is not yet known.
         cooldown: seconds between configurations, instead of each device's.
+        tune: sweep threads, indirect BGEMM and XNNPACK on each device (:mod:`edgebnn.device.tune`)
+            from ``configs[0]``'s timing settings, and record the choice.
 
     Returns:
         The saved records, in the order of ``devices``, each with its ``file``.
@@ -150,20 +157,21 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
 
     def save(device_run: DeviceRun) -> None:
         record = device_record(device_run, model=model, model_file=model_file, started=started,
-                               binary_macs=binary_macs)
+                               binary_macs=binary_macs, tune=tune)
         atomic.write_json(paths[device_run.profile.name], record)
 
     converter = run.section("versions").get("larq-compute-engine")
     device_runs = asyncio.run(bench_devices(profiles, run.tflite_path, configs, accept_new_host_key=accept_new_host_key,
-                                            on_result=save, converter_lce_version=converter))
+                                            on_result=save, converter_lce_version=converter, tune=tune))
     records = []
     for device_run in device_runs:
         record = device_record(device_run, model=model, model_file=model_file, started=started,
-                               binary_macs=binary_macs)
+                               binary_macs=binary_macs, tune=tune)
         path = paths[device_run.profile.name]
         atomic.write_json(path, record)
         records.append({**record, "file": str(path)})
     index = [{"device": r["device"], "file": str(paths[r["device"]].relative_to(run.path)), "started": started,
-              "figure_kind": r["figure_kind"], "ok": r["ok"], "error_kind": r["error_kind"]} for r in records]
+              "figure_kind": r["figure_kind"], "ok": r["ok"], "error_kind": r["error_kind"],
+              **({"tuned": r["tune"]["config"]} if "tune" in r else {})} for r in records]
     run.edit(lambda data: data.__setitem__("benchmarks", [*(data.get("benchmarks") or []), *index]))
     return records

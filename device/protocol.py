@@ -84,6 +84,7 @@ class BenchConfig:
     op_profiling: bool = False
     peak_memory: bool = True
     xnnpack: bool = False  # TFLite's XNNPACK delegate for float ops (LCE's published RPi 4B figures use it)
+    indirect_bgemm: bool = False  # LCE's indirect BGEMM kernels instead of im2col + BGEMM
 
     def __post_init__(self):
         counts = {"threads": (self.threads, 0), "runs": (self.runs, 1), "warmup": (self.warmup, 0)}
@@ -111,6 +112,8 @@ class BenchConfig:
             flags.append("--enable_op_profiling=true")
         if self.xnnpack:
             flags.append("--use_xnnpack=true")
+        if self.indirect_bgemm:
+            flags.append("--use_indirect_bgemm=true")
         return flags
 
 
@@ -283,7 +286,7 @@ async def ensure_uploaded(transport, profile: DeviceProfile, uploads: dict, disk
 
 async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[BenchConfig], *,
                        accept_new_host_key: bool = False, on_result=None,
-                       converter_lce_version: str | None = None) -> DeviceRun:
+                       converter_lce_version: str | None = None, tune: bool = False) -> DeviceRun:
     """Benchmark ``graph`` on one device under every configuration; never raises for the device.
 
     Args:
@@ -295,6 +298,8 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
         on_result: called with the :class:`DeviceRun` after each configuration (to save it).
         converter_lce_version: the LCE version that converted ``graph`` (warned about when the
             runtime's differs).
+        tune: run :func:`edgebnn.device.tune.sweep` of ``configs[0]`` instead (threads up to the
+            cores the preflight sees).
 
     Returns:
         The run: ``error_kind`` set when the device could not be used at all.
@@ -319,6 +324,13 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
             if errors:
                 raise DeviceError(ErrorKind.PREFLIGHT, "; ".join(errors))
         run.runtime = _runtime_info(profile, run.fingerprint)
+        if tune:
+            from edgebnn.device.tune import sweep
+
+            configs = sweep(configs[0], run.fingerprint.get("cores"))
+            if run.fingerprint.get("governor") not in (None, "performance") and profile.board:
+                run.warnings.append("the sweep may be unreliable: the governor is not `performance`, so the clock "
+                                    "may change between configurations")
         with _timed(run.steps, "upload"):
             run.uploads = await ensure_uploaded(transport, profile, uploads, run.fingerprint["disk_free_mb"],
                                                 present=set(run.fingerprint.pop("present")))
@@ -420,11 +432,11 @@ def _runtime_info(profile: DeviceProfile, fingerprint: dict) -> dict:
 
 async def bench_devices(profiles: list[DeviceProfile], graph: str | Path, configs: list[BenchConfig], *,
                         accept_new_host_key: bool = False, on_result=None,
-                        converter_lce_version: str | None = None) -> list[DeviceRun]:
+                        converter_lce_version: str | None = None, tune: bool = False) -> list[DeviceRun]:
     """Benchmark ``graph`` on several devices concurrently (one connection each)."""
     runs = await asyncio.gather(
         *(bench_device(p, graph, configs, accept_new_host_key=accept_new_host_key, on_result=on_result,
-                       converter_lce_version=converter_lce_version) for p in profiles),
+                       converter_lce_version=converter_lce_version, tune=tune) for p in profiles),
         return_exceptions=True,
     )
     for i, r in enumerate(runs):

@@ -375,6 +375,10 @@ def bench_options(fn):
             click.option("--op-profiling", is_flag=True, help="Per-op profile (lce_benchmark_model only)."),
             click.option("--use-xnnpack", "xnnpack", is_flag=True,
                          help="TFLite's XNNPACK delegate for the float ops (as LCE's published figures)."),
+            click.option("--use-indirect-bgemm", "indirect_bgemm", is_flag=True,
+                         help="LCE's indirect BGEMM kernels instead of im2col + BGEMM."),
+            click.option("--tune", is_flag=True,
+                         help="Sweep threads (1..cores), indirect BGEMM and XNNPACK; pick the fastest valid one."),
         ]
     ):
         fn = option(fn)
@@ -384,19 +388,33 @@ def bench_options(fn):
 def _bench_table(record):
     from rich.table import Table
 
+    tuned = record.get("tune")
     table = Table(
-        "threads", "median ms", "p90 ms", "mean ms", "std ms", "min ms", "runs", "peak MB", "status",
+        "threads", *(("indirect", "xnnpack") if tuned else ()), "median ms", "p90 ms", "mean ms", "std ms", "min ms",
+        "runs", "GBMAC/s", "peak MB", "status",
         title=f"{record['model']} on {record['device']} ({record['figure_kind']} figures)",
         box=None,
     )
-    for r in record["results"]:
+    for i, r in enumerate(record["results"]):
         lat = r["latency"]
         invalid = f"invalid: {r['error']}" if r["error"] else "invalid: too few runs or too short"
         status = ("valid" if r["valid"] else invalid) if r["ok"] else f"{r['error_kind']}: {r['error']}"
         fmt = lambda k, lat=lat: f"{lat[k]:.3f}" if k in lat else "-"
-        table.add_row(str(r["config"]["threads"]), fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"),
-                      fmt("min_ms"), str(lat.get("runs", "-")), fmt("peak_memory_mb"), status)
+        chosen = tuned and tuned["index"] == i
+        switches = ("on" if r["config"]["indirect_bgemm"] else "off", "on" if r["config"]["xnnpack"] else "off")
+        gbmacs = (r.get("roofline") or {}).get("achieved_gbmacs")
+        table.add_row(str(r["config"]["threads"]) + (" *" if chosen else ""), *(switches if tuned else ()),
+                      fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"), fmt("min_ms"),
+                      str(lat.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"), status)
     return table
+
+
+def _tune_line(choice: dict) -> str:
+    if choice["index"] is None:
+        return "tune: no configuration was valid, nothing chosen"
+    c = choice["config"]
+    return (f"chosen: threads={c['threads']}, indirect BGEMM {'on' if c['indirect_bgemm'] else 'off'}, XNNPACK "
+            f"{'on' if c['xnnpack'] else 'off'} (median {choice['median_ms']:.3f} ms; {choice['rule']})")
 
 
 def _bench_context(record) -> str:
@@ -420,8 +438,8 @@ def _bench_context(record) -> str:
 @model_flags
 @source_flags
 @json_option
-def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, cooldown, op_profiling, xnnpack, out,
-          devices_file, accept_new_host_key, as_json, model_flags, weights, custom_objects):
+def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, cooldown, op_profiling, xnnpack,
+          indirect_bgemm, tune, out, devices_file, accept_new_host_key, as_json, model_flags, weights, custom_objects):
     """Benchmark SRC (a run directory, a model name, a Keras file or a .tflite) on one or more devices.
 
     A bare model name is converted first (random weights: latency does not depend on them).
@@ -431,18 +449,21 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     from edgebnn.converters.convert import converted_run
     from edgebnn.device.bench import bench_configs, bench_run, check_cooldown
     from edgebnn.device.profiles import resolve_devices
+    from edgebnn.errors import UsageError
     from edgebnn.run.sources import model_spec
 
     resolve_devices(device, devices_file=devices_file)
+    if tune and (threads or xnnpack or indirect_bgemm):
+        raise UsageError("--tune sweeps --threads, --use-xnnpack and --use-indirect-bgemm itself: drop them")
     configs = bench_configs(threads, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
-                            op_profiling=op_profiling, xnnpack=xnnpack)
+                            op_profiling=op_profiling, xnnpack=xnnpack, indirect_bgemm=indirect_bgemm)
     check_cooldown(cooldown)
     spec = model_spec(src, weights=weights, **model_flags)
     run, warning = converted_run(src, out=out, spec=spec, custom_objects=custom_objects)
     if warning:
         click.echo(f"warning: {warning}", err=True)
     records = bench_run(run, devices=device, configs=configs, devices_file=devices_file,
-                        accept_new_host_key=accept_new_host_key, cooldown=cooldown)
+                        accept_new_host_key=accept_new_host_key, cooldown=cooldown, tune=tune)
     if as_json:
         click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2))
     for record in records:
@@ -450,6 +471,8 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
             if not record["error_kind"]:
                 _console().print(_bench_table(record))
                 click.echo(_bench_context(record))
+                if record.get("tune"):
+                    click.echo(_tune_line(record["tune"]))
             click.echo(f"saved {record['file']}")
         if record["error_kind"]:
             click.echo(f"error: {record['device']}: {record['error_kind']}: {record['error']}", err=True)

@@ -136,11 +136,15 @@ def load_run(path: str | Path) -> dict:
     weights = manifest.get("weights") or ("trained" if metrics else None)
 
     entries: list[dict] = []
+    tuned: dict[str, dict] = {}
     bench_files = sorted(path.glob("bench/*.json"))
     for f in bench_files:
         record = _read_json(f, problems)
         if isinstance(record, dict):
             entries += _bench_entries(record, str(f.relative_to(path)))
+            choice = record.get("tune") if isinstance(record.get("tune"), dict) else None
+            if choice and isinstance(choice.get("config"), dict):  # the latest sweep of a device wins
+                tuned[str(record.get("device"))] = {"started": str(record.get("started") or ""), **choice}
         elif record is not None:
             problems.append(f"{f.relative_to(path)} is not a bench record (a JSON {type(record).__name__})")
     latest: dict[tuple, dict] = {}
@@ -171,6 +175,9 @@ def load_run(path: str | Path) -> dict:
         "binary_layers": _number(conversion.get("binary_layers")),
         "bconv_coverage": _number(conversion.get("bconv_coverage")),
         "benchmarks": benchmarks,
+        "tuned": [{"device": d, "threads": c["config"].get("threads"), "indirect_bgemm": c["config"].get("indirect_bgemm"),
+                   "xnnpack": c["config"].get("xnnpack"), "median_ms": c.get("median_ms"), "rule": c.get("rule")}
+                  for d, c in sorted(tuned.items())],
         "problems": problems,
     }
 

@@ -119,6 +119,14 @@ def device_tables(report: dict) -> list[dict]:
             )
         title = f"{device}: {kind_label(kind)}" if kind != "mixed" else f"{device}: mixed host and board figures"
         tables.append({"device": device, "figure_kind": kind, "title": title, "header": header, "rows": rows})
+    tuned = [(r, t) for r in report["runs"] for t in r.get("tuned") or []]
+    if tuned:
+        header = ["run", "device", "threads", "indirect BGEMM", "XNNPACK", "median ms"]
+        rows = [[r.get("name") or Path(r["path"]).name, t["device"], str(t["threads"]),
+                 "on" if t["indirect_bgemm"] else "off", "on" if t["xnnpack"] else "off",
+                 format_value(t["median_ms"], ".2f")] for r, t in tuned]
+        tables.append({"device": None, "figure_kind": None, "header": header, "rows": rows,
+                       "title": f"tuned configurations (edgebnn bench --tune: {tuned[0][1]['rule']})"})
     idle = [r for r in report["runs"] if not r["benchmarks"]]
     if idle:
         rows = [base(r) + ["; ".join(r["problems"]) or ("converted" if r["tflite_bytes"] else "not converted")] for r in idle]
