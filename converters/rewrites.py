@@ -8,6 +8,8 @@ function of the latent weights at inference, so its output can be stored as the 
 - :class:`~edgebnn.models.quantizers.BiHalf` (sort-based): the kernel becomes bi_half(w), +-s
   per filter; no sort reaches the flatbuffer. The ternary variant bakes to a {-s, 0, +s}
   kernel, which LCE keeps as a float conv, as the paper's pruning variant must.
+- :class:`~edgebnn.models.quantizers.ScaledSign` (Equal Bits' sign ablation): the kernel becomes
+  sign(w) * sqrt(2 / fan_in), +-s per filter.
 - :class:`~edgebnn.models.quantizers.StateAwareSign` (SA-BNN, {+a+, -a-} per channel): not a
   +-s filter, so the layer is split into m*sign(w), a binary conv, plus b times the box sum of
   the same binarized input, with m = (a+ + a-)/2 and b = (a+ - a-)/2. The box sum has three
@@ -30,7 +32,7 @@ DEFAULT_BOX_SUM = "float"
 
 def needs_baking(model) -> bool:
     """Whether ``model`` has a layer whose kernel quantizer LCE cannot take as it is."""
-    return any(quantizer_class(layer) in ("StateAwareSign", "BiHalf") for layer in flat_layers(model))
+    return any(quantizer_class(layer) in ("StateAwareSign", "BiHalf", "ScaledSign") for layer in flat_layers(model))
 
 
 def _plain_binary_conv(layer, **changes):
@@ -91,7 +93,7 @@ def _make_split_layer():
 
 
 def bake_kernels(model, *, box_sum: str | None = None):
-    """A copy of ``model`` whose BiHalf and StateAwareSign kernels are baked for LCE.
+    """A copy of ``model`` whose BiHalf, ScaledSign and StateAwareSign kernels are baked for LCE.
 
     Args:
         model: a Keras model (not modified).
@@ -105,7 +107,7 @@ def bake_kernels(model, *, box_sum: str | None = None):
     import numpy as np
     import tf_keras as keras
 
-    from edgebnn.models.quantizers import asymmetric_parts, bi_half
+    from edgebnn.models.quantizers import asymmetric_parts, bi_half, scaled_sign
 
     form = box_sum or DEFAULT_BOX_SUM
     if form not in BOX_SUM_FORMS:
@@ -121,6 +123,10 @@ def bake_kernels(model, *, box_sum: str | None = None):
             latent, *rest = layer.get_weights()
             kernel = bi_half(latent, ratio=layer.kernel_quantizer.ratio).numpy()
             baked[layer.name] = [kernel, *rest]
+            return _plain_binary_conv(layer)
+        if kind == "ScaledSign":
+            latent, *rest = layer.get_weights()
+            baked[layer.name] = [scaled_sign(latent).numpy(), *rest]
             return _plain_binary_conv(layer)
         if kind == "StateAwareSign":
             q = layer.kernel_quantizer

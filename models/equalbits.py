@@ -24,12 +24,20 @@ per-conv Bi-Real shortcuts, widths 16/32/64 (rounded to multiples of 16).
 Deployment: ``edgebnn.converters.rewrites`` stores bi_half(w) as the kernel (+-s per filter), so
 no sort reaches the flatbuffer and every binary conv becomes an ``LceBconv2d``; the ternary
 variant bakes to a {-s, 0, +s} kernel that LCE keeps in float.
+
+Ablation switch (builder option, ``--model-arg quantizer=sign``), to test the paper's claim that
+equally distributed bits beat the plain sign: ``quantizer`` is ``bi-half`` (default) or ``sign``,
+:class:`~edgebnn.models.quantizers.ScaledSign`: sign(w) with the same fixed scale sqrt(2 / fan_in)
+and the same identity straight-through, so each filter's bit ratio follows its latent signs
+instead of being 50/50. The sign kernel is baked the same way (+-s per filter, ``LceBconv2d``).
+``ratio`` applies to bi-half only.
 """
 
 from __future__ import annotations
 
 import logging
 
+from edgebnn.errors import UsageError
 from edgebnn.models.lazy_imports import lazy_module
 from edgebnn.models.resnet import bireal_resnet
 from edgebnn.models.zoo import IMAGENET_NORMALIZATION
@@ -40,12 +48,22 @@ keras = lazy_module("tf_keras")
 quantizers = lazy_module("edgebnn.models.quantizers")
 
 PAPER = "Li, Pintea, van Gemert, Equal Bits: Enforcing Equally Distributed Binary Network Weights, AAAI 2022"
+QUANTIZERS = ("bi-half", "sign")  # the values of the builders' ``quantizer`` option
 CIFAR_NORMALIZATION = {"mean": [125.3, 123.0, 113.9], "std": [63.0, 62.1, 66.7]}
 
 
-def _unit(ratio):
+def _kernel_quantizer(quantizer: str, ratio):
+    """The weight quantizer for the ``quantizer`` option (see the module docstring)."""
+    if quantizer == "bi-half":
+        return quantizers.BiHalf(ratio=ratio)
+    if ratio is not None:
+        raise UsageError(f"ratio={ratio!r} needs quantizer='bi-half' (the sign quantizer has no ratio)")
+    return quantizers.ScaledSign()
+
+
+def _unit(ratio, quantizer: str = "bi-half"):
     def unit(x, filters: int, kernel_size: int, strides: int):
-        """sign -> bi-half binary conv -> PReLU -> BN."""
+        """sign -> bi-half (or sign) binary conv -> PReLU -> BN."""
         # Identity straight-through without a window: the latent weights are deliberately
         # unclipped, so larq's "no kernel_constraint" warning does not apply.
         larq_log = logging.getLogger("larq.layers_base")
@@ -54,7 +72,7 @@ def _unit(ratio):
         try:
             conv = lq.layers.QuantConv2D(
                 filters, kernel_size, strides=strides, padding="same", pad_values=1.0,
-                input_quantizer="ste_sign", kernel_quantizer=quantizers.BiHalf(ratio=ratio), use_bias=False,
+                input_quantizer="ste_sign", kernel_quantizer=_kernel_quantizer(quantizer, ratio), use_bias=False,
             )
         finally:
             larq_log.setLevel(level)
@@ -67,7 +85,7 @@ def _unit(ratio):
 
 def _entry(layout: str, name: str, cifar: bool):
     def build(*, input_shape=(32, 32, 3) if cifar else (224, 224, 3), num_classes=10 if cifar else 1000,
-              width: float = 1.0, ratio: float | None = None):
+              width: float = 1.0, ratio: float | None = None, quantizer: str = "bi-half"):
         """Build an Equal-Bits bi-half ResNet (see the module docstring).
 
         Args:
@@ -75,9 +93,15 @@ def _entry(layout: str, name: str, cifar: bool):
             num_classes: classes of the softmax output.
             width: multiplier of the stage widths.
             ratio: None for bi-half; the fraction of zeros for the ternary variant.
+            quantizer: ``bi-half`` or the ``sign`` ablation (same scale and STE, no 50/50 split).
+
+        Raises:
+            UsageError: an unknown ``quantizer``.
         """
+        if quantizer not in QUANTIZERS:
+            raise UsageError(f"unknown quantizer {quantizer!r} for {name}: choose one of {', '.join(QUANTIZERS)}")
         return bireal_resnet(
-            layout=layout, unit=_unit(ratio), input_shape=input_shape, num_classes=num_classes,
+            layout=layout, unit=_unit(ratio, quantizer), input_shape=input_shape, num_classes=num_classes,
             width=width, name=name, base=16 if cifar else 64, cifar_stem=cifar, multiple=16 if cifar else 32,
         )
 

@@ -6,7 +6,8 @@ Every formula of a paper quantizer lives here once, so that an interpretation ma
 - :class:`StateAwareSign` -- SA-BNN (Liu et al., AAAI 2021): {+a+, -a-} per output channel
   with the state-aware gradient.
 - :class:`BiHalf` -- Equal Bits (Li et al., AAAI 2022): exactly half of each output filter at
-  -1, identity straight-through, fixed Kaiming scale; ``ratio`` gives the ternary variant.
+  -1, identity straight-through, fixed Kaiming scale; ``ratio`` gives the ternary variant;
+  :class:`ScaledSign` is its sign ablation (same scale and STE, no 50/50 split).
 - :class:`BNextSign` -- BNext (Guo et al., TMLR 2023): sign with an STE clipped at 1.5.
 - :class:`BipolarRegularizer` -- Tang et al. (AAAI 2017): lambda * sum(1 - w^2).
 - :func:`residual_binarizations` and :class:`MultiBinaryConv2D` -- Tang et al.'s multiple
@@ -47,16 +48,30 @@ class StateAwareSign(lq.quantizers.Quantizer):
     Interpretation (papers.md §1, the exact equation is unconfirmed): the two states' gradient
     coefficients are the learned scales themselves.
 
+    Ablations (SA-BNN's claim is about the backward pass and the two states):
+
+    - ``state_aware=False``: the same forward with the same learnable a+ and a-, but the latent
+      gradient is an ordinary clipped STE, dL/dw = dL/dq * 1{|w| <= clip_value} (no per-state
+      coefficient); dL/da+ and dL/da- are unchanged.
+    - ``tied=True``: one scale a per output channel, a+ = a- = a (``a_minus`` *is* ``a_plus``,
+      one variable), so the kernel is an ordinary scaled sign, a * sign(w); with
+      ``state_aware=True`` its latent gradient is a * dL/dq inside the window.
+
     Args:
         clip_value: the STE window on the latent weights.
         initial_scale: the starting value of a+ and a-.
+        state_aware: the state-aware latent gradient (False: plain clipped STE).
+        tied: one shared scale for both states.
     """
 
     precision = 1
 
-    def __init__(self, clip_value: float = 1.0, initial_scale: float = 1.0, **kwargs):
+    def __init__(self, clip_value: float = 1.0, initial_scale: float = 1.0, state_aware: bool = True,
+                 tied: bool = False, **kwargs):
         self.clip_value = clip_value
         self.initial_scale = initial_scale
+        self.state_aware = bool(state_aware)
+        self.tied = bool(tied)
         super().__init__(**kwargs)
 
     def build(self, input_shape):
@@ -64,23 +79,34 @@ class StateAwareSign(lq.quantizers.Quantizer):
         init = keras.initializers.Constant(self.initial_scale)
         nonneg = keras.constraints.NonNeg()
         self.a_plus = self.add_weight("a_plus", (channels,), initializer=init, constraint=nonneg)
-        self.a_minus = self.add_weight("a_minus", (channels,), initializer=init, constraint=nonneg)
+        if self.tied:  # one variable for both states: the rewrite sees a+ - a- = 0
+            self.a_minus = self.a_plus
+        else:
+            self.a_minus = self.add_weight("a_minus", (channels,), initializer=init, constraint=nonneg)
         super().build(input_shape)
 
     def call(self, inputs):
-        return state_aware_sign(inputs, self.a_plus, self.a_minus, clip_value=self.clip_value)
+        return state_aware_sign(inputs, self.a_plus, self.a_minus, clip_value=self.clip_value,
+                                state_aware=self.state_aware)
 
     def get_config(self):
-        return {**super().get_config(), "clip_value": self.clip_value, "initial_scale": self.initial_scale}
+        return {**super().get_config(), "clip_value": self.clip_value, "initial_scale": self.initial_scale,
+                "state_aware": self.state_aware, "tied": self.tied}
 
 
-def state_aware_sign(w, a_plus, a_minus, *, clip_value: float = 1.0):
-    """The forward and state-aware backward of :class:`StateAwareSign` (see there)."""
+def state_aware_sign(w, a_plus, a_minus, *, clip_value: float = 1.0, state_aware: bool = True):
+    """The forward and state-aware backward of :class:`StateAwareSign` (see there).
+
+    ``state_aware=False``: the same forward, the latent gradient is dL/dq * 1{|w| <= clip_value}.
+    """
     w = tf.convert_to_tensor(w)
     positive = w >= 0
     q = tf.where(positive, a_plus, -a_minus)  # gradients to a+ and a- follow from tf.where
     window = tf.cast(tf.abs(w) <= clip_value, w.dtype)
-    coefficient = tf.stop_gradient(tf.where(positive, a_plus, a_minus) * window)
+    if state_aware:
+        coefficient = tf.stop_gradient(tf.where(positive, a_plus, a_minus) * window)
+    else:
+        coefficient = window
     # Adds exactly zero forward; backward it gives dL/dw = coefficient * dL/dq.
     return q + (coefficient * w - tf.stop_gradient(coefficient * w))
 
@@ -135,6 +161,31 @@ def bi_half(w, *, ratio: float | None = None):
     codes = tf.where(rank < low, -ones, tf.where(rank >= high, ones, tf.zeros_like(matrix)))
     scale = tf.sqrt(2.0 / tf.cast(n, w.dtype))
     return tf.reshape(codes * scale, tf.shape(w))
+
+
+def scaled_sign(w):
+    """Equal Bits' ``sign`` ablation: sign(w) (w = 0 -> +1) per weight, times the same fixed
+    per-layer Kaiming scale sqrt(2 / n) as :func:`bi_half`, n = c_in*k*k (no 50/50 split)."""
+    w = tf.convert_to_tensor(w)
+    n = tf.shape(_filters_last(w))[0]
+    scale = tf.sqrt(2.0 / tf.cast(n, w.dtype))
+    return tf.where(w >= 0, scale, -scale)
+
+
+@register
+class ScaledSign(lq.quantizers.Quantizer):
+    """Equal Bits' sign baseline: sign(w) * sqrt(2 / fan_in), identity straight-through.
+
+    The ablation of :class:`BiHalf` (``quantizer="sign"`` of the ``equalbits-*`` builders): the
+    same fixed scale and the same identity STE (no window), but the codes follow the latent
+    signs instead of the 50/50 split, so the bit ratio of a filter is whatever training makes it.
+    Already +-s per filter, so LCE takes it as it is once baked.
+    """
+
+    precision = 1
+
+    def call(self, inputs):
+        return inputs + tf.stop_gradient(scaled_sign(inputs) - inputs)
 
 
 @register
@@ -195,12 +246,17 @@ class MultiBinaryConv2D(lq.layers.QuantConv2D):
     The kernel is shared by the terms; in LCE each term becomes one LceQuantize + LceBconv2d
     branch, and the sum a few float adds. ``terms=1`` is a binary conv scaled by mean|x|.
     Use a sign ``input_quantizer`` (``ste_sign``).
+
+    ``recipe_bipolar=False`` opts the kernel out of the recipe's bipolar term (the
+    ``bipolar_lambda`` that ``edgebnn.training.optim.add_bipolar`` adds to kernels without a
+    regularizer): Tang et al.'s ``regularizer=False`` ablation.
     """
 
-    def __init__(self, *args, terms: int = 1, **kwargs):
+    def __init__(self, *args, terms: int = 1, recipe_bipolar: bool = True, **kwargs):
         if terms < 1:
             raise UsageError(f"terms must be at least 1, got {terms!r}")
         self.terms = terms
+        self.recipe_bipolar = bool(recipe_bipolar)
         super().__init__(*args, **kwargs)
 
     def call(self, inputs):
@@ -211,4 +267,4 @@ class MultiBinaryConv2D(lq.layers.QuantConv2D):
         return outputs
 
     def get_config(self):
-        return {**super().get_config(), "terms": self.terms}
+        return {**super().get_config(), "terms": self.terms, "recipe_bipolar": self.recipe_bipolar}

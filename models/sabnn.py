@@ -25,9 +25,23 @@ plus a real shortcut. The ResNet-50 layout is edgebnn's: bottleneck blocks (1x1 
 Deployment: the {+a+, -a-} kernel is not +-s per channel; ``edgebnn.converters.rewrites`` splits
 each layer into m*sign(w) as an ``LceBconv2d`` plus b times the box sum of the binarized input
 (the fastest verified form), so every binary conv still runs on LCE's binary kernel.
+
+Ablation switches (builder options, ``--model-arg KEY=VALUE``), to test the paper's claim that
+the state-aware gradient reduces weight flips and helps accuracy:
+
+- ``state_aware`` (default true): false keeps the same learnable a+ and a- in the forward pass,
+  but the latent weights get an ordinary clipped STE, dL/dw = dL/dq * 1{|w| <= 1}, with no
+  per-state coefficient.
+- ``tied`` (default false): true ties the two states to one learnable scale a per output
+  channel (a+ = a- = a, one variable), i.e. an ordinary scaled sign a * sign(w).
+
+Both ablations save, load and deploy like the default: with ``tied`` the rewrite finds
+a+ - a- = 0 and bakes a plain +-a kernel (no box sum); every binary conv is an ``LceBconv2d``.
 """
 
 from __future__ import annotations
+
+import functools
 
 from edgebnn.models.lazy_imports import lazy_module
 from edgebnn.models.resnet import bireal_resnet
@@ -41,26 +55,30 @@ quantizers = lazy_module("edgebnn.models.quantizers")
 PAPER = "Liu et al., SA-BNN: State-Aware Binary Neural Network, AAAI 2021"
 
 
-def sabnn_unit(x, filters: int, kernel_size: int, strides: int):
-    """sign -> state-aware binary conv -> BN."""
+def sabnn_unit(x, filters: int, kernel_size: int, strides: int, *, state_aware: bool = True, tied: bool = False):
+    """sign -> state-aware binary conv -> BN (``state_aware``, ``tied``: the module's ablations)."""
     x = lq.layers.QuantConv2D(
         filters, kernel_size, strides=strides, padding="same", pad_values=1.0,
-        input_quantizer="ste_sign", kernel_quantizer=quantizers.StateAwareSign(),
+        input_quantizer="ste_sign", kernel_quantizer=quantizers.StateAwareSign(state_aware=state_aware, tied=tied),
         kernel_constraint="weight_clip", use_bias=False,
     )(x)
     return keras.layers.BatchNormalization(momentum=0.9)(x)
 
 
 def _entry(layout: str, name: str):
-    def build(*, input_shape=(224, 224, 3), num_classes=1000, width: float = 1.0):
+    def build(*, input_shape=(224, 224, 3), num_classes=1000, width: float = 1.0, state_aware: bool = True,
+              tied: bool = False):
         """Build SA-BNN on a Bi-Real-style ResNet (see the module docstring).
 
         Args:
             input_shape: (H, W, C).
             num_classes: classes of the softmax output.
             width: multiplier of the stage widths (64, 128, 256, 512), rounded to 32s.
+            state_aware: the state-aware latent gradient; false: a plain clipped STE (ablation).
+            tied: one scale for both weight states, a+ = a- (ablation).
         """
-        return bireal_resnet(layout=layout, unit=sabnn_unit, input_shape=input_shape,
+        unit = functools.partial(sabnn_unit, state_aware=bool(state_aware), tied=bool(tied))
+        return bireal_resnet(layout=layout, unit=unit, input_shape=input_shape,
                              num_classes=num_classes, width=width, name=name)
 
     return build

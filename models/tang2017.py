@@ -18,9 +18,18 @@ connected layers as binary 1x1 convolutions (LCE has no binary dense kernel) of 
 512 and the classes, then a per-class scale and softmax. ``same`` padding and pooling, so
 any input of 32x32 or more builds. The K-term scheme: x ~ sum_k a_k sign(r_k), one scale per
 example and tensor; each term is one LceQuantize + LceBconv2d branch in LCE.
+
+Ablation switch (builder option, ``--model-arg regularizer=false``), to test finding 3:
+``regularizer`` (default true) puts the bipolar regularizer on every binary kernel; false leaves
+the kernels without any regularizer *and* marks the binary layers ``recipe_bipolar=False`` (saved
+in their config), so the recipe's ``bipolar_lambda`` (which ``edgebnn train`` adds to kernels
+that carry no regularizer) is not added back: the loss has no bipolar term at all. Finding 1
+(the low learning rate) is the recipe's ``lr``: ablate it with ``--lr`` or ``--set lr=...``.
 """
 
 from __future__ import annotations
+
+import functools
 
 from edgebnn.models.lazy_imports import lazy_module
 from edgebnn.models.resnet import scaled
@@ -35,13 +44,18 @@ custom_layers = lazy_module("edgebnn.models.layers")
 PAPER = "Tang, Hua, Wang, How to Train a Compact Binary Neural Network with High Accuracy?, AAAI 2017"
 
 
-def binary_layer(x, filters: int, kernel_size: int, *, terms: int, lam: float, activation: bool = True):
-    """BN -> K-term binary conv (bipolar regularizer, weights clipped to [-1, 1]) -> PReLU."""
+def binary_layer(x, filters: int, kernel_size: int, *, terms: int, lam: float, activation: bool = True,
+                 regularizer: bool = True):
+    """BN -> K-term binary conv (bipolar regularizer, weights clipped to [-1, 1]) -> PReLU.
+
+    ``regularizer=False``: no regularizer, and the recipe's bipolar term is refused too.
+    """
     x = keras.layers.BatchNormalization(momentum=0.9)(x)
     x = quantizers.MultiBinaryConv2D(
         filters, kernel_size, padding="same", pad_values=1.0, terms=terms,
         input_quantizer="ste_sign", kernel_quantizer="ste_sign", kernel_constraint="weight_clip",
-        kernel_regularizer=quantizers.BipolarRegularizer(lam), use_bias=False,
+        kernel_regularizer=quantizers.BipolarRegularizer(lam) if regularizer else None, use_bias=False,
+        recipe_bipolar=regularizer,
     )(x)
     return keras.layers.PReLU(shared_axes=[1, 2])(x) if activation else x
 
@@ -56,7 +70,7 @@ def binary_layer(x, filters: int, kernel_size: int, *, terms: int, lam: float, a
     notes="layer order, widths and the K-term form are interpretations (papers.md §2)",
 )
 def tang2017_compact(*, input_shape=(224, 224, 3), num_classes=1000, width: float = 1.0,
-                     terms: int = 1, lam: float = 5e-7):
+                     terms: int = 1, lam: float = 5e-7, regularizer: bool = True):
     """Build the compact AlexNet-class BNN (see the module docstring).
 
     Args:
@@ -65,20 +79,23 @@ def tang2017_compact(*, input_shape=(224, 224, 3), num_classes=1000, width: floa
         width: multiplier of every width (rounded to multiples of 32).
         terms: binarizations of each binary layer's input (K of the paper's finding 5).
         lam: the bipolar regularizer's lambda.
+        regularizer: the bipolar regularizer; false drops it (and the recipe's, see the module
+            docstring): the ablation of finding 3.
     """
     w = lambda c: scaled(c, width)  # noqa: E731
+    binary = functools.partial(binary_layer, terms=terms, lam=lam, regularizer=bool(regularizer))
     pool = lambda t: keras.layers.MaxPooling2D(3, strides=2, padding="same")(t)  # noqa: E731
     inputs = keras.Input(shape=input_shape)
     x = keras.layers.Conv2D(w(128), 11, strides=4, padding="same", use_bias=False)(inputs)
     x = pool(keras.layers.PReLU(shared_axes=[1, 2])(x))
-    x = pool(binary_layer(x, w(384), 5, terms=terms, lam=lam))
-    x = binary_layer(x, w(384), 3, terms=terms, lam=lam)
-    x = binary_layer(x, w(384), 3, terms=terms, lam=lam)
-    x = pool(binary_layer(x, w(256), 3, terms=terms, lam=lam))
+    x = pool(binary(x, w(384), 5))
+    x = binary(x, w(384), 3)
+    x = binary(x, w(384), 3)
+    x = pool(binary(x, w(256), 3))
     x = keras.layers.Reshape((1, 1, -1))(keras.layers.Flatten()(x))
-    x = binary_layer(x, w(512), 1, terms=terms, lam=lam)
-    x = binary_layer(x, w(512), 1, terms=terms, lam=lam)
-    x = binary_layer(x, num_classes, 1, terms=terms, lam=lam, activation=False)
+    x = binary(x, w(512), 1)
+    x = binary(x, w(512), 1)
+    x = binary(x, num_classes, 1, activation=False)
     x = keras.layers.Flatten()(custom_layers.ChannelScale()(x))
     outputs = keras.layers.Activation("softmax", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="tang2017_compact")

@@ -155,10 +155,14 @@ def compile_model(model, recipe, optimizer, *, num_classes: int) -> None:
 
 
 def add_bipolar(model, kernels: dict[str, Any], lam: float) -> None:
-    """Tang et al.'s regularizer lambda * sum(1 - w^2), for kernels that carry no regularizer."""
+    """Tang et al.'s regularizer lambda * sum(1 - w^2), for kernels that carry no regularizer.
+
+    A layer with ``recipe_bipolar = False`` (Tang's ``regularizer=False`` ablation) opts out.
+    """
     import tensorflow as tf
 
     layers = {layer.name: layer for layer in flat_layers(model)}
     for name, kernel in kernels.items():
-        if getattr(layers[name], "kernel_regularizer", None) is None:
+        layer = layers[name]
+        if getattr(layer, "kernel_regularizer", None) is None and getattr(layer, "recipe_bipolar", True):
             model.add_loss(lambda k=kernel: lam * tf.reduce_sum(1.0 - tf.square(k)))
