@@ -6,7 +6,8 @@ the same seeds; only the model switch (``--model-arg``) or the learning rate dif
 - ``sabnn-state-aware``: SA-BNN ``state_aware=true`` vs ``false`` (paper: fewer weight flips,
   higher accuracy);
 - ``equalbits-bi-half``: Equal Bits ``quantizer=bi-half`` vs ``sign`` (paper: higher accuracy);
-- ``tang-regularizer``: Tang 2017 ``regularizer=true`` vs ``false`` (paper: higher accuracy);
+- ``tang-regularizer``: Tang 2017 ``regularizer=true`` vs ``false`` at the recipe's lr (1e-4)
+  (paper: higher accuracy), and ``tang-regularizer-10x-lr`` the same at 10x that lr;
 - ``tang-low-lr``: Tang 2017 at the recipe's lr (1e-4) vs 10x higher (paper: fewer sign changes).
 
 Per method and seed: the flip ratio per epoch (the manifest's ``flips.per_epoch``), final and
@@ -42,6 +43,9 @@ CLAIMS = {
     "tang-regularizer": ("tang2017-compact", {"accuracy": "higher"},
                          ("regularizer=true", ["regularizer=true"], {}),
                          ("regularizer=false", ["regularizer=false"], {})),
+    "tang-regularizer-10x-lr": ("tang2017-compact", {"accuracy": "higher"},
+                                ("regularizer=true", ["regularizer=true"], {"lr": 1e-3}),
+                                ("regularizer=false", ["regularizer=false"], {"lr": 1e-3})),
     "tang-low-lr": ("tang2017-compact", {"flips": "lower"},
                     ("lr=1e-4", [], {"lr": 1e-4}),
                     ("lr=1e-3", [], {"lr": 1e-3})),
