@@ -59,18 +59,24 @@ def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:
     from dataclasses import asdict
 
     from edgebnn.device.roofline import roofline
+    from edgebnn.device.tune import parse_cpu_list
 
     record = result.to_dict()
     latency = result.latency.get("median_ms", result.latency.get("mean_ms")) if result.ok else None
-    record["roofline"] = asdict(roofline(binary_macs=binary_macs, latency_ms=latency,
-                                         cores=fingerprint.get("cpu_cores") or [],
-                                         clock_mhz=fingerprint.get("freq_mhz") or fingerprint.get("max_freq_mhz"),
+    cores = fingerprint.get("cpu_cores") or []
+    clock = fingerprint.get("freq_mhz") or fingerprint.get("max_freq_mhz")
+    if result.config.affinity:  # pinned: the limit of the cores (and the clock of the cluster) it runs on
+        pinned = parse_cpu_list(result.config.affinity)
+        cores = [cores[i] for i in pinned if i < len(cores)]
+        clocks = fingerprint.get("cpu_freq_mhz") or []
+        clock = (clocks[pinned[0]] if pinned and pinned[0] < len(clocks) else None) or clock
+    record["roofline"] = asdict(roofline(binary_macs=binary_macs, latency_ms=latency, cores=cores, clock_mhz=clock,
                                          threads=result.config.threads))
     return record
 
 
 def device_record(device_run: DeviceRun, *, model: str, model_file: dict, started: str,
-                  binary_macs: int | None = None, tune: bool = False) -> dict:
+                  binary_macs: int | None = None, tune: bool = False, tuned_from: dict | None = None) -> dict:
     """The bench JSON of one device: everything the run produced, failures included."""
     from edgebnn import __version__
 
@@ -96,6 +102,8 @@ def device_record(device_run: DeviceRun, *, model: str, model_file: dict, starte
         "binary_macs": binary_macs,
         "results": [result_record(r, device_run.fingerprint, binary_macs) for r in device_run.results],
     }
+    if tuned_from:  # the configuration came from a saved `--tune --save-tuned`
+        record["tuned_from"] = tuned_from
     if tune:
         from edgebnn.device.tune import choose
 
@@ -124,8 +132,25 @@ def check_flatbuffer(run: RunDir) -> dict:
     return found
 
 
+# The settings a saved tune choice sets; the timing settings stay the user's.
+TUNED_FIELDS = ("threads", "indirect_bgemm", "xnnpack", "affinity")
+
+
+def describe(config: dict) -> str:
+    """``threads=2, indirect BGEMM on, XNNPACK off[, CPUs 4-7]`` for a config (a dict)."""
+    on = lambda key: "on" if config.get(key) else "off"  # noqa: E731
+    pinned = f", CPUs {config['affinity']}" if config.get("affinity") else ""
+    return f"threads={config['threads']}, indirect BGEMM {on('indirect_bgemm')}, XNNPACK {on('xnnpack')}{pinned}"
+
+
+def tuned_config(base: BenchConfig, entry: dict) -> BenchConfig:
+    """``base``'s timing settings with a saved tune choice's placement and switches."""
+    return replace(base, **{k: v for k, v in entry["config"].items() if k in TUNED_FIELDS})
+
+
 def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_file=None,
-              accept_new_host_key: bool = False, cooldown: float | None = None, tune: bool = False) -> list[dict]:
+              accept_new_host_key: bool = False, cooldown: float | None = None, tune: bool = False,
+              save_tuned: bool = False, use_tuned: bool = False) -> list[dict]:
     """Benchmark the run's flatbuffer on every device in ``devices`` concurrently.
 
     Args:
@@ -137,13 +162,19 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
         cooldown: seconds between configurations, instead of each device's.
         tune: sweep threads, indirect BGEMM and XNNPACK on each device (:mod:`edgebnn.device.tune`)
             from ``configs[0]``'s timing settings, and record the choice.
+        save_tuned: with ``tune``, save each device's choice as its defaults for this model
+            (:func:`edgebnn.device.profiles.record_tuned`); the record names the file (``saved_tuned``).
+        use_tuned: on a device with saved defaults for this model, run those instead of
+            ``configs``' settings (the caller gave none of its own); the record says so (``tuned_from``).
 
     Returns:
         The saved records, in the order of ``devices``, each with its ``file``.
     """
-    from edgebnn.device.profiles import resolve_devices
+    from edgebnn.device.profiles import record_tuned, resolve_devices, tuned_key, tuned_settings
 
     check_cooldown(cooldown)
+    if save_tuned and not tune:
+        raise UsageError("--save-tuned saves the configuration --tune chooses: add --tune")
     profiles = resolve_devices(devices, devices_file=devices_file)
     if cooldown is not None:
         profiles = [replace(p, cooldown=cooldown) for p in profiles]
@@ -153,21 +184,29 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
     # A random part: two benches started in the same second never share a file.
     paths = {p.name: run.bench_dir / f"{p.file_name}-{stamp}-{uuid.uuid4().hex[:8]}.json" for p in profiles}
     model = run.manifest["model"]
+    key = tuned_key(model, run.manifest.get("input_shape"))
     binary_macs = run.section("stats").get("binary_macs")  # at the run's input size
+    saved = {p.name: tuned_settings(devices_file, p.name, key) for p in profiles} if use_tuned and not tune else {}
+    plans = [(p, [tuned_config(configs[0], saved[p.name])] if saved.get(p.name) else configs) for p in profiles]
 
-    def save(device_run: DeviceRun) -> None:
-        record = device_record(device_run, model=model, model_file=model_file, started=started,
-                               binary_macs=binary_macs, tune=tune)
-        atomic.write_json(paths[device_run.profile.name], record)
+    def record_of(device_run: DeviceRun) -> dict:
+        return device_record(device_run, model=model, model_file=model_file, started=started, binary_macs=binary_macs,
+                             tune=tune, tuned_from=saved.get(device_run.profile.name))
 
     converter = run.section("versions").get("larq-compute-engine")
-    device_runs = asyncio.run(bench_devices(profiles, run.tflite_path, configs, accept_new_host_key=accept_new_host_key,
-                                            on_result=save, converter_lce_version=converter, tune=tune))
+    device_runs = asyncio.run(bench_devices(plans, run.tflite_path, accept_new_host_key=accept_new_host_key,
+                                            on_result=lambda r: atomic.write_json(paths[r.profile.name], record_of(r)),
+                                            converter_lce_version=converter, tune=tune))
     records = []
     for device_run in device_runs:
-        record = device_record(device_run, model=model, model_file=model_file, started=started,
-                               binary_macs=binary_macs, tune=tune)
+        record = record_of(device_run)
         path = paths[device_run.profile.name]
+        choice = record.get("tune") or {}
+        if save_tuned and choice.get("index") is not None:
+            entry = {"config": {k: choice["config"].get(k) for k in TUNED_FIELDS}, "median_ms": choice["median_ms"],
+                     "rule": choice["rule"], "saved": started, "run": str(run.path),
+                     "file": str(path.relative_to(run.path)), "model_sha256": model_file["sha256"]}
+            record["saved_tuned"] = {"key": key, "path": str(record_tuned(devices_file, record["device"], key, entry))}
         atomic.write_json(path, record)
         records.append({**record, "file": str(path)})
     index = [{"device": r["device"], "file": str(paths[r["device"]].relative_to(run.path)), "started": started,

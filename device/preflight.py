@@ -39,6 +39,16 @@ echo "cores=$(grep -c '^processor' /proc/cpuinfo)"
 echo "cpu_model=$(grep -m1 -E '^(model name|Model|Hardware)[[:space:]]*:' /proc/cpuinfo | cut -d: -f2-)"
 echo "cpu_parts=$(grep '^CPU part' /proc/cpuinfo | awk '{print $NF}' | tr '\n' ' ')"
 echo "cpu_implementers=$(grep '^CPU implementer' /proc/cpuinfo | awk '{print $NF}' | tr '\n' ' ')"
+i=0  # per CPU, in CPU order (a glob would put cpu10 before cpu2): capacity and clock (big.LITTLE differ)
+caps="" clocks=""
+while [ -d /sys/devices/system/cpu/cpu$i ]; do
+  d=/sys/devices/system/cpu/cpu$i
+  caps="$caps $(cat $d/cpu_capacity 2>/dev/null || echo -)"
+  clocks="$clocks $(cat $d/cpufreq/scaling_cur_freq 2>/dev/null || cat $d/cpufreq/cpuinfo_max_freq 2>/dev/null || echo -)"
+  i=$((i + 1))
+done
+echo "cpu_capacity=$caps"
+echo "cpu_freq_khz=$clocks"
 c=/sys/devices/system/cpu/cpu0/cpufreq
 echo "governor=$(cat $c/scaling_governor 2>/dev/null)"
 echo "freq_khz=$(cat $c/scaling_cur_freq 2>/dev/null)"
@@ -119,6 +129,8 @@ def parse_preflight(text: str) -> dict:
         "board": raw.get("board", "").strip(),
         "cpu": cpu,
         "cpu_cores": name_cores(parts, raw.get("cpu_implementers", "").split()),
+        "cpu_capacity": [int(c) if c.isdigit() else None for c in raw.get("cpu_capacity", "").split()],
+        "cpu_freq_mhz": [int(c) // 1000 if c.isdigit() else None for c in raw.get("cpu_freq_khz", "").split()],
         "cores": num("cores"),
         "governor": raw.get("governor", "") or None,
         "freq_mhz": num("freq_khz") // 1000 if num("freq_khz") else None,

@@ -371,20 +371,55 @@ def _setup_record(devices_file: str, name: str) -> dict:
     return {"runtime_file": record["runtime_file"]} if record.get("runtime_file") else {}
 
 
-def record_setup(devices_file: str | Path | None, name: str, record: dict) -> Path:
-    """Remember the runtime ``edgebnn devices setup`` installed for ``name``."""
+def _update_setup(devices_file: str | Path | None, change) -> Path:
+    """Read, change and atomically rewrite the setup record; one writer at a time (flock)."""
+    import fcntl
     import json
 
     from edgebnn import atomic
 
     path = setup_path(devices_file or default_devices_file())
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
-    data[name] = record
-    atomic.write_json(path, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        change(data if isinstance(data, dict) else {})
+        atomic.write_json(path, data)
     return path
+
+
+def record_setup(devices_file: str | Path | None, name: str, record: dict) -> Path:
+    """Remember the runtime ``edgebnn devices setup`` installed for ``name`` (its tuned settings stay)."""
+    def change(data: dict) -> None:
+        tuned = (data.get(name) or {}).get("tuned")
+        data[name] = {**record, **({"tuned": tuned} if tuned else {})}
+
+    return _update_setup(devices_file, change)
+
+
+def tuned_key(model: str, input_shape) -> str:
+    """What tuned settings are kept per: the model and its input size (``sabnn-r18@224x224x3``)."""
+    return f"{model}@{'x'.join(str(d) for d in input_shape)}" if input_shape else str(model)
+
+
+def record_tuned(devices_file: str | Path | None, name: str, key: str, entry: dict) -> Path:
+    """Save ``bench --tune``'s choice as device ``name``'s defaults for the model ``key``."""
+    return _update_setup(devices_file, lambda data: data.setdefault(name, {}).setdefault("tuned", {}).__setitem__(key, entry))
+
+
+def tuned_settings(devices_file: str | Path | None, name: str, key: str) -> dict | None:
+    """The saved choice of :func:`record_tuned` (``{"config": {...}, "saved", "file", ...}``), or None."""
+    import json
+
+    try:
+        data = json.loads(setup_path(devices_file or default_devices_file()).read_text())
+        entry = data[name]["tuned"][key]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return entry if isinstance(entry, dict) and isinstance(entry.get("config"), dict) else None
 
 
 def list_devices(*, devices_file: str | Path | None = None) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -85,8 +86,11 @@ class BenchConfig:
     peak_memory: bool = True
     xnnpack: bool = False  # TFLite's XNNPACK delegate for float ops (LCE's published RPi 4B figures use it)
     indirect_bgemm: bool = False  # LCE's indirect BGEMM kernels instead of im2col + BGEMM
+    affinity: str = ""  # CPU list for taskset ("4-7"), instead of the profile's; "": the profile's
 
     def __post_init__(self):
+        if not re.fullmatch(r"(\d+(-\d+)?(,\d+(-\d+)?)*)?", self.affinity):
+            raise UsageError(f"bad affinity {self.affinity!r}: give a CPU list such as 4-7 or 0,2")
         counts = {"threads": (self.threads, 0), "runs": (self.runs, 1), "warmup": (self.warmup, 0)}
         for name, (value, low) in counts.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -197,8 +201,8 @@ async def run_config(transport, profile: DeviceProfile, config: BenchConfig, *, 
     """
     start = time.perf_counter()
     argv = command + config.runtime_flags()
-    if profile.affinity:
-        argv = ["taskset", "-c", profile.affinity, *argv]
+    if affinity := config.affinity or profile.affinity:
+        argv = ["taskset", "-c", affinity, *argv]
     argv = ["sh", "-c", _IN_SCRATCH, "sh", scratch, profile.thermal_zones, f"{config.timeout:g}", *argv]
     # The wrapper enforces the limit on the device; the transport's own is a backstop.
     cmd = await transport.run(argv, timeout=config.timeout + KILL_GRACE + 10, watch=True)
@@ -325,9 +329,13 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
                 raise DeviceError(ErrorKind.PREFLIGHT, "; ".join(errors))
         run.runtime = _runtime_info(profile, run.fingerprint)
         if tune:
-            from edgebnn.device.tune import sweep
+            from edgebnn.device.tune import clusters, sweep
 
-            configs = sweep(configs[0], run.fingerprint.get("cores"))
+            taskset = run.fingerprint["tools"]["taskset"]
+            configs = sweep(configs[0], run.fingerprint, pin=taskset and not profile.affinity)
+            if not taskset and len(clusters(run.fingerprint)) > 1:
+                run.warnings.append(f"{profile.name} has CPU clusters but no `taskset`: the sweep does not pin "
+                                    "each cluster (install util-linux)")
             if run.fingerprint.get("governor") not in (None, "performance") and profile.board:
                 run.warnings.append("the sweep may be unreliable: the governor is not `performance`, so the clock "
                                     "may change between configurations")
@@ -430,16 +438,16 @@ def _runtime_info(profile: DeviceProfile, fingerprint: dict) -> dict:
     return {"kind": "lce_benchmark_model", "path": found.get("path", profile.runtime), "sha256": found.get("sha256")}
 
 
-async def bench_devices(profiles: list[DeviceProfile], graph: str | Path, configs: list[BenchConfig], *,
+async def bench_devices(plans: list[tuple[DeviceProfile, list[BenchConfig]]], graph: str | Path, *,
                         accept_new_host_key: bool = False, on_result=None,
                         converter_lce_version: str | None = None, tune: bool = False) -> list[DeviceRun]:
-    """Benchmark ``graph`` on several devices concurrently (one connection each)."""
+    """Benchmark ``graph`` on several devices concurrently (one connection each), each with its configurations."""
     runs = await asyncio.gather(
         *(bench_device(p, graph, configs, accept_new_host_key=accept_new_host_key, on_result=on_result,
-                       converter_lce_version=converter_lce_version, tune=tune) for p in profiles),
+                       converter_lce_version=converter_lce_version, tune=tune) for p, configs in plans),
         return_exceptions=True,
     )
     for i, r in enumerate(runs):
         if isinstance(r, BaseException):  # a bug, not a device fault: still report the others
-            runs[i] = DeviceRun(profiles[i], error_kind=ErrorKind.INTERNAL, error=f"{type(r).__name__}: {r}")
+            runs[i] = DeviceRun(plans[i][0], error_kind=ErrorKind.INTERNAL, error=f"{type(r).__name__}: {r}")
     return runs

@@ -2,8 +2,11 @@
 
 The sweep: thread counts from 1 up to the cores the preflight saw, LCE's indirect BGEMM off and
 on, TFLite's XNNPACK delegate off and on (LCE's maintainers' answer to which is faster: try
-both). Each configuration follows the protocol (validity, cooldown, temperatures); a failed one
-is recorded and the sweep goes on.
+both). On a big.LITTLE board (clusters told apart by ``cpu_capacity``, else by CPU part) each
+cluster is swept on its own, pinned with ``taskset`` (threads 1 up to its cores), and all cores
+unpinned at full thread count once more: whether 4 big cores beat 4 big + 4 little is a
+question of the model. Each configuration follows the protocol (validity, cooldown,
+temperatures); a failed one is recorded and the sweep goes on.
 
 The rule: the valid configuration with the lowest median wins, and any whose 95 % confidence
 interval of the median overlaps the winner's counts as a tie; among ties, fewer threads win
@@ -20,13 +23,61 @@ import random
 from dataclasses import replace
 
 RULE = ("lowest median among valid configurations; overlapping 95% intervals of the median are ties, "
-        "broken by fewer threads, then indirect BGEMM off, then XNNPACK off")
+        "broken by fewer threads, then indirect BGEMM off, then XNNPACK off, then no pinning")
 
 
-def sweep(base, cores: int | None) -> list:
-    """The configurations ``--tune`` runs, from ``base``'s timing settings."""
-    return [replace(base, threads=t, indirect_bgemm=indirect, xnnpack=xnnpack)
-            for t in range(1, max(1, cores or 1) + 1) for indirect in (False, True) for xnnpack in (False, True)]
+def clusters(fingerprint: dict) -> list[list[int]]:
+    """The CPU clusters of a device, as CPU numbers: one per distinct ``cpu_capacity`` (else CPU part).
+
+    A board whose CPUs all look alike (or that tells neither) is one cluster.
+    """
+    cores = fingerprint.get("cores") or 1
+    for key in ("cpu_capacity", "cpu_cores"):
+        kinds = fingerprint.get(key) or []
+        if len(kinds) == cores and None not in kinds and len(set(kinds)) > 1:
+            groups: dict = {}
+            for cpu, kind in enumerate(kinds):
+                groups.setdefault(kind, []).append(cpu)
+            return list(groups.values())
+    return [list(range(cores))]
+
+
+def cpu_list(cpus: list[int]) -> str:
+    """``[4, 5, 6, 7]`` -> ``"4-7"`` (``taskset -c``'s CPU list)."""
+    runs, start = [], None
+    for prev, cpu in zip([None, *cpus], [*cpus, None]):
+        if start is None:
+            start = cpu
+        elif cpu is None or cpu != prev + 1:
+            runs.append(f"{start}-{prev}" if prev != start else str(start))
+            start = cpu
+    return ",".join(runs)
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """``"0-3,6"`` -> ``[0, 1, 2, 3, 6]`` (``""``: none)."""
+    cpus = []
+    for part in filter(None, text.split(",")):
+        low, _, high = part.partition("-")
+        cpus += range(int(low), int(high or low) + 1)
+    return cpus
+
+
+def sweep(base, fingerprint: dict, *, pin: bool = True) -> list:
+    """The configurations ``--tune`` runs, from ``base``'s timing settings.
+
+    Args:
+        fingerprint: the preflight's (``cores``, ``cpu_capacity``, ``cpu_cores``).
+        pin: sweep each cluster of a big.LITTLE board pinned (needs ``taskset`` on the device).
+    """
+    groups = clusters(fingerprint) if pin else []
+    if len(groups) > 1:
+        placements = [(cpu_list(g), t) for g in groups for t in range(1, len(g) + 1)]
+        placements.append(("", sum(len(g) for g in groups)))
+    else:
+        placements = [("", t) for t in range(1, max(1, fingerprint.get("cores") or 1) + 1)]
+    return [replace(base, threads=t, affinity=affinity, indirect_bgemm=indirect, xnnpack=xnnpack)
+            for affinity, t in placements for indirect in (False, True) for xnnpack in (False, True)]
 
 
 def median_interval(result: dict) -> tuple[float, float, float] | None:
@@ -66,7 +117,8 @@ def choose(results: list[dict]) -> dict:
 
     def preference(i: int):
         c = results[i]["config"]
-        return (c["threads"], c.get("indirect_bgemm", False), c.get("xnnpack", False), results[i]["latency"].get(
+        return (c["threads"], c.get("indirect_bgemm", False), c.get("xnnpack", False), bool(c.get("affinity")),
+                results[i]["latency"].get(
             "median_ms", results[i]["latency"].get("mean_ms")))
 
     chosen = min(ties, key=preference)

@@ -378,7 +378,11 @@ def bench_options(fn):
             click.option("--use-indirect-bgemm", "indirect_bgemm", is_flag=True,
                          help="LCE's indirect BGEMM kernels instead of im2col + BGEMM."),
             click.option("--tune", is_flag=True,
-                         help="Sweep threads (1..cores), indirect BGEMM and XNNPACK; pick the fastest valid one."),
+                         help="Sweep threads (1..cores), indirect BGEMM, XNNPACK (and each cluster of a big.LITTLE "
+                              "board); pick the fastest valid one."),
+            click.option("--save-tuned", is_flag=True,
+                         help="With --tune: save the choice as the device's defaults for this model; later benches "
+                              "use them unless given --threads, --use-xnnpack or --use-indirect-bgemm."),
         ]
     ):
         fn = option(fn)
@@ -389,8 +393,9 @@ def _bench_table(record):
     from rich.table import Table
 
     tuned = record.get("tune")
+    pinned = any(r["config"].get("affinity") for r in record["results"])
     table = Table(
-        "threads", *(("indirect", "xnnpack") if tuned else ()), "median ms", "p90 ms", "mean ms", "std ms", "min ms",
+        "threads", *(("indirect", "xnnpack") if tuned else ()), *(("CPUs",) if pinned else ()), "median ms", "p90 ms", "mean ms", "std ms", "min ms",
         "runs", "GBMAC/s", "peak MB", "status",
         title=f"{record['model']} on {record['device']} ({record['figure_kind']} figures)",
         box=None,
@@ -404,17 +409,36 @@ def _bench_table(record):
         switches = ("on" if r["config"]["indirect_bgemm"] else "off", "on" if r["config"]["xnnpack"] else "off")
         gbmacs = (r.get("roofline") or {}).get("achieved_gbmacs")
         table.add_row(str(r["config"]["threads"]) + (" *" if chosen else ""), *(switches if tuned else ()),
+                      *((r["config"].get("affinity") or "all",) if pinned else ()),
                       fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"), fmt("min_ms"),
                       str(lat.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"), status)
     return table
 
 
-def _tune_line(choice: dict) -> str:
-    if choice["index"] is None:
-        return "tune: no configuration was valid, nothing chosen"
-    c = choice["config"]
-    return (f"chosen: threads={c['threads']}, indirect BGEMM {'on' if c['indirect_bgemm'] else 'off'}, XNNPACK "
-            f"{'on' if c['xnnpack'] else 'off'} (median {choice['median_ms']:.3f} ms; {choice['rule']})")
+def _tune_lines(record: dict) -> list[str]:
+    """What ``--tune`` chose and what ``--save-tuned`` saved, or which saved choice this bench ran."""
+    from edgebnn.device.bench import describe
+
+    lines = []
+    if choice := record.get("tune"):
+        lines.append("tune: no configuration was valid, nothing chosen" if choice["index"] is None else
+                     f"chosen: {describe(choice['config'])} (median {choice['median_ms']:.3f} ms; {choice['rule']})")
+    if saved := record.get("saved_tuned"):
+        lines.append(f"saved as {record['device']}'s defaults for {saved['key']} in {saved['path']}: a later "
+                     "`edgebnn bench` of this model uses them (--threads, --use-xnnpack or --use-indirect-bgemm "
+                     "choose instead)")
+    return lines
+
+
+def _tuned_note(record: dict) -> str | None:
+    """Which saved ``--tune`` choice this bench ran (on stderr, with --json too: a user must know)."""
+    from edgebnn.device.bench import describe
+
+    if used := record.get("tuned_from"):
+        return (f"note: {record['device']}: ran the tuned configuration saved {used['saved']} "
+                f"({describe(used['config'])}, median then {used['median_ms']:.3f} ms); give --threads, --use-xnnpack "
+                "or --use-indirect-bgemm to choose yourself")
+    return None
 
 
 def _bench_context(record) -> str:
@@ -439,7 +463,8 @@ def _bench_context(record) -> str:
 @source_flags
 @json_option
 def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, cooldown, op_profiling, xnnpack,
-          indirect_bgemm, tune, out, devices_file, accept_new_host_key, as_json, model_flags, weights, custom_objects):
+          indirect_bgemm, tune, save_tuned, out, devices_file, accept_new_host_key, as_json, model_flags, weights,
+          custom_objects):
     """Benchmark SRC (a run directory, a model name, a Keras file or a .tflite) on one or more devices.
 
     A bare model name is converted first (random weights: latency does not depend on them).
@@ -455,6 +480,8 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     resolve_devices(device, devices_file=devices_file)
     if tune and (threads or xnnpack or indirect_bgemm):
         raise UsageError("--tune sweeps --threads, --use-xnnpack and --use-indirect-bgemm itself: drop them")
+    if save_tuned and not tune:
+        raise UsageError("--save-tuned saves the configuration --tune chooses: add --tune")
     configs = bench_configs(threads, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
                             op_profiling=op_profiling, xnnpack=xnnpack, indirect_bgemm=indirect_bgemm)
     check_cooldown(cooldown)
@@ -463,16 +490,19 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     if warning:
         click.echo(f"warning: {warning}", err=True)
     records = bench_run(run, devices=device, configs=configs, devices_file=devices_file,
-                        accept_new_host_key=accept_new_host_key, cooldown=cooldown, tune=tune)
+                        accept_new_host_key=accept_new_host_key, cooldown=cooldown, tune=tune, save_tuned=save_tuned,
+                        use_tuned=not (threads or xnnpack or indirect_bgemm))
     if as_json:
         click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2))
     for record in records:
+        if note := _tuned_note(record):
+            click.echo(note, err=True)
         if not as_json:
             if not record["error_kind"]:
                 _console().print(_bench_table(record))
                 click.echo(_bench_context(record))
-                if record.get("tune"):
-                    click.echo(_tune_line(record["tune"]))
+                for line in _tune_lines(record):
+                    click.echo(line)
             click.echo(f"saved {record['file']}")
         if record["error_kind"]:
             click.echo(f"error: {record['device']}: {record['error_kind']}: {record['error']}", err=True)

@@ -7,6 +7,13 @@ import pytest
 import edgebnn  # noqa: F401  (selects Keras 2 before any test imports TensorFlow)
 
 
+@pytest.fixture(autouse=True)
+def own_config_home(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's devices file or its setup record (``--save-tuned``)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.delenv("EDGEBNN_DEVICES_FILE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The quickstart model with random weights, converted once for the whole session."""

@@ -87,6 +87,35 @@ def test_bench_on_the_board(armboard, tmp_path, cli_runner):  # noqa: F811
     assert sorted(p.name for p in (armboard.workdir / "arm").iterdir()) == ["models"]  # no scratch folder left
 
 
+# -- 2b. bench --tune: every swept setting reaches the runtime, a cluster's pinning too ------------
+def test_tune_on_the_board_reaches_the_runtime_with_each_setting(armboard, tmp_path, cli_runner, monkeypatch):  # noqa: F811
+    import edgebnn.device.protocol as protocol
+    from edgebnn.device.tune import cpu_list
+
+    seen = tmp_path / "calls"  # one line per run: the CPUs it may use, then its flags
+    body = f'echo "$(grep Cpus_allowed_list /proc/self/status | cut -f2) $*" >> {seen}\ncat <<\'EOF\'\n{TOOL}EOF\n'
+    listing = devices_file(tmp_path, armboard.toml("arm", runtime=armboard.stand_in(body)))
+    # The emulated board's sysfs is this machine's: let it report two clusters (CPU 0 little, CPU 1 big).
+    real = protocol.parse_preflight
+    monkeypatch.setattr(protocol, "parse_preflight", lambda text: {**real(text), "cores": 2, "cpu_capacity": [512, 1024]})
+    run = fake_run(tmp_path)
+    result = cli_runner.invoke(cli, ["bench", str(run.path), "--device", "arm", "--devices-file", str(listing),
+                                     "--tune", "--runs", "3", "--warmup", "0", "--min-secs", "0", "--cooldown", "0",
+                                     "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    calls = [line.split() for line in seen.read_text().splitlines()]
+    swept = [(r["config"]["affinity"], r["config"]["threads"], r["config"]["indirect_bgemm"], r["config"]["xnnpack"])
+             for r in record["results"]]
+    assert len(calls) == len(swept) == 12 and all(r["ok"] for r in record["results"])  # (CPU 0, CPU 1, both) x 2 x 2
+    for (affinity, threads, indirect, xnnpack), (cpus, *flags) in zip(swept, calls, strict=True):
+        assert f"--num_threads={threads}" in flags
+        assert ("--use_indirect_bgemm=true" in flags) == indirect and ("--use_xnnpack=true" in flags) == xnnpack
+        assert cpus == (affinity or cpu_list(sorted(os.sched_getaffinity(0))))  # taskset pinned it to its cluster
+    assert {a for a, *_ in swept} == {"0", "1", ""} and record["tune"]["index"] is not None
+    assert json.loads((run.path / "manifest.json").read_text())["benchmarks"][-1]["tuned"] == record["tune"]["config"]
+
+
 # -- 3. a hang: killed at the time limit, nothing left running --------------------------------------
 def test_hanging_runtime_is_killed_on_the_board(armboard, tmp_path):  # noqa: F811
     marker = "hang-7f3a"

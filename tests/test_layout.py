@@ -63,3 +63,15 @@ def test_the_readme_layout_names_every_module():
     missing = [path.relative_to(ROOT).as_posix() for _, path in modules()
                if path.name != "__init__.py" and path.stem not in layout]
     assert not missing, f"modules missing from the README's Layout: {missing}"
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject lists packages explicitly (the design card's folders map into edgebnn): a new
+    sub-package missing from the list would work in the editable install and not in a wheel."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {".".join((package, *init.parent.relative_to(folder).parts))
+             for package, folder in PACKAGES.items() for init in folder.rglob("__init__.py")}
+    assert found == set(setuptools["packages"])
+    assert {k: ROOT / v for k, v in setuptools["package-dir"].items()} == PACKAGES

@@ -3,8 +3,13 @@ report shows it."""
 
 import json
 
+import pytest
+
 from edgebnn.cli import cli
-from edgebnn.device.tune import choose
+from edgebnn.device.bench import result_record
+from edgebnn.device.preflight import parse_preflight
+from edgebnn.device.protocol import BenchConfig, BenchResult
+from edgebnn.device.tune import choose, clusters, cpu_list, parse_cpu_list, sweep
 
 
 def _result(threads, median, *, indirect=False, xnnpack=False, valid=True, per_run=None):
@@ -21,7 +26,7 @@ def test_the_rule_prefers_fewer_threads_within_the_noise_and_the_fastest_beyond_
     assert choose([_result(1, 1.0, valid=False)])["index"] is None  # only valid figures count
 
 
-def test_tune_sweeps_threads_indirect_and_xnnpack_on_the_local_device(tiny_run, cli_runner):
+def test_tune_sweeps_threads_indirect_and_xnnpack_on_the_local_device(tiny_run, cli_runner, tmp_path):
     result = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--tune", "--runs", "3", "--warmup", "0",
                                      "--min-secs", "0", "--json"])
     assert result.exit_code == 0, result.output
@@ -32,10 +37,79 @@ def test_tune_sweeps_threads_indirect_and_xnnpack_on_the_local_device(tiny_run, 
     choice = record["tune"]
     assert choice["index"] is not None and record["results"][choice["index"]]["valid"] and "fewer threads" in choice["rule"]
     assert tiny_run.manifest["benchmarks"][-1]["tuned"] == choice["config"]
-    table = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--tune", "--runs", "3", "--warmup", "0",
-                                    "--min-secs", "0"])
-    assert table.exit_code == 0 and "chosen: threads=" in table.output and "fewer threads" in table.output
+    devices = tmp_path / "devices.toml"  # --save-tuned keeps the choice beside it (devices.setup.json)
+    fast = ["--runs", "3", "--warmup", "0", "--min-secs", "0", "--devices-file", str(devices)]
+    table = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--tune", "--save-tuned", *fast])
+    assert table.exit_code == 0, table.output
+    assert "chosen: threads=" in table.output and "fewer threads" in table.output
+    assert "saved as local's defaults for bireal-tiny@32x32x1" in table.output
+    saved = json.loads(devices.with_name("devices.setup.json").read_text())["local"]["tuned"]["bireal-tiny@32x32x1"]
+
+    later = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--json", *fast])  # the saved choice, said so
+    assert later.exit_code == 0, later.output
+    used = json.loads(later.stdout)
+    (result,) = used["results"]
+    assert {k: result["config"][k] for k in saved["config"]} == saved["config"]
+    assert used["tuned_from"]["saved"] == saved["saved"] and "ran the tuned configuration" in later.stderr
+    mine = json.loads(cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--json", "--threads", "1", *fast]).stdout)
+    assert "tuned_from" not in mine and mine["results"][0]["config"]["threads"] == 1  # given settings win
+    unsaved = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--save-tuned", *fast])
+    assert unsaved.exit_code == 2 and "add --tune" in unsaved.output
     report = cli_runner.invoke(cli, ["report", str(tiny_run.path)])
     assert "tuned configurations" in report.output
     refused = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--tune", "--threads", "2"])
     assert refused.exit_code == 2 and "--tune sweeps" in refused.output
+
+
+# /proc/cpuinfo + sysfs as the preflight prints them: Rockchip RK3588 (4x A55 + 4x A76, capacities
+# 414 / 1024) and RK3399 (4x A53 + 2x A72, a kernel without cpu_capacity).
+RK3588 = ("cores=8\ncpu_parts=0xd05 0xd05 0xd05 0xd05 0xd0b 0xd0b 0xd0b 0xd0b\n"
+          "cpu_implementers=0x41 0x41 0x41 0x41 0x41 0x41 0x41 0x41\n"
+          "cpu_capacity= 414 414 414 414 1024 1024 1024 1024\n"
+          "cpu_freq_khz= 1800000 1800000 1800000 1800000 2400000 2400000 2400000 2400000\nfreq_khz=1800000\n")
+RK3399 = "cores=6\ncpu_parts=0xd03 0xd03 0xd03 0xd03 0xd08 0xd08\ncpu_capacity= - - - - - -\n"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (RK3588, [[0, 1, 2, 3], [4, 5, 6, 7]]),
+    (RK3399, [[0, 1, 2, 3], [4, 5]]),  # no capacities: told apart by CPU part
+    ("cores=4\ncpu_parts=0xd05 0xd05 0xd05 0xd05\ncpu_capacity= 1024 1024 1024 1024\n", [[0, 1, 2, 3]]),
+    ("cores=2\n", [[0, 1]]),  # an x86 host: one cluster
+])
+def test_clusters_from_capacity_else_cpu_part(text, expected):
+    assert clusters(parse_preflight(text)) == expected
+
+
+def test_a_big_little_sweep_pins_each_cluster_and_runs_all_cores_once():
+    configs = sweep(BenchConfig(runs=7), parse_preflight(RK3588))
+    placements = sorted({(c.affinity, c.threads) for c in configs})
+    assert placements == sorted([("0-3", t) for t in range(1, 5)] + [("4-7", t) for t in range(1, 5)] + [("", 8)])
+    assert len(configs) == 4 * len(placements) and all(c.runs == 7 for c in configs)
+    assert {c.affinity for c in sweep(BenchConfig(), parse_preflight(RK3588), pin=False)} == {""}
+    assert cpu_list([0, 2, 3, 4, 7]) == "0,2-4,7" and parse_cpu_list("0,2-4,7") == [0, 2, 3, 4, 7]
+    with pytest.raises(ValueError, match="bad affinity '4-7; reboot'"):
+        BenchConfig(affinity="4-7; reboot")
+
+
+def test_a_pinned_result_is_held_to_its_cluster_s_limit_and_clock():
+    fingerprint = parse_preflight(RK3588)
+    latency = {"median_ms": 10.0}
+    big = result_record(BenchResult("rk", BenchConfig(threads=2, affinity="4-7"), ok=True, latency=latency),
+                        fingerprint, binary_macs=10**9)["roofline"]
+    little = result_record(BenchResult("rk", BenchConfig(threads=2, affinity="0-3"), ok=True, latency=latency),
+                           fingerprint, binary_macs=10**9)["roofline"]
+    assert (big["core"], big["clock_mhz"], big["cores_used"]) == ("Cortex-A76", 2400, 2)
+    assert (little["core"], little["clock_mhz"]) == ("Cortex-A55", 1800)
+    assert big["achieved_gbmacs"] == little["achieved_gbmacs"] == 100.0
+    assert big["lce_gbmacs"] > little["lce_gbmacs"]  # same latency, a smaller share of the faster cores
+
+
+def test_devices_setup_keeps_the_saved_tuned_settings(tmp_path):
+    from edgebnn.device.profiles import record_setup, record_tuned, tuned_key, tuned_settings
+
+    devices = tmp_path / "devices.toml"
+    key = tuned_key("sabnn-r18", [224, 224, 3])
+    record_tuned(devices, "pi", key, {"config": {"threads": 2}, "saved": "now"})
+    record_setup(devices, "pi", {"runtime_file": "/x/lce_benchmark_model"})
+    assert tuned_settings(devices, "pi", key)["config"] == {"threads": 2} and key == "sabnn-r18@224x224x3"
+    assert tuned_settings(devices, "pi", "other@1x1x1") is None and tuned_settings(devices, "nope", key) is None
