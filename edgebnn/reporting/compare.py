@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from edgebnn.errors import UsageError
-from edgebnn.reporting.load import DASH
-from edgebnn.reporting.tables import accuracy_cell, format_value, latency_cell, latency_of, size_cell
+from edgebnn.reporting.load import DASH, config_key
+from edgebnn.reporting.tables import accuracy_cell, config_label, format_value, latency_cell, latency_of, size_cell
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -35,8 +35,9 @@ def compare(a: dict, b: dict, *, device_a: str | None = None, device_b: str | No
             raise UsageError(
                 f"no benchmark of {run['path']!r} on device {device!r}: it has {', '.join(devices) or 'none'}"
             )
-    ea = {x["threads"]: x for x in a["benchmarks"] if x["device"] == device_a}
-    eb = {x["threads"]: x for x in b["benchmarks"] if x["device"] == device_b}
+    # a configuration is its threads and settings: a --tune sweep has several per thread count
+    ea = {config_key(x): x for x in a["benchmarks"] if x["device"] == device_a}
+    eb = {config_key(x): x for x in b["benchmarks"] if x["device"] == device_b}
     rows = [
         ["model", a["model"], b["model"], ""],
         ["top-1", accuracy_cell(a["top1"], a["data"]), accuracy_cell(b["top1"], b["data"]), _ratio(a["top1"], b["top1"])],
@@ -50,14 +51,15 @@ def compare(a: dict, b: dict, *, device_a: str | None = None, device_b: str | No
         ["LceBconv2d coverage", format_value(a["bconv_coverage"], ".0%"), format_value(b["bconv_coverage"], ".0%"), ""],
     ]
     kinds = []
-    for threads in sorted(set(ea) | set(eb), key=lambda t: t if isinstance(t, int) else 0):
-        xa, xb = ea.get(threads), eb.get(threads)
+    for key in sorted(set(ea) | set(eb)):
+        xa, xb = ea.get(key), eb.get(key)
         la = latency_of(xa)[0] if xa and xa["ok"] else None
         lb = latency_of(xb)[0] if xb and xb["ok"] else None
-        rows.append([f"latency {threads} thr (median / p90 ms)", latency_cell(xa), latency_cell(xb), _ratio(la, lb)])
+        config = config_label(xa or xb)
+        rows.append([f"latency {config} (median / p90 ms)", latency_cell(xa), latency_cell(xb), _ratio(la, lb)])
         pa, pb = (xa or {}).get("peak_mb"), (xb or {}).get("peak_mb")
         if pa is not None or pb is not None:
-            rows.append([f"peak memory {threads} thr (MB)", format_value(pa, ".1f"), format_value(pb, ".1f"), _ratio(pa, pb)])
+            rows.append([f"peak memory {config} (MB)", format_value(pa, ".1f"), format_value(pb, ".1f"), _ratio(pa, pb)])
         kinds += [x["figure_kind"] for x in (xa, xb) if x]
     warnings = []
     if len(set(kinds)) > 1:

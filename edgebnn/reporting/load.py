@@ -11,14 +11,19 @@ A run summary (what :func:`load_run` returns, and what the JSON format holds) is
     the training run's last validation), evaluated_top1 / evaluated_data / evaluated_file (what
     ``edgebnn evaluate`` measured), published_top1 (percent), published_dataset,
     params, binary_params, float_params, binary_mac_share, tflite_bytes, bconv, binary_layers,
-    bconv_coverage, benchmarks (one entry per device and thread count: the latest result),
+    bconv_coverage, benchmarks (one entry per device and configuration: threads, indirect BGEMM,
+    XNNPACK and CPU affinity; the latest result), tuned and sweeps (the latest ``bench --tune`` of
+    each device: its choice, and every configuration's median with its 95 % interval),
+    flips_per_epoch (the training's flip ratio per epoch), model_options, recipe, lr,
     problems (what could not be read)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +91,31 @@ def _published(card: Any) -> tuple[float | None, str | None]:
     return None, None
 
 
+def settings(config: Any) -> dict:
+    """A configuration's runtime settings beside its threads; absent ones (older records) are the defaults."""
+    config = config if isinstance(config, dict) else {}
+    return {"indirect_bgemm": bool(config.get("indirect_bgemm")), "xnnpack": bool(config.get("xnnpack")),
+            "affinity": str(config.get("affinity") or "")}
+
+
+def is_default(entry: dict) -> bool:
+    """True for an entry (or config) run with the runtime's defaults: no indirect BGEMM, no XNNPACK, no pinning."""
+    return not (entry.get("indirect_bgemm") or entry.get("xnnpack") or entry.get("affinity"))
+
+
+def config_key(entry: dict) -> tuple:
+    """What tells an entry's configuration apart on one device, in table order (defaults first)."""
+    threads = entry.get("threads")
+    return (threads if isinstance(threads, int) else -1, entry.get("affinity") or "",
+            bool(entry.get("indirect_bgemm")), bool(entry.get("xnnpack")))
+
+
+def lce_limit_ms(roofline: Any) -> float | None:
+    """The latency LCE's kernel mix allows on the cores used: binary MACs / the roofline's LCE limit."""
+    macs, limit = _number(_get(roofline, "binary_macs")), _number(_get(roofline, "lce_gbmacs"))
+    return macs / (limit * 1e6) if macs and limit else None
+
+
 def _bench_entries(record: dict, file: str) -> list[dict]:
     """One entry per configuration of a bench record (``edgebnn.device.bench.device_record``)."""
     kind = record.get("figure_kind")
@@ -100,6 +130,7 @@ def _bench_entries(record: dict, file: str) -> list[dict]:
             "device": str(record.get("device") or DASH),
             "figure_kind": kind,
             "threads": _get(r, "config", "threads"),
+            **settings(r.get("config")),
             "ok": bool(r.get("ok")),
             "valid": bool(r.get("valid")),
             "error_kind": r.get("error_kind") or "",
@@ -113,10 +144,67 @@ def _bench_entries(record: dict, file: str) -> list[dict]:
             "share_of_lce": _number(_get(r, "roofline", "share_of_lce")),
             "share_of_floor": _number(_get(r, "roofline", "share_of_floor")),
             "limit_core": _get(r, "roofline", "core"),
+            "cores_used": _number(_get(r, "roofline", "cores_used")),
+            "lce_gbmacs": _number(_get(r, "roofline", "lce_gbmacs")),
+            "lce_limit_ms": lce_limit_ms(r.get("roofline")),
             "started": str(record.get("started") or ""),
             "file": file,
         })
     return entries
+
+
+def median_interval(result: dict) -> tuple[float, float, float] | None:
+    """``(median, low, high)`` in ms of one result record, or None when it has no latency.
+
+    The figures of ``edgebnn.device.tune.median_interval``, the one ``bench --tune`` chose by (a
+    fixed-seed bootstrap of the per-run times, else mean +- 1.96 std / sqrt(n)): reporting reads
+    records and may not import the device stage, so the rule is repeated here and a test holds
+    the two to the same figures.
+    """
+    latency = result.get("latency") if isinstance(result.get("latency"), dict) else {}
+    per_run = _get(result, "figures", "per_run_us")
+    if isinstance(per_run, list) and per_run and all(_number(t) is not None for t in per_run):
+        times = sorted(t / 1e3 for t in per_run)
+        rng = random.Random(0)
+        medians = sorted(_median([rng.choice(times) for _ in times]) for _ in range(200))
+        return _median(times), medians[4], medians[195]
+    centre = _number(latency.get("median_ms", latency.get("mean_ms")))
+    if centre is None:
+        return None
+    half = 1.96 * (_number(latency.get("std_ms")) or 0.0) / math.sqrt(max(1, _number(latency.get("runs")) or 1))
+    return centre, centre - half, centre + half
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _sweep(record: dict, file: str) -> dict:
+    """A ``bench --tune`` record as the sweep plot needs it: each configuration's median and interval."""
+    choice = record["tune"]
+    results = []
+    for i, r in enumerate(record.get("results") or []):
+        if not isinstance(r, dict):
+            continue
+        interval = median_interval(r) if r.get("ok") else None
+        median, low, high = interval or (None, None, None)
+        results.append({"index": i, "threads": _get(r, "config", "threads"), **settings(r.get("config")),
+                        "ok": bool(r.get("ok")), "valid": bool(r.get("valid")),
+                        "median_ms": median, "low_ms": low, "high_ms": high})
+    index = choice.get("index")
+    return {"device": str(record.get("device") or DASH), "figure_kind": record.get("figure_kind") or "unknown",
+            "started": str(record.get("started") or ""), "file": file,
+            "chosen": index if isinstance(index, int) and any(x["index"] == index for x in results) else None,
+            "ties": [t for t in choice.get("ties") or [] if isinstance(t, int)], "rule": str(choice.get("rule") or ""),
+            "results": results}
+
+
+def _flips(manifest: dict) -> list[float | None]:
+    """The training's flip ratio per epoch (``manifest["flips"]["per_epoch"]``); a bad value is None."""
+    per_epoch = _get(manifest, "flips", "per_epoch")
+    return [_number(x) for x in per_epoch] if isinstance(per_epoch, list) else []
 
 
 def load_run(path: str | Path) -> dict:
@@ -137,20 +225,23 @@ def load_run(path: str | Path) -> dict:
 
     entries: list[dict] = []
     tuned: dict[str, dict] = {}
+    sweeps: dict[str, dict] = {}
     bench_files = sorted(path.glob("bench/*.json"))
     for f in bench_files:
         record = _read_json(f, problems)
         if isinstance(record, dict):
             entries += _bench_entries(record, str(f.relative_to(path)))
             choice = record.get("tune") if isinstance(record.get("tune"), dict) else None
-            if choice and isinstance(choice.get("config"), dict):  # the latest sweep of a device wins
+            if choice is not None:  # the latest sweep of a device wins (file names sort by time)
+                sweeps[str(record.get("device") or DASH)] = _sweep(record, str(f.relative_to(path)))
+            if choice and isinstance(choice.get("config"), dict):
                 tuned[str(record.get("device"))] = {"started": str(record.get("started") or ""), **choice}
         elif record is not None:
             problems.append(f"{f.relative_to(path)} is not a bench record (a JSON {type(record).__name__})")
     latest: dict[tuple, dict] = {}
     for e in sorted(entries, key=lambda e: e["started"]):  # a later run of a configuration wins
-        latest[(e["device"], e["threads"])] = e
-    benchmarks = sorted(latest.values(), key=lambda e: (e["device"], e["threads"] if isinstance(e["threads"], int) else 0))
+        latest[(e["device"], e["threads"], e["indirect_bgemm"], e["xnnpack"], e["affinity"])] = e
+    benchmarks = sorted(latest.values(), key=lambda e: (e["device"], config_key(e)))
 
     tflite = _number(conversion.get("tflite_bytes"))
     if tflite is None:
@@ -175,9 +266,14 @@ def load_run(path: str | Path) -> dict:
         "binary_layers": _number(conversion.get("binary_layers")),
         "bconv_coverage": _number(conversion.get("bconv_coverage")),
         "benchmarks": benchmarks,
-        "tuned": [{"device": d, "threads": c["config"].get("threads"), "indirect_bgemm": c["config"].get("indirect_bgemm"),
-                   "xnnpack": c["config"].get("xnnpack"), "median_ms": c.get("median_ms"), "rule": c.get("rule")}
+        "tuned": [{"device": d, "threads": c["config"].get("threads"), **settings(c["config"]),
+                   "median_ms": c.get("median_ms"), "rule": c.get("rule")}
                   for d, c in sorted(tuned.items())],
+        "sweeps": [s for _, s in sorted(sweeps.items())],
+        "flips_per_epoch": _flips(manifest),
+        "model_options": manifest["model_options"] if isinstance(manifest.get("model_options"), dict) else {},
+        "recipe": _get(manifest, "recipe", "name"),
+        "lr": _number(_get(manifest, "recipe", "lr")),
         "problems": problems,
     }
 

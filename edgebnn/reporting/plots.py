@@ -2,17 +2,21 @@
 
 Measured points come from the report's runs; published reference points (other boards, see
 :mod:`edgebnn.published`) are drawn with their own marker and colour and labelled
-"published", and never take part in a Pareto front.
+"published", and never take part in a Pareto front. A plot with nothing to show in any run
+(no ``bench --tune`` sweep, no training with weight flips) is not drawn at all.
 """
 
 from __future__ import annotations
 
 import io
+import math
 
-from edgebnn.reporting.tables import kind_label, latency_of
+from edgebnn.reporting.load import is_default
+from edgebnn.reporting.tables import kind_label, latency_of, settings_label
 
 PUBLISHED_STYLE = {"marker": "*", "color": "#888888", "s": 140, "edgecolors": "#444444", "zorder": 2}
 MAX_LABELS = 30  # beyond this many measured points, names and legend entries only clutter
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]  # one per runtime setting of a run's line
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
 
@@ -36,7 +40,9 @@ def _reference_latency(run: dict, device: str) -> tuple[float | None, int | None
     entries = [b for b in run["benchmarks"] if b["device"] == device and b["ok"] and latency_of(b)[0] is not None]
     if not entries:
         return None, None
-    best = min(entries, key=lambda b: (b["threads"] != 1, b["threads"] if isinstance(b["threads"], int) else 0))
+    # a --tune sweep has several configurations per thread count: the runtime's defaults first
+    best = min(entries, key=lambda b: (b["threads"] != 1, b["threads"] if isinstance(b["threads"], int) else 0,
+                                       not is_default(b)))
     return latency_of(best)[0], best["threads"]
 
 
@@ -68,6 +74,8 @@ def _log_axis(axis) -> None:
 
 
 def _legend_below(ax) -> None:
+    if not ax.get_legend_handles_labels()[0]:  # nothing labelled (a panel with no figure): no empty legend
+        return
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
 
 
@@ -160,26 +168,83 @@ def size_latency(report: dict) -> bytes:
     return _png(fig)
 
 
+def _measured_lines(report: dict) -> list[dict]:
+    """The latency-against-threads lines: per run and device (one colour), one per runtime setting."""
+    lines, n = [], 0
+    for index, r in enumerate(report["runs"]):
+        for device, kind in _devices(report):
+            entries = [b for b in r["benchmarks"] if b["device"] == device and b["ok"] and latency_of(b)[0] is not None
+                       and isinstance(b["threads"], int)]
+            by_setting: dict[str, list] = {}
+            for b in sorted(entries, key=lambda b: (not is_default(b), settings_label(b), b["threads"])):
+                by_setting.setdefault(settings_label(b), []).append((b["threads"], latency_of(b)[0], b["valid"]))
+            for m, (setting, pts) in enumerate(by_setting.items()):
+                lines.append({"run": index, "device": device, "color": COLORS[n % len(COLORS)],
+                              "marker": MARKERS[m % len(MARKERS)], "points": sorted(pts),
+                              "label": f"{r['model']} on {device} ({kind})" + (f", {setting}" if setting else "")})
+            n += bool(by_setting)
+    return lines
+
+
+def limit_lines(report: dict) -> list[dict]:
+    """The latency LCE's kernel mix allows, per run, device and core, at each thread count measured.
+
+    ``points`` are ``(threads, ms)``: the model's binary MACs over the roofline's LCE limit of the
+    cores used (per-core limit x threads, up to the cores there are). A host or a core without
+    known limits has no line.
+
+    Returns:
+        ``[{"run" (index in the report), "device", "core", "affinity", "label", "points"}]``.
+    """
+    groups: dict[tuple, dict] = {}
+    for index, r in enumerate(report["runs"]):
+        for b in r["benchmarks"]:
+            if b.get("lce_limit_ms") is None or not isinstance(b["threads"], int):
+                continue
+            key = (index, b["device"], b["limit_core"], b["affinity"])
+            groups.setdefault(key, {})[b["threads"]] = b["lce_limit_ms"]
+    several = len({key[0] for key in groups}) > 1
+    lines = []
+    for (index, device, core, affinity), by_threads in sorted(groups.items(), key=lambda kv: kv[0][:2]):
+        model = f"{report['runs'][index]['model']} on " if several else ""
+        pinned = f", CPUs {affinity}" if affinity else ""
+        lines.append({"run": index, "device": device, "core": core, "affinity": affinity,
+                      "label": f"LCE-mix limit, {model}{device} ({core}{pinned})", "points": sorted(by_threads.items())})
+    return lines
+
+
+def _no_limit_note(report: dict, limits: list[dict]) -> str:
+    """Which measured devices have no limit line (a host, or a core without known NEON limits)."""
+    limited = {line["device"] for line in limits}
+    missing = [d for d, _ in _devices(report) if d not in limited]
+    return f"\nno LCE-mix limit for {', '.join(missing)} (no known Arm core)" if missing and limited else ""
+
+
 def latency_threads(report: dict) -> bytes:
     """Latency against thread count: one line per run and device; published lines dashed grey.
 
-    An invalid configuration (too few runs or too short) is a hollow marker.
+    A run benchmarked with other runtime settings (indirect BGEMM, XNNPACK, pinned CPUs) gets a
+    line per setting in its colour, each with its marker. An invalid configuration (too few runs
+    or too short) is a hollow marker. The dashed line in a run's colour is the latency LCE's
+    kernel mix allows on the device's cores (:func:`limit_lines`): how far the run is from the chip.
     """
     fig = _figure(7, 4.8)
     ax = fig.subplots()
-    i = 0
     many = len(report["runs"]) > MAX_LABELS
-    for r in report["runs"]:
-        for device, kind in _devices(report):
-            pts = sorted((b["threads"], latency_of(b)[0], b["valid"]) for b in r["benchmarks"]
-                         if b["device"] == device and b["ok"] and latency_of(b)[0] is not None and isinstance(b["threads"], int))
-            if pts:
-                color = COLORS[i % len(COLORS)]
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=color,
-                        label=None if many else f"{r['model']} on {device} ({kind})")
-                invalid = [p for p in pts if not p[2]]  # hollow: missed its minimum runs or duration
-                ax.scatter([p[0] for p in invalid], [p[1] for p in invalid], facecolors="white", edgecolors=color, zorder=3)
-                i += 1
+    measured = _measured_lines(report)
+    for line in measured:
+        pts, color = line["points"], line["color"]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=line["marker"], color=color,
+                label=None if many else line["label"])
+        invalid = [p for p in pts if not p[2]]  # hollow: missed its minimum runs or duration
+        ax.scatter([p[0] for p in invalid], [p[1] for p in invalid], marker=line["marker"], facecolors="white",
+                   edgecolors=color, zorder=3)
+    colors = {(line["run"], line["device"]): line["color"] for line in measured}
+    limits = limit_lines(report)
+    for line in limits:
+        pts = line["points"]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", lw=1.2, zorder=1,
+                color=colors.get((line["run"], line["device"]), "#444444"), label=None if many else line["label"])
     by_model: dict[tuple, list] = {}
     for p in report["published"]:
         by_model.setdefault((p["label"], p["device"]), []).append((p["threads"], p["latency_ms"]))
@@ -196,15 +261,146 @@ def latency_threads(report: dict) -> bytes:
     ax.set_xlabel("threads")
     ax.set_ylabel("latency (ms, median, log scale)")
     ax.set_xticks(sorted({1, 4} | {b["threads"] for r in report["runs"] for b in r["benchmarks"] if isinstance(b["threads"], int)}))
-    ax.set_title("latency against threads")
+    ax.set_title("latency against threads" + (" (dashed: LCE-mix limit of the cores used)" if limits else "")
+                 + _no_limit_note(report, limits), fontsize=10)
     ax.grid(alpha=0.3)
     _legend_below(ax)
     return _png(fig)
 
 
-PLOTS = {"accuracy-latency": accuracy_latency, "size-latency": size_latency, "latency-threads": latency_threads}
+def _switches(config: dict) -> str:
+    """``indirect BGEMM off, XNNPACK on[, CPUs 4-7]``: every switch named, as the sweep's legend needs."""
+    on = lambda key: "on" if config.get(key) else "off"  # noqa: E731
+    pinned = f", CPUs {config['affinity']}" if config.get("affinity") else ""
+    return f"indirect BGEMM {on('indirect_bgemm')}, XNNPACK {on('xnnpack')}{pinned}"
+
+
+def sweep_series(run: dict, sweep: dict) -> dict:
+    """What the sweep plot draws of one run's ``bench --tune`` on one device.
+
+    Returns:
+        ``{"title", "lines": [{"label", "points": [(threads, median, low, high, valid)]}],
+        "chosen": {"label", "threads", "median_ms"} or None}``; configurations without a latency
+        (failed) have no point.
+    """
+    lines: dict[str, list] = {}
+    for r in sorted(sweep["results"], key=lambda r: (r["affinity"], r["indirect_bgemm"], r["xnnpack"])):
+        points = lines.setdefault(_switches(r), [])
+        if r["median_ms"] is not None and isinstance(r["threads"], int):
+            points.append((r["threads"], r["median_ms"], r["low_ms"], r["high_ms"], r["valid"]))
+    chosen = next((r for r in sweep["results"] if r["index"] == sweep["chosen"]), None)
+    return {
+        "title": f"{run.get('name') or run['model']}: {sweep['device']} ({sweep['figure_kind']})",
+        "lines": [{"label": label, "points": sorted(pts)} for label, pts in lines.items()],
+        "chosen": None if chosen is None else {"label": f"chosen: {chosen['threads']} thr, {_switches(chosen)}",
+                                               "threads": chosen["threads"], "median_ms": chosen["median_ms"]},
+    }
+
+
+def tune_sweep(report: dict) -> bytes | None:
+    """Median latency against threads of every ``bench --tune`` sweep, one panel per run and device.
+
+    One line per combination of indirect BGEMM, XNNPACK and CPU pinning, with the 95 % interval
+    of the median the choice was made by as error bars (overlapping intervals are the rule's
+    ties); the chosen configuration is a star, named in the legend. None without any sweep.
+    """
+    panels = [sweep_series(r, s) for r in report["runs"] for s in r.get("sweeps") or []]
+    if not panels:
+        return None
+    cols = min(2, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = _figure(6.5 * cols, 4.6 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).flatten()
+    for ax, panel in zip(axes, panels):
+        width = len(panel["lines"])
+        for n, line in enumerate(panel["lines"]):
+            pts = line["points"]
+            if not pts:  # every configuration of this combination failed
+                continue
+            shift = (n - (width - 1) / 2) * 0.05  # side by side: error bars at one thread count stay apart
+            xs, ys = [p[0] + shift for p in pts], [p[1] for p in pts]
+            errors = [[max(0.0, p[1] - p[2]) for p in pts], [max(0.0, p[3] - p[1]) for p in pts]]
+            color = COLORS[n % len(COLORS)]
+            ax.errorbar(xs, ys, yerr=errors, marker=MARKERS[n % len(MARKERS)], color=color, capsize=3, lw=1,
+                        label=line["label"])
+            invalid = [(x, p) for x, p in zip(xs, pts) if not p[4]]
+            ax.scatter([x for x, _ in invalid], [p[1] for _, p in invalid], marker=MARKERS[n % len(MARKERS)],
+                       facecolors="white", edgecolors=color, zorder=3)
+        chosen = panel["chosen"]
+        if chosen is not None:
+            ax.scatter([chosen["threads"]], [chosen["median_ms"]], marker="*", s=260, color="#ffbf00",
+                       edgecolors="#333333", zorder=4, label=chosen["label"])
+        else:
+            _empty(ax, "no valid configuration: nothing chosen")
+        ax.set_xticks(sorted({p[0] for line in panel["lines"] for p in line["points"]}) or [1])
+        ax.set_xlabel("threads")
+        ax.set_ylabel("latency (ms, median, 95% interval)")
+        ax.set_title(panel["title"], fontsize=10)
+        ax.grid(alpha=0.3)
+        _legend_below(ax)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle("bench --tune sweeps (star: the configuration chosen)")
+    return _png(fig)
+
+
+def _option(value) -> str:
+    """A model option as typed on the command line (``--model-arg state_aware=false``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def flip_series(report: dict) -> list[dict]:
+    """What the flips plot draws: each training run's flip ratio per epoch, labelled by its ablation.
+
+    The label is the run's name, its model (where the name does not say it), the builder options it
+    was trained with (``state_aware=false``) and its learning rate where the runs plotted differ
+    in it (the manifest records the recipe as trained, not which field the user overrode).
+
+    Returns:
+        ``[{"run", "label", "epochs" (1-based), "ratios"}]``, runs without flips left out.
+    """
+    flipped = [r for r in report["runs"] if any(x is not None for x in r.get("flips_per_epoch") or [])]
+    show_lr = len({r.get("lr") for r in flipped}) > 1
+    series = []
+    for r in flipped:
+        name = r.get("name") or r["model"]
+        parts = [name] + ([r["model"]] if r["model"] not in name else [])
+        parts += [f"{k}={_option(v)}" for k, v in sorted((r.get("model_options") or {}).items())]
+        parts += [f"lr={r['lr']:g}"] if show_lr and r.get("lr") is not None else []
+        pts = [(epoch, x) for epoch, x in enumerate(r["flips_per_epoch"], start=1) if x is not None]
+        series.append({"run": r["path"], "label": " ".join(parts), "epochs": [p[0] for p in pts],
+                       "ratios": [p[1] for p in pts]})
+    return series
+
+
+def flips(report: dict) -> bytes | None:
+    """The flip ratio per epoch, one line per training run (the ablation in the legend); None without any."""
+    series = flip_series(report)
+    if not series:
+        return None
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    fig = _figure(7, 4.8)
+    ax = fig.subplots()
+    for n, s in enumerate(series):
+        ax.plot(s["epochs"], s["ratios"], marker="o", ms=4, color=COLORS[n % len(COLORS)],
+                label=None if len(series) > MAX_LABELS else s["label"])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("flip ratio (binary weights whose sign changed)")
+    ax.set_title("weight flips per epoch")
+    ax.grid(alpha=0.3)
+    _legend_below(ax)
+    return _png(fig)
+
+
+PLOTS = {"accuracy-latency": accuracy_latency, "size-latency": size_latency, "latency-threads": latency_threads,
+         "tune-sweep": tune_sweep, "flips": flips}
 
 
 def draw_all(report: dict) -> dict[str, bytes]:
-    """Every plot as PNG bytes, by name."""
-    return {name: draw(report) for name, draw in PLOTS.items()}
+    """Every plot with something to show, as PNG bytes, by name."""
+    plots = {name: draw(report) for name, draw in PLOTS.items()}
+    return {name: png for name, png in plots.items() if png is not None}

@@ -42,12 +42,12 @@ def to_json(report: dict) -> str:
 
 CSV_FIELDS = ["path", "model", "data", "weights", "top1", "evaluated_top1", "evaluated_data", "published_top1", "published_dataset", "params",
               "binary_params", "float_params", "binary_mac_share", "tflite_bytes", "bconv", "binary_layers",
-              "bconv_coverage", "device", "figure_kind", "threads", "ok", "valid", "error_kind", "median_ms",
+              "bconv_coverage", "device", "figure_kind", "threads", "indirect_bgemm", "xnnpack", "affinity", "ok", "valid", "error_kind", "median_ms",
               "p90_ms", "mean_ms", "runs", "peak_mb", "started", "file"]
 
 
 def to_csv(report: dict) -> str:
-    """One line per run, device and thread count (one line for a run without benchmarks)."""
+    """One line per run, device and configuration (one line for a run without benchmarks)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgebnn.reporting.load import DASH
+from edgebnn.reporting.load import DASH, config_key, is_default
 
 
 def latency_of(entry: dict) -> tuple[float | None, str]:
@@ -14,6 +14,17 @@ def latency_of(entry: dict) -> tuple[float | None, str]:
     if entry.get("mean_ms") is not None:
         return entry["mean_ms"], "mean"
     return None, ""
+
+
+def settings_label(entry: dict) -> str:
+    """The entry's non-default runtime settings (``indirect BGEMM, XNNPACK, CPUs 4-7``); "" for the defaults."""
+    parts = [name for key, name in (("indirect_bgemm", "indirect BGEMM"), ("xnnpack", "XNNPACK")) if entry.get(key)]
+    return ", ".join(parts + ([f"CPUs {entry['affinity']}"] if entry.get("affinity") else []))
+
+
+def config_label(entry: dict) -> str:
+    """``4 thr`` or ``4 thr, indirect BGEMM``: how tables and plots name a configuration."""
+    return ", ".join(filter(None, [f"{entry.get('threads')} thr", settings_label(entry)]))
 
 
 def format_value(x: float | None, spec: str) -> str:
@@ -56,13 +67,23 @@ def throughput_cell(entries: list[dict]) -> str:
 def _status(entries: list[dict]) -> str:
     failed = [e for e in entries if not e["ok"]]
     invalid = [e for e in entries if e["ok"] and not e["valid"]]
-    parts = [f"{e['error_kind'] or 'failed'} at {e['threads']} thr" for e in failed]
-    parts += [f"invalid at {e['threads']} thr" for e in invalid]
+    parts = [f"{e['error_kind'] or 'failed'} at {config_label(e)}" for e in failed]
+    parts += [f"invalid at {config_label(e)}" for e in invalid]
     return "; ".join(parts) if parts else "valid"
 
 
 def kind_label(kind: str) -> str:
     return {"host": "host figures (this machine, not a board)", "board": "board figures"}.get(kind, "unknown figure kind")
+
+
+def latency_columns(entries: list[dict]) -> dict[tuple, dict]:
+    """The latency columns of one device's table: one per thread count, or, as soon as one entry
+    ran with non-default settings, one per configuration (so a sweep's configurations stay apart
+    and a default-only table looks as it always did). Keyed by :func:`config_key`."""
+    timed = [e for e in entries if isinstance(e["threads"], int)]
+    if all(is_default(e) for e in timed):
+        return {config_key({"threads": t}): {"threads": t} for t in sorted({e["threads"] for e in timed})}
+    return {config_key(e): e for e in sorted(timed, key=config_key)}
 
 
 def device_tables(report: dict) -> list[dict]:
@@ -100,20 +121,20 @@ def device_tables(report: dict) -> list[dict]:
     for device in devices:
         runs = [r for r in report["runs"] if any(b["device"] == device for b in r["benchmarks"])]
         entries = {id(r): [b for b in r["benchmarks"] if b["device"] == device] for r in runs}
-        threads = sorted({b["threads"] for es in entries.values() for b in es if isinstance(b["threads"], int)})
+        columns = latency_columns([b for es in entries.values() for b in es])
         kinds = sorted({b["figure_kind"] for es in entries.values() for b in es})
         kind = kinds[0] if len(kinds) == 1 else "mixed"
         mixed = kind == "mixed"  # only then does each row need its own figure kind
-        header = (common + [f"{t} thr median / p90 ms" for t in threads]
+        header = (common + [f"{config_label(c)} median / p90 ms" for c in columns.values()]
                   + ["binary GBMAC/s (share of LCE limit)", "peak MB", "status"] + (["figures"] if mixed else []))
         rows = []
         for r in runs:
             es = entries[id(r)]
-            by_threads = {b["threads"]: b for b in es}
+            by_config = {config_key(b): b for b in es}
             peaks = [b["peak_mb"] for b in es if b["peak_mb"] is not None]
             rows.append(
                 base(r)
-                + [latency_cell(by_threads.get(t)) for t in threads]
+                + [latency_cell(by_config.get(key)) for key in columns]
                 + [throughput_cell(es), format_value(max(peaks) if peaks else None, ".1f"), _status(es)]
                 + (["/".join(sorted({b["figure_kind"] for b in es}))] if mixed else [])
             )
@@ -121,10 +142,11 @@ def device_tables(report: dict) -> list[dict]:
         tables.append({"device": device, "figure_kind": kind, "title": title, "header": header, "rows": rows})
     tuned = [(r, t) for r in report["runs"] for t in r.get("tuned") or []]
     if tuned:
-        header = ["run", "device", "threads", "indirect BGEMM", "XNNPACK", "median ms"]
+        pinned = any(t.get("affinity") for _, t in tuned)  # a CPUs column only where a choice pins
+        header = ["run", "device", "threads", "indirect BGEMM", "XNNPACK"] + ["CPUs"] * pinned + ["median ms"]
         rows = [[r.get("name") or Path(r["path"]).name, t["device"], str(t["threads"]),
-                 "on" if t["indirect_bgemm"] else "off", "on" if t["xnnpack"] else "off",
-                 format_value(t["median_ms"], ".2f")] for r, t in tuned]
+                 "on" if t["indirect_bgemm"] else "off", "on" if t["xnnpack"] else "off"]
+                + [t.get("affinity") or "all"] * pinned + [format_value(t["median_ms"], ".2f")] for r, t in tuned]
         tables.append({"device": None, "figure_kind": None, "header": header, "rows": rows,
                        "title": f"tuned configurations (edgebnn bench --tune: {tuned[0][1]['rule']})"})
     idle = [r for r in report["runs"] if not r["benchmarks"]]
@@ -146,6 +168,8 @@ def published_table(report: dict) -> dict:
 NOTES = (
     "Latency cells are median / p90 in ms over the timed runs ('mean' where the tool printed "
     "aggregates only); '(invalid)' marks a configuration that missed its minimum runs or duration. "
+    "A device with configurations beyond the defaults (indirect BGEMM, XNNPACK, pinned CPUs) gets one column "
+    "per configuration. "
     "Host figures come from this machine's LCE interpreter (on x86, portable reference kernels): "
     "they are not board figures. Binary GBMAC/s is the model's binary MACs over the median latency; its share "
     "of the LCE limit is against the NEON instruction mix of LCE's kernel on the cores used (edgebnn.device."
