@@ -59,7 +59,7 @@ def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:
     from dataclasses import asdict
 
     from edgebnn.device.roofline import roofline
-    from edgebnn.device.tune import parse_cpu_list
+    from edgebnn.device.tune import median_interval, parse_cpu_list
 
     record = result.to_dict()
     latency = result.latency.get("median_ms", result.latency.get("mean_ms")) if result.ok else None
@@ -72,6 +72,9 @@ def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:
         clock = (clocks[pinned[0]] if pinned and pinned[0] < len(clocks) else None) or clock
     record["roofline"] = asdict(roofline(binary_macs=binary_macs, latency_ms=latency, cores=cores, clock_mhz=clock,
                                          threads=result.config.threads))
+    # The interval --tune's rule compares (written here so that the report draws the same one).
+    interval = median_interval(record) if result.ok else None
+    record["median_interval_ms"] = [round(x, 6) for x in interval] if interval else None
     return record
 
 

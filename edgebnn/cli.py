@@ -21,7 +21,9 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "EDGEBNN
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped or captured, rich would fold tables into 80 columns: a log is read wider than that.
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
 
 
 class Cli(click.Group):
@@ -394,8 +396,9 @@ def _bench_table(record):
 
     tuned = record.get("tune")
     pinned = any(r["config"].get("affinity") for r in record["results"])
+    switched = tuned or any(r["config"]["indirect_bgemm"] or r["config"]["xnnpack"] for r in record["results"])
     table = Table(
-        "threads", *(("indirect", "xnnpack") if tuned else ()), *(("CPUs",) if pinned else ()), "median ms", "p90 ms", "mean ms", "std ms", "min ms",
+        "threads", *(("indirect", "xnnpack") if switched else ()), *(("CPUs",) if pinned else ()), "median ms", "p90 ms", "mean ms", "std ms", "min ms",
         "runs", "GBMAC/s", "peak MB", "status",
         title=f"{record['model']} on {record['device']} ({record['figure_kind']} figures)",
         box=None,
@@ -408,7 +411,7 @@ def _bench_table(record):
         chosen = tuned and tuned["index"] == i
         switches = ("on" if r["config"]["indirect_bgemm"] else "off", "on" if r["config"]["xnnpack"] else "off")
         gbmacs = (r.get("roofline") or {}).get("achieved_gbmacs")
-        table.add_row(str(r["config"]["threads"]) + (" *" if chosen else ""), *(switches if tuned else ()),
+        table.add_row(str(r["config"]["threads"]) + (" *" if chosen else ""), *(switches if switched else ()),
                       *((r["config"].get("affinity") or "all",) if pinned else ()),
                       fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"), fmt("min_ms"),
                       str(lat.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"), status)

@@ -232,14 +232,19 @@ def test_plots_without_sweeps_or_flips_are_not_drawn(tmp_path):
     assert limit_lines(build_report([run])) == []
 
 
-def test_the_report_intervals_are_the_tune_rules_own():
-    """Reporting may not import the device stage, so it repeats median_interval: it must not drift."""
-    bootstrap = {"ok": True, "latency": {"median_ms": 5.0}, "figures": {"per_run_us": [5_000, 5_100, 4_900, 5_300] * 7}}
-    aggregates = {"ok": True, "latency": {"mean_ms": 12.3, "std_ms": 0.4, "runs": 50}, "figures": {}}
-    nothing = {"ok": False, "latency": {}, "figures": {}}
-    for record in (bootstrap, aggregates, nothing):
-        assert median_interval(record) == tune_interval(record)
-    assert median_interval(bootstrap)[1] < median_interval(bootstrap)[2]
+def test_the_report_draws_the_interval_the_tune_rule_compared(tmp_path):
+    """The device stage writes each result's interval; the report draws that one, not its own."""
+    from edgebnn.device.bench import result_record
+    from edgebnn.device.protocol import BenchConfig, BenchResult
+
+    per_run = [5_000, 5_100, 4_900, 5_300] * 7
+    result = BenchResult("pi", BenchConfig(), ok=True, valid=True, latency={"median_ms": 5.05},
+                         figures={"per_run_us": per_run})
+    record = result_record(result, {"cpu_cores": []}, binary_macs=None)
+    median, low, high = tune_interval(record)
+    assert median_interval(record) == tuple(record["median_interval_ms"]) == (median, low, high) and low < high
+    assert median_interval({"ok": True, "latency": {"mean_ms": 12.3}}) == (12.3, None, None)  # an older record
+    assert median_interval({"ok": False, "latency": {}}) is None
 
 
 def test_a_pinned_sweep_has_a_line_and_a_limit_per_cpu_list(tmp_path):

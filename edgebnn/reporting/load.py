@@ -21,9 +21,7 @@ A run summary (what :func:`load_run` returns, and what the JSON format holds) is
 from __future__ import annotations
 
 import json
-import math
 import os
-import random
 from pathlib import Path
 from typing import Any
 
@@ -153,32 +151,18 @@ def _bench_entries(record: dict, file: str) -> list[dict]:
     return entries
 
 
-def median_interval(result: dict) -> tuple[float, float, float] | None:
+def median_interval(result: dict) -> tuple[float | None, float | None, float | None] | None:
     """``(median, low, high)`` in ms of one result record, or None when it has no latency.
 
-    The figures of ``edgebnn.device.tune.median_interval``, the one ``bench --tune`` chose by (a
-    fixed-seed bootstrap of the per-run times, else mean +- 1.96 std / sqrt(n)): reporting reads
-    records and may not import the device stage, so the rule is repeated here and a test holds
-    the two to the same figures.
+    The interval is the one ``bench --tune`` chose by (``median_interval_ms``, written by the
+    device stage); a record from before it has the median only (no interval: None, None).
     """
+    written = result.get("median_interval_ms")
+    if isinstance(written, list) and len(written) == 3 and all(_number(x) is not None for x in written):
+        return tuple(written)
     latency = result.get("latency") if isinstance(result.get("latency"), dict) else {}
-    per_run = _get(result, "figures", "per_run_us")
-    if isinstance(per_run, list) and per_run and all(_number(t) is not None for t in per_run):
-        times = sorted(t / 1e3 for t in per_run)
-        rng = random.Random(0)
-        medians = sorted(_median([rng.choice(times) for _ in times]) for _ in range(200))
-        return _median(times), medians[4], medians[195]
     centre = _number(latency.get("median_ms", latency.get("mean_ms")))
-    if centre is None:
-        return None
-    half = 1.96 * (_number(latency.get("std_ms")) or 0.0) / math.sqrt(max(1, _number(latency.get("runs")) or 1))
-    return centre, centre - half, centre + half
-
-
-def _median(values: list[float]) -> float:
-    values = sorted(values)
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    return None if centre is None else (centre, None, None)
 
 
 def _sweep(record: dict, file: str) -> dict:

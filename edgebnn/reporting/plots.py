@@ -319,7 +319,9 @@ def tune_sweep(report: dict) -> bytes | None:
                 continue
             shift = (n - (width - 1) / 2) * 0.05  # side by side: error bars at one thread count stay apart
             xs, ys = [p[0] + shift for p in pts], [p[1] for p in pts]
-            errors = [[max(0.0, p[1] - p[2]) for p in pts], [max(0.0, p[3] - p[1]) for p in pts]]
+            # an older record has no interval: no bar
+            errors = [[max(0.0, p[1] - p[2]) if p[2] is not None else 0.0 for p in pts],
+                      [max(0.0, p[3] - p[1]) if p[3] is not None else 0.0 for p in pts]]
             color = COLORS[n % len(COLORS)]
             ax.errorbar(xs, ys, yerr=errors, marker=MARKERS[n % len(MARKERS)], color=color, capsize=3, lw=1,
                         label=line["label"])
