@@ -7,15 +7,7 @@ arguments (``sh -c SCRIPT sh ARG...``), never spliced into it.
 from __future__ import annotations
 
 from edgebnn.device.profiles import DeviceProfile
-from edgebnn.device.roofline import name_cores
-
-# ARM's CPU part numbers (/proc/cpuinfo "CPU part") for the cores found on common boards.
-ARM_CORES = {
-    "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
-    "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
-    "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd44": "Cortex-X1", "0xd46": "Cortex-A510",
-    "0xd47": "Cortex-A710", "0xd4b": "Cortex-A78C",
-}
+from edgebnn.device.roofline import PARTS, name_cores
 
 # Below this much available memory a benchmark's figures are doubtful: the board may swap, or the
 # kernel's OOM killer may end the runtime mid-run.
@@ -116,7 +108,7 @@ def parse_preflight(text: str) -> dict:
     raw = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("present="))
     num = lambda k: int(raw[k]) if raw.get(k, "").strip().isdigit() else None  # noqa: E731
     parts = raw.get("cpu_parts", "").split()
-    cores = [ARM_CORES.get(p, p) for p in parts]
+    cores = [PARTS.get(p, p) for p in parts]
     cpu = raw.get("cpu_model", "").strip()
     if cores:  # ARM boards: name the cores ("4x Cortex-A55"), which cpuinfo only numbers
         counts = {c: cores.count(c) for c in dict.fromkeys(cores)}

@@ -407,7 +407,10 @@ def tuned_key(model: str, input_shape) -> str:
 
 def record_tuned(devices_file: str | Path | None, name: str, key: str, entry: dict) -> Path:
     """Save ``bench --tune``'s choice as device ``name``'s defaults for the model ``key``."""
-    return _update_setup(devices_file, lambda data: data.setdefault(name, {}).setdefault("tuned", {}).__setitem__(key, entry))
+    def change(data: dict) -> None:
+        data.setdefault(name, {}).setdefault("tuned", {})[key] = entry
+
+    return _update_setup(devices_file, change)
 
 
 def tuned_settings(devices_file: str | Path | None, name: str, key: str) -> dict | None:

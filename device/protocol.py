@@ -25,8 +25,9 @@ from edgebnn.device.output import OutputError, parse_benchmark_output
 from edgebnn.device.preflight import TEMPS, parse_preflight, preflight_argv, problems, temperatures
 from edgebnn.device.profiles import DeviceProfile
 from edgebnn.device.stats import latency_stats
-from edgebnn.device.transport import KILL_GRACE, LIMIT_STATUSES, Upload, open_transport, sha256_file
+from edgebnn.device.transport import KILL_GRACE, LIMIT_STATUSES, Upload, open_transport
 from edgebnn.errors import UsageError
+from edgebnn.run.rundir import sha256_of
 
 # Runs the runtime ("$@") in the scratch folder "$1" under a time limit of "$3" seconds, removes
 # the folder, and reports the SoC temperatures (of the thermal zones "$2" names) on stderr: in the
@@ -245,12 +246,12 @@ def device_files(profile: DeviceProfile, graph: Path):
     from edgebnn.device import runner
 
     work = profile.workdir.rstrip("/") or "/"
-    digest = sha256_file(graph)
+    digest = sha256_of(graph)
     model = Upload(graph, f"{work}/models/{digest}/{graph.name}", digest)
     uploads = {"model": model}
     if profile.runtime == "python":
         script = Path(runner.__file__)
-        digest = sha256_file(script)
+        digest = sha256_of(script)
         uploads["runner"] = Upload(script, f"{work}/bin/{digest}/runner.py", digest)
         command = [profile.python, uploads["runner"].remote]
     elif profile.runtime_file:
@@ -258,7 +259,7 @@ def device_files(profile: DeviceProfile, graph: Path):
         if not binary.is_file():
             raise DeviceError(ErrorKind.PREFLIGHT, f"runtime_file {profile.runtime_file!r} for {profile.name} does not exist: "
                                            f"run `edgebnn devices setup {profile.name} --download` or fix the path")
-        digest = sha256_file(binary)
+        digest = sha256_of(binary)
         uploads["runtime"] = Upload(binary, f"{work}/bin/{digest}/lce_benchmark_model", digest, mode="755")
         command = [uploads["runtime"].remote]
     else:

@@ -31,9 +31,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# CPU part -> core, for Arm's implementer 0x41.
-PARTS = {"0xd03": "Cortex-A53", "0xd05": "Cortex-A55", "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76",
-         "0xd0c": "Neoverse-N1"}
+# CPU part -> core, for Arm's implementer 0x41: the cores found on common boards (THROUGHPUT
+# below has the limits of some of them).
+PARTS = {
+    "0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+    "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+    "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd44": "Cortex-X1",
+    "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd4b": "Cortex-A78C",
+}
 # core -> (EOR, CNT, ADDP, UADALP) throughput per cycle, 128-bit, and where it comes from.
 THROUGHPUT = {
     "Cortex-A53": ((0.99, 0.99, 0.99, 0.50), "ocxtal/insn_bench_aarch64, Raspberry Pi 3 (measured)"),

@@ -159,11 +159,12 @@ async def install_runtime(profile, binary: Path, *, accept_new_host_key: bool = 
     from edgebnn.device.preflight import parse_preflight, preflight_argv
     from edgebnn.device.protocol import ensure_uploaded
     from edgebnn.device.ssh import SshTransport
-    from edgebnn.device.transport import Upload, sha256_file
+    from edgebnn.device.transport import Upload
+    from edgebnn.run.rundir import sha256_of
 
     if profile.transport == "local":
         raise EdgebnnError(f"{profile.name} is this machine: it runs LCE's Python interpreter, no setup needed")
-    digest = sha256_file(binary)
+    digest = sha256_of(binary)
     item = Upload(Path(binary), f"{profile.workdir.rstrip('/')}/bin/{digest}/lce_benchmark_model", digest, mode="755")
     transport = SshTransport(profile, accept_new_host_key=accept_new_host_key)
     try:

@@ -9,7 +9,6 @@ places files at content-addressed paths. :class:`Transport` implements placing o
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,14 +66,6 @@ class Upload:
     remote: str
     sha256: str
     mode: str = "644"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Transport:

@@ -1,4 +1,5 @@
-"""Real faults for the tests: a small tmpfs that fills up, processes to signal and to look for."""
+"""Real faults for the tests: a small tmpfs that fills up, processes to signal and to look for,
+and the check that a command failed the way a user should see it fail."""
 
 from __future__ import annotations
 
@@ -45,3 +46,11 @@ def wait_for(condition, *, timeout: float, what: str, interval: float = 0.1):
         if time.monotonic() > deadline:
             pytest.fail(f"{what} within {timeout:g} s")
         time.sleep(interval)
+
+
+def fails_cleanly(result, code: int, *fragments: str) -> None:
+    """A click result that exited ``code`` with one clear message naming each fragment, no traceback."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output and "unexpected" not in result.output, result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output

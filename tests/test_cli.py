@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from faults import fails_cleanly
 
 from edgebnn.cli import cli
 
@@ -28,27 +29,20 @@ def test_every_command_has_help_and_is_in_the_readme(name, cli_runner):
     assert f"edgebnn {name}" in README.read_text()
 
 
-def _fails_cleanly(result, code, *fragments):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.output
-
-
 def test_unknown_model(cli_runner):
     result = cli_runner.invoke(cli, ["convert", "quiknet-smal", "--to", "tflite"])
-    _fails_cleanly(result, 2, "unknown model 'quiknet-smal'", "quicknet-small")
+    fails_cleanly(result, 2, "unknown model 'quiknet-smal'", "quicknet-small")
 
 
 def test_unknown_target_writes_nothing(cli_runner, tmp_path):
     result = cli_runner.invoke(cli, ["convert", "bireal-tiny", "--to", "onnx", "--out", str(tmp_path / "r")])
-    _fails_cleanly(result, 2, "unknown target 'onnx'")
+    fails_cleanly(result, 2, "unknown target 'onnx'")
     assert not (tmp_path / "r").exists()
 
 
 def test_unknown_device(cli_runner, tmp_path):
     result = cli_runner.invoke(cli, ["bench", "bireal-tiny", "--device", "pi5", "--out", str(tmp_path / "r")])
-    _fails_cleanly(result, 2, "unknown device 'pi5'")
+    fails_cleanly(result, 2, "unknown device 'pi5'")
     assert not (tmp_path / "r").exists()
 
 
@@ -58,7 +52,7 @@ def test_unknown_device(cli_runner, tmp_path):
 def test_one_exit_code_for_a_missing_run_directory(cli_runner, tmp_path, args):
     """Exit 2 for what was typed wrong (a path that is not there), in every command alike."""
     args = [a.format(nope=tmp_path / "nope") for a in args]
-    _fails_cleanly(cli_runner.invoke(cli, args), 2, "nope")
+    fails_cleanly(cli_runner.invoke(cli, args), 2, "nope")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -68,7 +62,7 @@ def test_one_exit_code_for_a_missing_run_directory(cli_runner, tmp_path, args):
 ])
 def test_bench_numbers_are_validated_before_anything_runs(cli_runner, tmp_path, args, fragment):
     result = cli_runner.invoke(cli, ["bench", "bireal-tiny", "--out", str(tmp_path / "r"), *args])
-    _fails_cleanly(result, 2, fragment)
+    fails_cleanly(result, 2, fragment)
     assert not (tmp_path / "r").exists()
 
 
@@ -89,21 +83,21 @@ def test_a_builder_s_refusal_is_a_usage_error():
 
 
 def test_missing_and_malformed_run_directory(cli_runner, tmp_path):
-    _fails_cleanly(cli_runner.invoke(cli, ["convert", str(tmp_path / "nope")]), 2, "no run directory")
+    fails_cleanly(cli_runner.invoke(cli, ["convert", str(tmp_path / "nope")]), 2, "no run directory")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "manifest.json").write_text("[1, 2")
-    _fails_cleanly(cli_runner.invoke(cli, ["bench", str(tmp_path / "bad")]), 1, "malformed")
+    fails_cleanly(cli_runner.invoke(cli, ["bench", str(tmp_path / "bad")]), 1, "malformed")
 
 
 def test_unwritable_out(cli_runner, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = cli_runner.invoke(cli, ["train", "bireal-tiny", "--epochs", "1", "--out", str(blocker / "run")])
-    _fails_cleanly(result, 1, "cannot write the run directory")
+    fails_cleanly(result, 1, "cannot write the run directory")
 
 
 def test_bad_threads(cli_runner, tiny_run):
-    _fails_cleanly(cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--threads", "0,x"]), 2, "bad --threads")
+    fails_cleanly(cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--threads", "0,x"]), 2, "bad --threads")
 
 
 def test_debug_shows_the_traceback(cli_runner):

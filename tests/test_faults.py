@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faults import processes, small_tmpfs, wait_for
+from faults import fails_cleanly, processes, small_tmpfs, wait_for
 from sshd import sshd  # noqa: F401  (fixture)
 
 from edgebnn.cli import cli
@@ -33,13 +33,6 @@ def finished(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
     return proc.returncode, out + err
 
 
-def _fails_cleanly(result, code, *fragments):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output and "unexpected" not in result.output, result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
-
-
 # -- 1. an ssh:// URL names nothing on this machine ---------------------------------------------
 @pytest.mark.parametrize("query, fragment", [
     ("transport=local&runtime=/bin/echo", "'transport' cannot be set in an ssh:// URL"),
@@ -52,7 +45,7 @@ def _fails_cleanly(result, code, *fragments):
 def test_a_url_may_set_only_board_side_fields(cli_runner, tmp_path, query, fragment):
     result = cli_runner.invoke(cli, ["bench", "bireal-tiny", "--out", str(tmp_path / "r"),
                                      "--device", f"ssh://u@127.0.0.1:9?{query}"])
-    _fails_cleanly(result, 2, fragment)
+    fails_cleanly(result, 2, fragment)
     assert not (tmp_path / "r").exists()
 
 
@@ -102,7 +95,7 @@ def test_convert_on_a_full_disk_says_so_and_leaves_nothing(tmp_path, cli_runner)
     with small_tmpfs(tmp_path / "disk", kib=256) as disk:
         result = cli_runner.invoke(cli, ["convert", "bireal-tiny", "--out", str(disk / "tiny")])
         leftovers = sorted(p.name for p in disk.iterdir())
-    _fails_cleanly(result, 1, "No space left on device", "free some space there or choose another --out")
+    fails_cleanly(result, 1, "No space left on device", "free some space there or choose another --out")
     assert leftovers == []
 
 
@@ -155,7 +148,7 @@ def test_bench_refuses_a_flatbuffer_the_manifest_does_not_describe(tiny_copy, cl
     tiny_copy.tflite_path.write_bytes(data[: len(data) // 2])  # truncated
     before = sorted(tiny_copy.path.glob("bench/*.json"))
     result = cli_runner.invoke(cli, ["bench", str(tiny_copy.path), "--runs", "1"])
-    _fails_cleanly(result, 1, "is not the flatbuffer the manifest records", "edgebnn convert")
+    fails_cleanly(result, 1, "is not the flatbuffer the manifest records", "edgebnn convert")
     assert sorted(tiny_copy.path.glob("bench/*.json")) == before
 
 
@@ -180,7 +173,7 @@ def test_a_reconvert_on_a_full_disk_changes_nothing(tmp_path, cli_runner):
         result = cli_runner.invoke(cli, ["convert", str(out), "--to", "tflite-float"])
         after = (out / "manifest.json").read_bytes(), (out / "model.tflite").read_bytes()
         leftovers = sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".lock")
-    _fails_cleanly(result, 1, "No space left on device")
+    fails_cleanly(result, 1, "No space left on device")
     assert after == (manifest, flatbuffer) and leftovers == []
 
 
@@ -197,7 +190,7 @@ def test_an_unreadable_known_hosts_is_refused(sshd, tmp_path, cli_runner, kind):
     devices.write_text(sshd.toml("loopback", known_hosts=str(known)))
     result = cli_runner.invoke(cli, ["devices", "check", "loopback", "--devices-file", str(devices),
                                      "--accept-new-host-key"])
-    _fails_cleanly(result, 1, f"cannot read the known_hosts file {known}")
+    fails_cleanly(result, 1, f"cannot read the known_hosts file {known}")
     assert (known.read_bytes() if known.is_file() else None) == before
 
 
@@ -208,7 +201,7 @@ def test_a_workdir_must_be_an_absolute_path(tmp_path, cli_runner, workdir):
     devices.write_text(f"[devices.pi]\nhost = \"127.0.0.1\"\nworkdir = {json.dumps(workdir)}\n")
     result = cli_runner.invoke(cli, ["bench", "bireal-tiny", "--out", str(tmp_path / "r"), "--device", "pi",
                                      "--devices-file", str(devices)])
-    _fails_cleanly(result, 2, "bad workdir", "absolute path")
+    fails_cleanly(result, 2, "bad workdir", "absolute path")
 
 
 def test_a_backslash_in_the_workdir_uploads_and_runs(sshd, tmp_path, cli_runner):  # noqa: F811
@@ -235,18 +228,18 @@ def test_devices_file_fields_are_validated(tmp_path, cli_runner, line, fragment)
     devices = tmp_path / "devices.toml"
     devices.write_text(f"[devices.pi]\nhost = \"127.0.0.1\"\n{line}\n")
     result = cli_runner.invoke(cli, ["devices", "--devices-file", str(devices)])
-    _fails_cleanly(result, 2, fragment, "for device 'pi'")
+    fails_cleanly(result, 2, fragment, "for device 'pi'")
 
 
 def test_a_devices_file_that_is_a_directory(tmp_path, cli_runner, tiny_run, monkeypatch):
     result = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--device", "local", "--devices-file", str(tmp_path)])
-    _fails_cleanly(result, 2, "is a directory")  # click refuses it for the option
+    fails_cleanly(result, 2, "is a directory")  # click refuses it for the option
     default = tmp_path / "config" / "edgebnn" / "devices.toml"
     default.mkdir(parents=True)  # the default location, which click does not check
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.delenv("EDGEBNN_DEVICES_FILE", raising=False)
     result = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--device", "local", "--runs", "1"])
-    _fails_cleanly(result, 2, f"cannot read the devices file {default}")
+    fails_cleanly(result, 2, f"cannot read the devices file {default}")
 
 
 # -- 9. smaller: wrong-shaped manifests, quoted fix commands, report input -----------------------------
@@ -255,7 +248,7 @@ def test_a_wrong_shaped_manifest_section_is_named_before_anything_is_written(tin
     manifest = json.loads(tiny_copy.manifest_path.read_text())
     tiny_copy.manifest_path.write_text(json.dumps({**manifest, "benchmarks": "oops"}))
     for args in (["convert", str(tiny_copy.path)], ["bench", str(tiny_copy.path)], ["evaluate", str(tiny_copy.path)]):
-        _fails_cleanly(cli_runner.invoke(cli, args), 1, "section 'benchmarks' should be a list")
+        fails_cleanly(cli_runner.invoke(cli, args), 1, "section 'benchmarks' should be a list")
     assert tiny_copy.tflite_path.read_bytes() == flatbuffer
 
 
@@ -264,7 +257,7 @@ def test_suggested_commands_are_quoted(tmp_path, cli_runner):
     (odd / "checkpoints").mkdir(parents=True)
     (odd / "checkpoints" / "state.json").write_text(json.dumps({"epoch": 1, "step": 0}))
     result = cli_runner.invoke(cli, ["train", "bireal-tiny", "--out", str(odd)])
-    _fails_cleanly(result, 2, f"`edgebnn train --resume {shlex.quote(str(odd))}`")
+    fails_cleanly(result, 2, f"`edgebnn train --resume {shlex.quote(str(odd))}`")
 
 
 def test_report_lists_what_it_cannot_use_and_keeps_its_tables_whole(tiny_copy, tmp_path, cli_runner):

@@ -26,8 +26,8 @@ from edgebnn.device.errors import DeviceError
 from edgebnn.device.preflight import check_device
 from edgebnn.device.protocol import BenchConfig, bench_device
 from edgebnn.device.ssh import SshTransport
-from edgebnn.device.transport import Upload, sha256_file
-from edgebnn.run.rundir import RunDir
+from edgebnn.device.transport import Upload
+from edgebnn.run.rundir import RunDir, sha256_of
 
 FAST = dict(runs=3, warmup=1, min_secs=0.0, timeout=60)
 
@@ -76,7 +76,7 @@ def test_bench_over_ssh_uploads_once_and_cleans_up(sshd, tiny_run, tmp_path, cli
     assert record["results"][0]["latency"]["p90_ms"] >= record["results"][0]["latency"]["median_ms"] > 0
     assert record["fingerprint"]["cores"] == os.cpu_count() and record["fingerprint"]["os_bits"] == 64
     assert record["runtime"]["kind"] == "python" and record["runtime"]["lce_version"] == "0.16.0"
-    assert record["uploads"]["model"]["uploaded"] and record["uploads"]["model"]["sha256"] == sha256_file(tiny_run.tflite_path)
+    assert record["uploads"]["model"]["uploaded"] and record["uploads"]["model"]["sha256"] == sha256_of(tiny_run.tflite_path)
     assert set(record["steps_s"]) == {"connect", "preflight", "upload", "run", "cleanup"}
     assert Path(record["file"]).exists() and tiny_run.manifest["benchmarks"][-1]["file"] == str(
         Path(record["file"]).relative_to(tiny_run.path))
@@ -122,7 +122,7 @@ def test_devices_file_from_the_environment_and_on_subcommands(sshd, tmp_path, cl
     result = cli_runner.invoke(cli, ["devices", "setup", "given", "--runtime", str(runtime), "--devices-file", str(given)],
                                env=env)
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "other" / "devices.setup.json").read_text())["given"]["sha256"] == sha256_file(runtime)
+    assert json.loads((tmp_path / "other" / "devices.setup.json").read_text())["given"]["sha256"] == sha256_of(runtime)
     assert not (tmp_path / "devices.setup.json").exists()
 
 
@@ -315,7 +315,7 @@ def test_crash_in_one_configuration_keeps_the_others(sshd, tmp_path, cli_runner)
     assert after["ok"]
     saved = json.loads(Path(record["file"]).read_text())
     assert [r["error_kind"] for r in saved["results"]] == ["", "signal", ""]
-    assert record["runtime"] == {"kind": "lce_benchmark_model", "path": tool, "sha256": sha256_file(tool)}
+    assert record["runtime"] == {"kind": "lce_benchmark_model", "path": tool, "sha256": sha256_of(tool)}
 
 
 def test_hanging_runtime_is_killed_on_the_board(sshd, tmp_path):  # noqa: F811
@@ -343,7 +343,7 @@ def test_dropped_connection_mid_upload_is_retried(sshd, tmp_path):  # noqa: F811
         transport = SshTransport(profile)
         await transport.connect()
         try:
-            attempts = await transport.upload(Upload(blob, remote, sha256_file(blob)))
+            attempts = await transport.upload(Upload(blob, remote, sha256_of(blob)))
         finally:
             await transport.close()
         return attempts, transport.connections
@@ -353,14 +353,14 @@ def test_dropped_connection_mid_upload_is_retried(sshd, tmp_path):  # noqa: F811
     finally:
         proxy.close()
     assert attempts == 2 and connections == 2
-    assert hashlib.sha256(Path(remote).read_bytes()).hexdigest() == sha256_file(blob)
+    assert hashlib.sha256(Path(remote).read_bytes()).hexdigest() == sha256_of(blob)
     assert not list(Path(remote).parent.glob("*.part.*"))  # the dropped attempt's part file is gone
 
 
 def test_full_disk_on_the_board(sshd, tmp_path):  # noqa: F811
     run = fake_run(tmp_path)
     profile = sshd.profile(runtime=printing_tool(tmp_path / "rt"))
-    digest = sha256_file(run.tflite_path)
+    digest = sha256_of(run.tflite_path)
     # The model's folder lies on a real tmpfs that is full; the workdir's own disk has room, so
     # the preflight lets the upload start and the write itself fails with ENOSPC.
     with small_tmpfs(tmp_path / "full", kib=64) as disk:
@@ -478,7 +478,7 @@ def test_uploaded_runtime_file_runs(sshd, tmp_path):  # noqa: F811
     tool = printing_tool(tmp_path / "local-build")
     run = bench(sshd.profile(runtime="lce_benchmark_model", runtime_file=tool), fake_run(tmp_path).tflite_path)
     assert run.ok, run.error
-    assert run.runtime["path"].startswith(sshd.profile().workdir) and run.runtime["sha256"] == sha256_file(tool)
+    assert run.runtime["path"].startswith(sshd.profile().workdir) and run.runtime["sha256"] == sha256_of(tool)
 
 
 def test_affinity_pins_the_runtime_with_taskset(sshd, tmp_path):  # noqa: F811
