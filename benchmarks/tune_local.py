@@ -3,8 +3,9 @@
 Each model (random weights: latency does not depend on them) is converted and swept on the
 ``local`` device (threads 1 up to the cores x LCE's indirect BGEMM x XNNPACK), by the same
 ``bench_run`` the command runs. Per model: the chosen configuration and its median, the
-default invocation's median (1 thread, both switches off: ``edgebnn bench`` with no flags, the
-first configuration of the same sweep, so both are measured side by side), the gain
+default invocation's median (1 thread, both switches off: ``edgebnn bench`` with no flags, a
+configuration of the same sweep, so both are measured side by side; on a big.LITTLE host, whose
+sweep pins 1 thread, a plain run right after it), the gain
 (default / chosen), the fastest configuration regardless of the tie rule, and the achieved
 binary GBMAC/s of the chosen one. These are host figures: on x86 LCE runs its portable
 reference kernels, so the ranking says nothing about a board. Prints one JSON line.
@@ -37,8 +38,11 @@ def tune_one(model: str, *, input_size: str | None, runs: int, root: Path) -> di
     configs = bench_configs(None, runs=runs, warmup=3, min_secs=1.0)
     (record,) = bench_run(run, devices="local", configs=configs, tune=True)
     results, choice = record["results"], record["tune"]
-    default = next(r for r in results if r["config"]["threads"] == 1 and not r["config"]["indirect_bgemm"]
-                   and not r["config"]["xnnpack"] and not r["config"].get("affinity"))
+    default = next((r for r in results if r["config"]["threads"] == 1 and not r["config"]["indirect_bgemm"]
+                    and not r["config"]["xnnpack"] and not r["config"].get("affinity")), None)
+    if default is None:  # a big.LITTLE host sweeps 1 thread pinned only: time the plain invocation too
+        (plain,) = bench_run(run, devices="local", configs=[configs[0]])
+        default = plain["results"][0]
     median = lambda r: r["latency"].get("median_ms") if r["ok"] else None  # noqa: E731
     chosen = results[choice["index"]] if choice["index"] is not None else None
     fastest = results[choice["fastest_index"]] if chosen else None

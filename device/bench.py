@@ -59,22 +59,21 @@ def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:
     from dataclasses import asdict
 
     from edgebnn.device.roofline import roofline
-    from edgebnn.device.tune import median_interval, parse_cpu_list
+    from edgebnn.device.tune import parse_cpu_list
 
     record = result.to_dict()
     latency = result.latency.get("median_ms", result.latency.get("mean_ms")) if result.ok else None
-    cores = fingerprint.get("cpu_cores") or []
-    clock = fingerprint.get("freq_mhz") or fingerprint.get("max_freq_mhz")
-    if result.config.affinity:  # pinned: the limit of the cores (and the clock of the cluster) it runs on
+    cores, clocks = fingerprint.get("cpu_cores") or [], fingerprint.get("cpu_freq_mhz") or []
+    clock = fingerprint.get("freq_mhz") or fingerprint.get("max_freq_mhz")  # cpu0's
+    if result.config.affinity:  # pinned: the limit of the cores (and the clocks) it runs on
+        ids = fingerprint.get("cpu_ids") or list(range(len(cores)))
         pinned = parse_cpu_list(result.config.affinity)
-        cores = [cores[i] for i in pinned if i < len(cores)]
-        clocks = fingerprint.get("cpu_freq_mhz") or []
-        clock = (clocks[pinned[0]] if pinned and pinned[0] < len(clocks) else None) or clock
+        where = [ids.index(cpu) for cpu in pinned if cpu in ids]
+        cores = [cores[i] for i in where if i < len(cores)]
+        clocks = [clocks[i] if i < len(clocks) else None for i in where]
+        clock = clock if 0 in pinned else None  # never another cluster's clock
     record["roofline"] = asdict(roofline(binary_macs=binary_macs, latency_ms=latency, cores=cores, clock_mhz=clock,
-                                         threads=result.config.threads))
-    # The interval --tune's rule compares (written here so that the report draws the same one).
-    interval = median_interval(record) if result.ok else None
-    record["median_interval_ms"] = [round(x, 6) for x in interval] if interval else None
+                                         clocks_mhz=clocks, threads=result.config.threads))
     return record
 
 
@@ -204,13 +203,18 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
     for device_run in device_runs:
         record = record_of(device_run)
         path = paths[device_run.profile.name]
+        atomic.write_json(path, record)
         choice = record.get("tune") or {}
         if save_tuned and choice.get("index") is not None:
             entry = {"config": {k: choice["config"].get(k) for k in TUNED_FIELDS}, "median_ms": choice["median_ms"],
                      "rule": choice["rule"], "saved": started, "run": str(run.path),
                      "file": str(path.relative_to(run.path)), "model_sha256": model_file["sha256"]}
-            record["saved_tuned"] = {"key": key, "path": str(record_tuned(devices_file, record["device"], key, entry))}
-        atomic.write_json(path, record)
+            try:
+                record["saved_tuned"] = {"key": key, "path": str(record_tuned(devices_file, record["device"], key, entry))}
+            except OSError as e:  # the sweep itself is safe in the record already
+                record["warnings"].append(f"could not save the tuned settings: {e.strerror or e} ({e.filename}); "
+                                          "pass a writable --devices-file folder")
+            atomic.write_json(path, record)
         records.append({**record, "file": str(path)})
     index = [{"device": r["device"], "file": str(paths[r["device"]].relative_to(run.path)), "started": started,
               "figure_kind": r["figure_kind"], "ok": r["ok"], "error_kind": r["error_kind"],

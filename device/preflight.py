@@ -31,13 +31,13 @@ echo "cores=$(grep -c '^processor' /proc/cpuinfo)"
 echo "cpu_model=$(grep -m1 -E '^(model name|Model|Hardware)[[:space:]]*:' /proc/cpuinfo | cut -d: -f2-)"
 echo "cpu_parts=$(grep '^CPU part' /proc/cpuinfo | awk '{print $NF}' | tr '\n' ' ')"
 echo "cpu_implementers=$(grep '^CPU implementer' /proc/cpuinfo | awk '{print $NF}' | tr '\n' ' ')"
-i=0  # per CPU, in CPU order (a glob would put cpu10 before cpu2): capacity and clock (big.LITTLE differ)
-caps="" clocks=""
-while [ -d /sys/devices/system/cpu/cpu$i ]; do
+ids=$(grep '^processor' /proc/cpuinfo | awk '{print $NF}' | tr '\n' ' ')
+echo "cpu_ids=$ids"
+caps="" clocks=""  # per online CPU, in cpuinfo's order: capacity and clock (big.LITTLE clusters differ)
+for i in $ids; do
   d=/sys/devices/system/cpu/cpu$i
   caps="$caps $(cat $d/cpu_capacity 2>/dev/null || echo -)"
   clocks="$clocks $(cat $d/cpufreq/scaling_cur_freq 2>/dev/null || cat $d/cpufreq/cpuinfo_max_freq 2>/dev/null || echo -)"
-  i=$((i + 1))
 done
 echo "cpu_capacity=$caps"
 echo "cpu_freq_khz=$clocks"
@@ -53,6 +53,9 @@ echo "disk_free_kb=$(df -Pk "$workdir" 2>/dev/null | awk 'NR==2 {print $4}')"
 for tool in timeout taskset sha256sum; do
   command -v $tool >/dev/null 2>&1 && echo "has_$tool=1" || echo "has_$tool=0"
 done
+# A taskset that takes a CPU list (-c): BusyBox may be built without it.
+first=${ids%% *}
+taskset -c "${first:-0}" true >/dev/null 2>&1 && echo has_taskset_list=1 || echo has_taskset_list=0
 if [ "$runtime" = python ]; then
   if command -v "$python" >/dev/null 2>&1; then
     echo "runtime_path=$(command -v "$python")"
@@ -121,6 +124,7 @@ def parse_preflight(text: str) -> dict:
         "board": raw.get("board", "").strip(),
         "cpu": cpu,
         "cpu_cores": name_cores(parts, raw.get("cpu_implementers", "").split()),
+        "cpu_ids": [int(c) for c in raw.get("cpu_ids", "").split() if c.isdigit()],
         "cpu_capacity": [int(c) if c.isdigit() else None for c in raw.get("cpu_capacity", "").split()],
         "cpu_freq_mhz": [int(c) // 1000 if c.isdigit() else None for c in raw.get("cpu_freq_khz", "").split()],
         "cores": num("cores"),
@@ -132,7 +136,7 @@ def parse_preflight(text: str) -> dict:
         "mem_available_mb": num("mem_available_kb") // 1024 if num("mem_available_kb") else None,
         "disk_free_mb": num("disk_free_kb") / 1024 if num("disk_free_kb") is not None else None,
         "workdir_ok": raw.get("workdir_ok") == "1",
-        "tools": {t: raw.get(f"has_{t}") == "1" for t in ("timeout", "taskset", "sha256sum")},
+        "tools": {t: raw.get(f"has_{t}") == "1" for t in ("timeout", "taskset", "taskset_list", "sha256sum")},
         "runtime": {
             k: raw[f"runtime_{k}"] if k in ("path", "sha256") else raw[f"runtime_{k}"] == "1"
             for k in ("path", "exists", "exec", "sha256") if f"runtime_{k}" in raw
@@ -155,8 +159,8 @@ def problems(profile: DeviceProfile, fingerprint: dict, *, check_runtime: bool =
         errors.append(f"{name} has no `timeout` command (coreutils or busybox): install coreutils")
     if not fingerprint["tools"]["sha256sum"]:
         errors.append(f"{name} has no `sha256sum` command: install coreutils")
-    if profile.affinity and not fingerprint["tools"]["taskset"]:
-        errors.append(f"{name} has no `taskset` for affinity {profile.affinity!r}: install util-linux or "
+    if profile.affinity and not (fingerprint["tools"]["taskset"] and fingerprint["tools"].get("taskset_list", True)):
+        errors.append(f"{name} has no `taskset -c` (CPU lists) for affinity {profile.affinity!r}: install util-linux or "
                       "remove `affinity`")
     runtime = fingerprint["runtime"]
     if check_runtime and profile.runtime == "python":

@@ -17,6 +17,7 @@ import urllib.parse
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from edgebnn.device.tune import check_cpu_list
 from edgebnn.errors import UsageError
 
 
@@ -158,7 +159,7 @@ def _at_least(low: float, *, strict: bool = False):
 
 
 # One check per field beyond its type (the type comes from the dataclass).
-CHECKS = {"workdir": _check_workdir, "port": _check_port, "transport": _check_transport,
+CHECKS = {"workdir": _check_workdir, "affinity": check_cpu_list, "port": _check_port, "transport": _check_transport,
           "connect_timeout": _at_least(0, strict=True), "cooldown": _at_least(0),
           "throttle_temp": _at_least(-273.15)}
 
@@ -386,7 +387,9 @@ def _update_setup(devices_file: str | Path | None, change) -> Path:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             data = {}
-        change(data if isinstance(data, dict) else {})
+        if not isinstance(data, dict):  # not ours to keep: it is rewritten whole
+            data = {}
+        change(data)
         atomic.write_json(path, data)
     return path
 
@@ -394,8 +397,8 @@ def _update_setup(devices_file: str | Path | None, change) -> Path:
 def record_setup(devices_file: str | Path | None, name: str, record: dict) -> Path:
     """Remember the runtime ``edgebnn devices setup`` installed for ``name`` (its tuned settings stay)."""
     def change(data: dict) -> None:
-        tuned = (data.get(name) or {}).get("tuned")
-        data[name] = {**record, **({"tuned": tuned} if tuned else {})}
+        tuned = data[name].get("tuned") if isinstance(data.get(name), dict) else None
+        data[name] = {**record, **({"tuned": tuned} if isinstance(tuned, dict) else {})}
 
     return _update_setup(devices_file, change)
 
@@ -408,21 +411,53 @@ def tuned_key(model: str, input_shape) -> str:
 def record_tuned(devices_file: str | Path | None, name: str, key: str, entry: dict) -> Path:
     """Save ``bench --tune``'s choice as device ``name``'s defaults for the model ``key``."""
     def change(data: dict) -> None:
-        data.setdefault(name, {}).setdefault("tuned", {})[key] = entry
+        device = data[name] if isinstance(data.get(name), dict) else {}
+        tuned = device.get("tuned") if isinstance(device.get("tuned"), dict) else {}
+        data[name] = {**device, "tuned": {**tuned, key: entry}}
 
     return _update_setup(devices_file, change)
 
 
 def tuned_settings(devices_file: str | Path | None, name: str, key: str) -> dict | None:
-    """The saved choice of :func:`record_tuned` (``{"config": {...}, "saved", "file", ...}``), or None."""
+    """The saved choice of :func:`record_tuned` (``{"config": {...}, "saved", "median_ms", ...}``), or None.
+
+    Raises:
+        UsageError: an entry that is not what ``--save-tuned`` writes (edited by hand, say),
+            naming the file and the next step.
+    """
     import json
 
+    path = setup_path(devices_file or default_devices_file())
     try:
-        data = json.loads(setup_path(devices_file or default_devices_file()).read_text())
-        entry = data[name]["tuned"][key]
+        entry = json.loads(path.read_text())[name]["tuned"][key]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return entry if isinstance(entry, dict) and isinstance(entry.get("config"), dict) else None
+    config = entry.get("config") if isinstance(entry, dict) else None
+    problem = _tuned_problem(entry, config)
+    if problem:
+        raise UsageError(f"bad saved tuned settings for {key} on {name} in {path}: {problem}; run `edgebnn bench "
+                         f"... --device {name} --tune --save-tuned` again, or delete that entry")
+    return entry
+
+
+def _tuned_problem(entry, config) -> str:
+    """What is wrong with a saved tuned entry ("" when nothing)."""
+    if not isinstance(config, dict):
+        return "no config table"
+    threads = config.get("threads")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        return f"threads {threads!r} is not a whole number of at least 1"
+    for switch in ("indirect_bgemm", "xnnpack"):
+        if not isinstance(config.get(switch, False), bool):
+            return f"{switch} {config.get(switch)!r} is not true or false"
+    try:
+        check_cpu_list(config.get("affinity") or "")
+    except (ValueError, TypeError):
+        return f"affinity {config.get('affinity')!r} is not a CPU list"
+    median = entry.get("median_ms")
+    if isinstance(median, bool) or not isinstance(median, (int, float)) or not isinstance(entry.get("saved"), str):
+        return "no median_ms or saved time"
+    return ""
 
 
 def list_devices(*, devices_file: str | Path | None = None) -> dict:

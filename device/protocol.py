@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -26,6 +25,7 @@ from edgebnn.device.preflight import TEMPS, parse_preflight, preflight_argv, pro
 from edgebnn.device.profiles import DeviceProfile
 from edgebnn.device.stats import latency_stats
 from edgebnn.device.transport import KILL_GRACE, LIMIT_STATUSES, Upload, open_transport
+from edgebnn.device.tune import check_cpu_list, median_interval
 from edgebnn.errors import UsageError
 from edgebnn.run.rundir import sha256_of
 
@@ -90,8 +90,10 @@ class BenchConfig:
     affinity: str = ""  # CPU list for taskset ("4-7"), instead of the profile's; "": the profile's
 
     def __post_init__(self):
-        if not re.fullmatch(r"(\d+(-\d+)?(,\d+(-\d+)?)*)?", self.affinity):
-            raise UsageError(f"bad affinity {self.affinity!r}: give a CPU list such as 4-7 or 0,2")
+        try:
+            check_cpu_list(self.affinity)
+        except ValueError as e:
+            raise UsageError(f"bad affinity {self.affinity!r}: give {e}") from None
         counts = {"threads": (self.threads, 0), "runs": (self.runs, 1), "warmup": (self.warmup, 0)}
         for name, (value, low) in counts.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -137,6 +139,7 @@ class BenchResult:
     raw: str = ""
     seconds: float = 0.0
     temps_c: list | None = None  # SoC temperatures right after this configuration (None: not read)
+    median_interval_ms: list | None = None  # (median, low, high): what --tune's rule compares
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -185,7 +188,9 @@ def summarize(device: str, config: BenchConfig, stdout: str) -> BenchResult:
         latency["peak_memory_mb"] = figures["memory"]["peak_mb"]
     total_secs = timed["avg"] * timed["count"] / 1e6
     valid = timed["count"] >= config.runs and total_secs >= config.min_secs
-    return BenchResult(device, config, ok=True, valid=valid, latency=latency, figures=figures, raw=stdout)
+    interval = median_interval({"latency": latency, "figures": figures})  # once: a bootstrap is not free
+    return BenchResult(device, config, ok=True, valid=valid, latency=latency, figures=figures, raw=stdout,
+                       median_interval_ms=[round(x, 6) for x in interval] if interval else None)
 
 
 async def run_config(transport, profile: DeviceProfile, config: BenchConfig, *, command: list[str],
@@ -310,7 +315,8 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
         The run: ``error_kind`` set when the device could not be used at all.
     """
     graph = Path(graph)
-    configs = expand_threads(profile, configs)
+    # The profile's pinning, recorded with each configuration (the record says where it ran).
+    configs = [replace(c, affinity=c.affinity or profile.affinity) for c in expand_threads(profile, configs)]
     run = DeviceRun(profile)
     transport = open_transport(profile, accept_new_host_key=accept_new_host_key)
     scratch = f"{profile.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
@@ -330,13 +336,10 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
                 raise DeviceError(ErrorKind.PREFLIGHT, "; ".join(errors))
         run.runtime = _runtime_info(profile, run.fingerprint)
         if tune:
-            from edgebnn.device.tune import clusters, sweep
+            from edgebnn.device.tune import device_sweep
 
-            taskset = run.fingerprint["tools"]["taskset"]
-            configs = sweep(configs[0], run.fingerprint, pin=taskset and not profile.affinity)
-            if not taskset and len(clusters(run.fingerprint)) > 1:
-                run.warnings.append(f"{profile.name} has CPU clusters but no `taskset`: the sweep does not pin "
-                                    "each cluster (install util-linux)")
+            configs, warnings = device_sweep(configs[0], run.fingerprint, affinity=profile.affinity)
+            run.warnings += warnings
             if run.fingerprint.get("governor") not in (None, "performance") and profile.board:
                 run.warnings.append("the sweep may be unreliable: the governor is not `performance`, so the clock "
                                     "may change between configurations")

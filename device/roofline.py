@@ -99,21 +99,36 @@ class Roofline:
 
 
 def roofline(*, binary_macs: int | None, latency_ms: float | None, cores: list[str], clock_mhz: float | None,
-             threads: int) -> Roofline:
-    """The roofline figures of one configuration (``cores`` from :func:`identify`, as the preflight saw)."""
+             threads: int, clocks_mhz: list[float | None] | None = None) -> Roofline:
+    """The roofline figures of one configuration.
+
+    Args:
+        cores: the cores it may run on (:func:`identify`'s names, as the preflight saw them).
+        clock_mhz: their clock; ``clocks_mhz``, per core where known, overrides it (big.LITTLE
+            clusters run at different clocks).
+        threads: the threads used: the limit is that of the fastest cores they can occupy (on
+            big.LITTLE an upper bound: the scheduler may put a thread on a little core).
+    """
     if not binary_macs or not latency_ms:
         return Roofline(binary_macs, None, why_no_share="no binary MACs or no latency")
-    achieved = binary_macs / (latency_ms / 1e3) / 1e9
+    achieved = round(binary_macs / (latency_ms / 1e3) / 1e9, 3)
     known = [c for c in cores if c in THROUGHPUT]
     if not known:
         why = (f"core {cores[0]} has no known NEON limits" if cores else
                "the CPU names no Arm core (an x86 host, or a board whose cpuinfo has no CPU part)")
-        return Roofline(binary_macs, round(achieved, 3), why_no_share=why)
-    if not clock_mhz:
-        return Roofline(binary_macs, round(achieved, 3), core=known[0], why_no_share="the clock could not be read")
-    core = max(set(known), key=known.count)  # big.LITTLE: the cluster the most cores are in
+        return Roofline(binary_macs, achieved, why_no_share=why)
+    clocks = [(clocks_mhz[i] if clocks_mhz and i < len(clocks_mhz) and clocks_mhz[i] else clock_mhz)
+              for i in range(len(cores))]
     used = max(1, min(threads or 1, len(cores)))
-    floor, mix = (x * clock_mhz * 1e6 * used / 1e9 for x in per_cycle(core))
-    return Roofline(binary_macs, round(achieved, 3), core=core, clock_mhz=clock_mhz, cores_used=used,
-                    floor_gbmacs=round(floor, 2), lce_gbmacs=round(mix, 2), share_of_floor=round(achieved / floor, 4),
-                    share_of_lce=round(achieved / mix, 4))
+    # (floor, mix) in GBMAC/s per core, fastest first
+    limits = sorted(((tuple(x * clock * 1e6 / 1e9 for x in per_cycle(c)), c, clock) for c, clock in zip(cores, clocks)
+                     if c in THROUGHPUT and clock), key=lambda x: (-x[0][1], x[1]))
+    if len(limits) < used:
+        why = ("the clock could not be read" if len(known) >= used else
+               f"{used - len(known)} of the {used} cores used have no known NEON limits")
+        return Roofline(binary_macs, achieved, core=known[0], why_no_share=why)
+    top = limits[:used]
+    floor, mix = (sum(x[0][k] for x in top) for k in (0, 1))
+    return Roofline(binary_macs, achieved, core="+".join(sorted({c for _, c, _ in top})), clock_mhz=top[0][2],
+                    cores_used=used, floor_gbmacs=round(floor, 2), lce_gbmacs=round(mix, 2),
+                    share_of_floor=round(achieved / floor, 4), share_of_lce=round(achieved / mix, 4))

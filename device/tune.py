@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import replace
 
 RULE = ("lowest median among valid configurations; overlapping 95% intervals of the median are ties, "
@@ -29,17 +30,21 @@ RULE = ("lowest median among valid configurations; overlapping 95% intervals of 
 def clusters(fingerprint: dict) -> list[list[int]]:
     """The CPU clusters of a device, as CPU numbers: one per distinct ``cpu_capacity`` (else CPU part).
 
-    A board whose CPUs all look alike (or that tells neither) is one cluster.
+    CPUs are the online ones, numbered as ``/proc/cpuinfo`` numbers them (an offline CPU leaves a
+    gap, never shifts the others). A board whose CPUs all look alike (or that tells neither) is
+    one cluster.
     """
     cores = fingerprint.get("cores") or 1
+    ids = fingerprint.get("cpu_ids") or []
+    ids = ids if len(ids) == cores else list(range(cores))
     for key in ("cpu_capacity", "cpu_cores"):
         kinds = fingerprint.get(key) or []
         if len(kinds) == cores and None not in kinds and len(set(kinds)) > 1:
             groups: dict = {}
-            for cpu, kind in enumerate(kinds):
+            for cpu, kind in zip(ids, kinds):
                 groups.setdefault(kind, []).append(cpu)
             return list(groups.values())
-    return [list(range(cores))]
+    return [ids]
 
 
 def cpu_list(cpus: list[int]) -> str:
@@ -54,6 +59,18 @@ def cpu_list(cpus: list[int]) -> str:
     return ",".join(runs)
 
 
+def check_cpu_list(text: str) -> str:
+    """``text`` when it is a CPU list ``taskset -c`` takes (``4-7``, ``0,2``, ranges low-high; ``""``: none).
+
+    Raises:
+        ValueError: what a CPU list looks like.
+    """
+    if text and not (re.fullmatch(r"[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*", text) and all(
+            int(r[0]) <= int(r[-1]) for r in (part.split("-") for part in text.split(",")))):
+        raise ValueError("a CPU list such as 4-7 or 0,2 (ranges low-high)")
+    return text
+
+
 def parse_cpu_list(text: str) -> list[int]:
     """``"0-3,6"`` -> ``[0, 1, 2, 3, 6]`` (``""``: none)."""
     cpus = []
@@ -61,6 +78,24 @@ def parse_cpu_list(text: str) -> list[int]:
         low, _, high = part.partition("-")
         cpus += range(int(low), int(high or low) + 1)
     return cpus
+
+
+def device_sweep(base, fingerprint: dict, *, affinity: str = "") -> tuple[list, list[str]]:
+    """The sweep for one device and why it may be less than asked: ``(configs, warnings)``.
+
+    A device the user pinned (its profile's ``affinity``) is swept on those CPUs only; a
+    big.LITTLE board whose ``taskset`` takes no CPU list is swept unpinned.
+    """
+    if affinity:
+        cpus = parse_cpu_list(affinity)
+        return [replace(c, affinity=affinity) for c in sweep(base, {"cores": len(cpus)}, pin=False)], []
+    tools = fingerprint.get("tools") or {}
+    can_pin = bool(tools.get("taskset") and tools.get("taskset_list", True))
+    warnings = []
+    if not can_pin and len(clusters(fingerprint)) > 1:
+        warnings.append("the board has CPU clusters but no `taskset -c`: the sweep does not pin each cluster "
+                        "(install util-linux)")
+    return sweep(base, fingerprint, pin=can_pin), warnings
 
 
 def sweep(base, fingerprint: dict, *, pin: bool = True) -> list:
@@ -108,7 +143,8 @@ def choose(results: list[dict]) -> dict:
     Returns:
         ``{"index", "config", "median_ms", "ties", "rule"}``; ``index`` None when nothing was valid.
     """
-    scored = [(i, median_interval(r)) for i, r in enumerate(results) if r.get("ok") and r.get("valid")]
+    scored = [(i, tuple(r["median_interval_ms"]) if r.get("median_interval_ms") else median_interval(r))
+              for i, r in enumerate(results) if r.get("ok") and r.get("valid")]
     scored = [(i, m) for i, m in scored if m is not None]
     if not scored:
         return {"index": None, "config": None, "median_ms": None, "ties": [], "rule": RULE}
@@ -117,10 +153,9 @@ def choose(results: list[dict]) -> dict:
 
     def preference(i: int):
         c = results[i]["config"]
-        return (c["threads"], c.get("indirect_bgemm", False), c.get("xnnpack", False), bool(c.get("affinity")),
-                results[i]["latency"].get(
-            "median_ms", results[i]["latency"].get("mean_ms")))
+        return c["threads"], c.get("indirect_bgemm", False), c.get("xnnpack", False), bool(c.get("affinity")), \
+            dict(scored)[i][0]
 
     chosen = min(ties, key=preference)
-    return {"index": chosen, "config": results[chosen]["config"], "median_ms": median_interval(results[chosen])[0],
+    return {"index": chosen, "config": results[chosen]["config"], "median_ms": dict(scored)[chosen][0],
             "fastest_index": best, "ties": ties, "rule": RULE}

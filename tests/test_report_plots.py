@@ -22,7 +22,7 @@ from edgebnn.device.protocol import BenchConfig, BenchResult, DeviceRun
 from edgebnn.device.roofline import per_cycle
 from edgebnn.device.tune import median_interval as tune_interval
 from edgebnn.reporting.compare import compare
-from edgebnn.reporting.load import build_report, load_run, median_interval
+from edgebnn.reporting.load import build_report, load_run, recorded_interval
 from edgebnn.reporting.plots import draw_all, flip_series, limit_lines, sweep_series
 from edgebnn.reporting.tables import device_tables
 
@@ -33,15 +33,17 @@ SWEEP = {(t, i, x): base * (0.8 if i else 1.0) * (1.02 if x else 1.0)
          for t, base in ((1, 10.0), (2, 6.0)) for i in (False, True) for x in (False, True)}
 
 
-def _result(device: str, threads: int, median: float, *, indirect=False, xnnpack=False, ok=True) -> BenchResult:
+def _result(device: str, threads: int, median: float, *, indirect=False, xnnpack=False, affinity="",
+            ok=True) -> BenchResult:
     per_run = [median * 1e3 + d for d in (-40, -15, 0, 10, 35)] * 8  # microseconds, a small spread
-    config = BenchConfig(threads=threads, runs=40, warmup=1, min_secs=0, indirect_bgemm=indirect, xnnpack=xnnpack)
+    config = BenchConfig(threads=threads, runs=40, warmup=1, min_secs=0, indirect_bgemm=indirect, xnnpack=xnnpack,
+                         affinity=affinity)
     if not ok:
         return BenchResult(device, config, ok=False, error_kind="crash", error="runtime exited with 139")
-    return BenchResult(device, config, ok=True, valid=True,
-                       latency={"runs": 40, "median_ms": median, "mean_ms": median, "p90_ms": median * 1.05,
-                                "std_ms": 0.02},
-                       figures={"per_run_us": per_run})
+    latency = {"runs": 40, "median_ms": median, "mean_ms": median, "p90_ms": median * 1.05, "std_ms": 0.02}
+    figures = {"per_run_us": per_run}
+    return BenchResult(device, config, ok=True, valid=True, latency=latency, figures=figures,  # as summarize() does
+                       median_interval_ms=list(tune_interval({"latency": latency, "figures": figures})))
 
 
 def _save(run: Path, device: str, results: list[BenchResult], *, fingerprint: dict, board=True, tune=False,
@@ -233,33 +235,35 @@ def test_plots_without_sweeps_or_flips_are_not_drawn(tmp_path):
 
 
 def test_the_report_draws_the_interval_the_tune_rule_compared(tmp_path):
-    """The device stage writes each result's interval; the report draws that one, not its own."""
-    from edgebnn.device.bench import result_record
-    from edgebnn.device.protocol import BenchConfig, BenchResult
+    """The device stage writes each result's interval once; the report draws that one, not its own."""
+    from sshd import TOOL
 
-    per_run = [5_000, 5_100, 4_900, 5_300] * 7
-    result = BenchResult("pi", BenchConfig(), ok=True, valid=True, latency={"median_ms": 5.05},
-                         figures={"per_run_us": per_run})
+    from edgebnn.device.bench import result_record
+    from edgebnn.device.protocol import BenchConfig, summarize
+
+    result = summarize("pi", BenchConfig(runs=3, min_secs=0), TOOL)  # lce_benchmark_model's aggregates
     record = result_record(result, {"cpu_cores": []}, binary_macs=None)
-    median, low, high = tune_interval(record)
-    assert median_interval(record) == tuple(record["median_interval_ms"]) == (median, low, high) and low < high
-    assert median_interval({"ok": True, "latency": {"mean_ms": 12.3}}) == (12.3, None, None)  # an older record
-    assert median_interval({"ok": False, "latency": {}}) is None
+    median, low, high = record["median_interval_ms"]
+    assert median == 1.65025 and low < median < high
+    assert recorded_interval(record) == (median, low, high) == pytest.approx(tune_interval(record))
+    assert recorded_interval({"ok": True, "latency": {"mean_ms": 12.3}}) == (12.3, None, None)  # an older record
+    assert recorded_interval({"ok": False, "latency": {}}) is None
 
 
 def test_a_pinned_sweep_has_a_line_and_a_limit_per_cpu_list(tmp_path):
     run = _manifest(tmp_path / "pinned")
-    results = [_result("rock5", t, 10.0 / t) for t in (1, 2)] + [_result("rock5", t, 6.0 / t) for t in (1, 2)]
-    record = _save(run, "rock5", results, fingerprint=A55, tune=True)
-    for r in record["results"][2:]:
-        r["config"]["affinity"] = "4-7"
-    (run / "bench" / "rock5-20260201T000000Z-abcd1234.json").write_text(json.dumps(record))
+    big_little = {"cores": 8, "cpu_ids": list(range(8)), "cpu_cores": ["Cortex-A55"] * 4 + ["Cortex-A76"] * 4,
+                  "freq_mhz": 1800, "cpu_freq_mhz": [1800] * 4 + [2400] * 4}
+    results = ([_result("rock5", t, 10.0 / t) for t in (1, 2)]
+               + [_result("rock5", t, 6.0 / t, affinity="0-3") for t in (1, 2)])
+    _save(run, "rock5", results, fingerprint=big_little, tune=True)
     report = build_report([run])
     (r,) = report["runs"]
     series = sweep_series(r, r["sweeps"][0])
     assert [line["label"] for line in series["lines"]] == ["indirect BGEMM off, XNNPACK off",
-                                                          "indirect BGEMM off, XNNPACK off, CPUs 4-7"]
+                                                          "indirect BGEMM off, XNNPACK off, CPUs 0-3"]
     assert [[p[1] for p in line["points"]] for line in series["lines"]] == [[10.0, 5.0], [6.0, 3.0]]
     labels = [line["label"] for line in limit_lines(report)]
-    assert labels == ["LCE-mix limit, rock5 (Cortex-A55)", "LCE-mix limit, rock5 (Cortex-A55, CPUs 4-7)"]
+    # unpinned, the threads may use the big cores; pinned to CPUs 0-3, the little ones
+    assert labels == ["LCE-mix limit, rock5 (Cortex-A76)", "LCE-mix limit, rock5 (Cortex-A55, CPUs 0-3)"]
     assert "latency-threads" in draw_all(report) and "tune-sweep" in draw_all(report)

@@ -51,6 +51,17 @@ def test_tune_sweeps_threads_indirect_and_xnnpack_on_the_local_device(tiny_run, 
     (result,) = used["results"]
     assert {k: result["config"][k] for k in saved["config"]} == saved["config"]
     assert used["tuned_from"]["saved"] == saved["saved"] and "ran the tuned configuration" in later.stderr
+    from edgebnn.device.profiles import record_tuned
+
+    seeded = {"config": {"threads": 1, "indirect_bgemm": True, "xnnpack": True, "affinity": "0"}, "median_ms": 1.0,
+              "saved": "2026-01-01T00:00:00Z"}  # not the defaults: proves the saved settings are what runs
+    record_tuned(devices, "local", "bireal-tiny@32x32x1", seeded)
+    ran = json.loads(cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--json", *fast]).stdout)
+    assert {k: ran["results"][0]["config"][k] for k in seeded["config"]} == seeded["config"] and ran["results"][0]["ok"]
+    record_tuned(devices, "local", "bireal-tiny@32x32x1", {**seeded, "config": {"threads": "2"}})  # edited by hand
+    bad = cli_runner.invoke(cli, ["bench", str(tiny_run.path), *fast])
+    assert bad.exit_code == 2 and "bad saved tuned settings for bireal-tiny@32x32x1 on local" in bad.output
+    assert "threads '2'" in bad.output and "--save-tuned` again" in bad.output
     mine = json.loads(cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--json", "--threads", "1", *fast]).stdout)
     assert "tuned_from" not in mine and mine["results"][0]["config"]["threads"] == 1  # given settings win
     unsaved = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--save-tuned", *fast])
@@ -102,6 +113,22 @@ def test_a_pinned_result_is_held_to_its_cluster_s_limit_and_clock():
     assert (little["core"], little["clock_mhz"]) == ("Cortex-A55", 1800)
     assert big["achieved_gbmacs"] == little["achieved_gbmacs"] == 100.0
     assert big["lce_gbmacs"] > little["lce_gbmacs"]  # same latency, a smaller share of the faster cores
+    both = result_record(BenchResult("rk", BenchConfig(threads=8), ok=True, latency=latency), fingerprint,
+                         binary_macs=10**9)["roofline"]
+    four = result_record(BenchResult("rk", BenchConfig(threads=4), ok=True, latency=latency), fingerprint,
+                         binary_macs=10**9)["roofline"]
+    assert both["core"] == "Cortex-A55+Cortex-A76" and both["lce_gbmacs"] == pytest.approx(
+        2 * big["lce_gbmacs"] + 2 * little["lce_gbmacs"], rel=1e-3)  # every core at its own clock
+    assert four["core"] == "Cortex-A76" and four["lce_gbmacs"] == pytest.approx(2 * big["lce_gbmacs"], rel=1e-3)
+    offline = parse_preflight(RK3588.replace("cores=8", "cores=7").replace("0xd05 0xd05 0xd05 0xd05", "0xd05 0xd05 0xd05")
+                              .replace("414 414 414 414", "414 414 414").replace("1800000 1800000 1800000 1800000",
+                                                                                 "1800000 1800000 1800000")
+                              + "cpu_ids=0 1 3 4 5 6 7\n")
+    assert clusters(offline) == [[0, 1, 3], [4, 5, 6, 7]]  # CPU 2 offline: the others keep their numbers
+    unknown_clock = {**fingerprint, "cpu_freq_mhz": [1800] * 4 + [None] * 4}
+    pinned = result_record(BenchResult("rk", BenchConfig(threads=2, affinity="4-7"), ok=True, latency=latency),
+                           unknown_clock, binary_macs=10**9)["roofline"]
+    assert pinned["lce_gbmacs"] is None and "clock" in pinned["why_no_share"]  # not the little cluster's clock
 
 
 def test_devices_setup_keeps_the_saved_tuned_settings(tmp_path):
@@ -109,7 +136,10 @@ def test_devices_setup_keeps_the_saved_tuned_settings(tmp_path):
 
     devices = tmp_path / "devices.toml"
     key = tuned_key("sabnn-r18", [224, 224, 3])
-    record_tuned(devices, "pi", key, {"config": {"threads": 2}, "saved": "now"})
+    record_tuned(devices, "pi", key, {"config": {"threads": 2}, "saved": "now", "median_ms": 3.5})
     record_setup(devices, "pi", {"runtime_file": "/x/lce_benchmark_model"})
     assert tuned_settings(devices, "pi", key)["config"] == {"threads": 2} and key == "sabnn-r18@224x224x3"
     assert tuned_settings(devices, "pi", "other@1x1x1") is None and tuned_settings(devices, "nope", key) is None
+    devices.with_name("devices.setup.json").write_text("[1]")  # not a table: replaced, never silently kept
+    record_tuned(devices, "pi", key, {"config": {"threads": 4}, "saved": "now", "median_ms": 2.0})
+    assert tuned_settings(devices, "pi", key)["config"] == {"threads": 4}

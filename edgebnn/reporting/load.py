@@ -151,7 +151,7 @@ def _bench_entries(record: dict, file: str) -> list[dict]:
     return entries
 
 
-def median_interval(result: dict) -> tuple[float | None, float | None, float | None] | None:
+def recorded_interval(result: dict) -> tuple[float | None, float | None, float | None] | None:
     """``(median, low, high)`` in ms of one result record, or None when it has no latency.
 
     The interval is the one ``bench --tune`` chose by (``median_interval_ms``, written by the
@@ -172,7 +172,7 @@ def _sweep(record: dict, file: str) -> dict:
     for i, r in enumerate(record.get("results") or []):
         if not isinstance(r, dict):
             continue
-        interval = median_interval(r) if r.get("ok") else None
+        interval = recorded_interval(r) if r.get("ok") else None
         median, low, high = interval or (None, None, None)
         results.append({"index": i, "threads": _get(r, "config", "threads"), **settings(r.get("config")),
                         "ok": bool(r.get("ok")), "valid": bool(r.get("valid")),

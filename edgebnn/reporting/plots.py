@@ -190,8 +190,8 @@ def limit_lines(report: dict) -> list[dict]:
     """The latency LCE's kernel mix allows, per run, device and core, at each thread count measured.
 
     ``points`` are ``(threads, ms)``: the model's binary MACs over the roofline's LCE limit of the
-    cores used (per-core limit x threads, up to the cores there are). A host or a core without
-    known limits has no line.
+    cores used (per-core limit x threads, up to the cores there are). A device whose cores have
+    no known limits (an x86 host) has no line.
 
     Returns:
         ``[{"run" (index in the report), "device", "core", "affinity", "label", "points"}]``.
