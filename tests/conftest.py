@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 import edgebnn  # noqa: F401  (selects Keras 2 before any test imports TensorFlow)
+
+# A shell that starts the suite in the background (`nohup ... &`, some CI runners) ignores SIGINT,
+# and every edgebnn the tests start would inherit that: the tests that press Ctrl-C on it need
+# SIGINT as a terminal delivers it. (exec resets a handler, never an ignored signal.)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
