@@ -187,7 +187,10 @@ def summarize(device: str, config: BenchConfig, stdout: str) -> BenchResult:
     if figures["memory"].get("peak_mb") is not None:
         latency["peak_memory_mb"] = figures["memory"]["peak_mb"]
     total_secs = timed["avg"] * timed["count"] / 1e6
-    valid = timed["count"] >= config.runs and total_secs >= config.min_secs
+    # The runtime stops at min_secs of wall time, loop overhead included: the sum of the timed runs
+    # falls a little short of it (on a loaded host by a few %). Only a run cut short (by max_secs)
+    # falls far short.
+    valid = timed["count"] >= config.runs and total_secs >= 0.9 * config.min_secs
     interval = median_interval({"latency": latency, "figures": figures})  # once: a bootstrap is not free
     return BenchResult(device, config, ok=True, valid=valid, latency=latency, figures=figures, raw=stdout,
                        median_interval_ms=[round(x, 6) for x in interval] if interval else None)
