@@ -14,6 +14,7 @@ from edgebnn.converters.lce import TARGETS as LCE_TARGETS
 from edgebnn.data.spec import parse_spec
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.run.rundir import RunDir, utc_now
+from edgebnn.run.trust import Trust
 
 TARGETS = ("tflite", "tflite-float", "keras")
 ARTIFACTS = {"tflite": "model.tflite", "tflite-float": "model-float.tflite", "keras": "model-baked.keras"}
@@ -72,7 +73,8 @@ class ConvertOptions:
             raise UsageError(INT8_NEEDS_DATA)
 
 
-def convert_run(run: RunDir, options: ConvertOptions = ConvertOptions(), *, parity_inputs=None) -> dict:
+def convert_run(run: RunDir, options: ConvertOptions = ConvertOptions(), *, parity_inputs=None,
+                trust: Trust = Trust()) -> dict:
     """Convert the run's Keras model as ``options`` say and record the report in the manifest.
 
     ``tflite`` writes ``model.tflite`` and its report at the top of ``manifest["conversion"]``;
@@ -83,6 +85,7 @@ def convert_run(run: RunDir, options: ConvertOptions = ConvertOptions(), *, pari
         run: the run directory.
         options: the validated options.
         parity_inputs: explicit parity inputs (overrides ``options.data``).
+        trust: what the user allowed on this command (:class:`edgebnn.run.trust.Trust`).
 
     Returns:
         The report.
@@ -93,7 +96,7 @@ def convert_run(run: RunDir, options: ConvertOptions = ConvertOptions(), *, pari
     """
     from edgebnn.data.samples import sample_inputs
 
-    model = run.load_model()
+    model = run.load_model(trust=trust)
     if options.int8 and options.data is None:
         from edgebnn.converters.int8 import has_fake_quant
 
@@ -228,7 +231,7 @@ def convert_hint(run: RunDir) -> str:
 
 
 
-def converted_run(src: str, *, out: str | None = None, spec=None, custom_objects: str | None = None
+def converted_run(src: str, *, out: str | None = None, spec=None, trust: Trust = Trust()
                   ) -> tuple[RunDir, str | None]:
     """The run for ``src`` with its ``model.tflite``: a run directory, a model name, a Keras file or a flatbuffer.
 
@@ -243,10 +246,10 @@ def converted_run(src: str, *, out: str | None = None, spec=None, custom_objects
 
     if Path(src).suffix.lower() == ".tflite" and Path(src).is_file():
         return flatbuffer_run(Path(src), out=out), None
-    run = resolve_source(src, out=out, spec=spec or ModelSpec(), custom_objects=custom_objects)
+    run = resolve_source(src, out=out, spec=spec or ModelSpec(), trust=trust)
     if run.tflite_path.exists():
         return run, None
-    return run, convert_run(run)["parity"].get("warning")
+    return run, convert_run(run, trust=trust)["parity"].get("warning")
 
 
 # Ops that compute a convolution or a matrix product: the binary share of a flatbuffer without a

@@ -38,6 +38,9 @@ def operators(flatbuffer: bytes) -> list[dict]:
     if len(flatbuffer) < 8 or flatbuffer[4:8] != b"TFL3":
         raise EdgebnnError("not a TFLite flatbuffer (no TFL3 identifier): re-run `edgebnn convert`")
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    if model.Version() != 3 or not model.SubgraphsLength():  # zeros behind the identifier, say
+        raise EdgebnnError(f"not a TFLite flatbuffer: the identifier is there but no model is (schema version "
+                           f"{model.Version()}, {model.SubgraphsLength()} subgraphs)")
     names = builtin_names()
     codes = []
     for i in range(model.OperatorCodesLength()):

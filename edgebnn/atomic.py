@@ -9,6 +9,22 @@ import tempfile
 from pathlib import Path
 
 
+def ordinary_mode(path: Path) -> Path:
+    """Give ``path`` the permissions an ordinary ``open()`` or ``mkdir()`` would (mkstemp and mkdtemp
+    make 0600 and 0700): a shared run directory stays readable by the people it is shared with."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+    return path
+
+
+def temp_file_beside(path: Path) -> Path:
+    """A new empty temporary file beside ``path`` (same suffix, for writers that dispatch on it)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    return ordinary_mode(Path(tmp))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
@@ -17,13 +33,7 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp = Path(tmp)
-    # mkstemp creates 0600; artifacts get the permissions an ordinary open() would give.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    tmp = temp_file_beside(path)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -93,12 +93,31 @@ def model_flags(fn):
     return command
 
 
+TRUST_HELP = ("Run code a model file carries (a Lambda's bytecode) and load the custom-objects module and "
+              "teachers a run directory names: only for files whose source you trust.")
+
+
+def trust_option(fn):
+    return click.option("--trust-code", is_flag=True, help=TRUST_HELP)(fn)
+
+
 def source_flags(fn):
-    """``--custom-objects`` and ``--weights``, for commands that take a model file or name."""
-    fn = click.option("--custom-objects", metavar="FILE.py|MODULE",
-                      help="The module defining a model file's custom classes.")(fn)
+    """``--custom-objects``, ``--trust-code`` and ``--weights``, for commands that take a model file or name.
+
+    The command receives ``weights`` and ``trust`` (an :class:`edgebnn.run.trust.Trust`).
+    """
+
+    @functools.wraps(fn)
+    def command(*args, custom_objects, trust_code, **kwargs):
+        from edgebnn.run.trust import Trust
+
+        return fn(*args, trust=Trust(code=trust_code, custom_objects=custom_objects), **kwargs)
+
+    command = click.option("--custom-objects", metavar="FILE.py|MODULE",
+                           help="The module defining a model file's custom classes.")(command)
+    command = trust_option(command)
     return click.option("--weights", metavar="imagenet|PATH",
-                        help="Weights for a model name: a weights file, or Larq Zoo's ImageNet ones.")(fn)
+                        help="Weights for a model name: a weights file, or Larq Zoo's ImageNet ones.")(command)
 
 
 def json_option(fn):
@@ -190,9 +209,10 @@ def _print_card(row: dict, spec) -> None:
 @click.option("--strategy", type=click.Choice(["auto", "mirrored", "multiworker"]), default=None,
               help="tf.distribute strategy [auto; on --resume: the run's].")
 @model_flags
+@trust_option
 @quiet_option
-def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, seed, out, resume, strategy, quiet,
-          model_flags):
+def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, seed, out, resume, strategy, trust_code,
+          quiet, model_flags):
     """Train MODEL with its paper's recipe into a run directory (or --resume one).
 
     Checkpoints are written every epoch and on Ctrl-C/SIGTERM; `--resume DIR` continues with
@@ -203,13 +223,15 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
     verbose = 0 if quiet else 1
     overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
     if resume:
+        from edgebnn.run.trust import Trust
         from edgebnn.training.train import resume as resume_run
 
-        if model or out or teachers or recipe_name or any(model_flags.values()):
-            raise UsageError("--resume DIR reads the model, its size and options, the recipe, --out and teachers "
-                             "from DIR's manifest: drop MODEL/--recipe/--out/--teacher/--input-size/--width/"
-                             "--model-arg (change recipe fields with --set)")
-        run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose)
+        if model or out or recipe_name or any(model_flags.values()):
+            raise UsageError("--resume DIR reads the model, its size and options, the recipe and --out from DIR's "
+                             "manifest: drop MODEL/--recipe/--out/--input-size/--width/--model-arg (change recipe "
+                             "fields with --set)")
+        run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose,
+                                  trust=Trust(code=trust_code, teachers=teachers))
     else:
         from edgebnn.registry import load_model_file
         from edgebnn.training.train import train_new
@@ -219,7 +241,8 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
         for path in model_flags["model_file"]:
             load_model_file(path)
         run, metrics = train_new(model, data=data, out=out, recipe=recipe_name, settings=settings,
-                                 overrides=overrides, teachers=teachers, seed=seed, strategy=strategy or "auto",
+                                 overrides=overrides, teachers=teachers, trust_code=trust_code, seed=seed,
+                                 strategy=strategy or "auto",
                                  verbose=verbose, input_size=model_flags["input_size"], width=model_flags["width"],
                                  model_args=model_flags["model_args"])
     name = run.manifest["model"] if run.manifest_path.exists() else model  # other workers write no manifest
@@ -236,7 +259,7 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
 @model_flags
 @source_flags
 @json_option
-def evaluate(src, data, batch_size, best, out, as_json, model_flags, weights, custom_objects):
+def evaluate(src, data, batch_size, best, out, as_json, model_flags, weights, trust):
     """Top-1 / top-5 accuracy of SRC on a validation split.
 
     SRC is a trained run, a Keras model file, or a model name with --weights (a weights file, or
@@ -246,7 +269,7 @@ def evaluate(src, data, batch_size, best, out, as_json, model_flags, weights, cu
     from edgebnn.training.evaluate import evaluate_source
 
     result = evaluate_source(src, data=data, batch_size=batch_size, which="best" if best else "last", out=out,
-                             weights=weights, custom_objects=custom_objects, model_flags=model_flags)
+                             weights=weights, trust=trust, model_flags=model_flags)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -302,7 +325,7 @@ def recipes(name, settings, as_json):
 @source_flags
 @json_option
 def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out, as_json, model_flags, weights,
-            custom_objects):
+            trust):
     """Convert SRC (a run directory, a model name, or a Keras .keras/.h5/SavedModel) with Larq Compute Engine.
 
     Checks parity against Keras (exit 1 naming the first diverging layer when out of
@@ -317,8 +340,8 @@ def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out,
     spec = model_spec(src, weights=weights, **model_flags)
     if not Path(src).exists() and not weights:
         options.check_random_weights()
-    run = resolve_source(src, out=out, spec=spec, custom_objects=custom_objects)
-    report = convert_run(run, options)
+    run = resolve_source(src, out=out, spec=spec, trust=trust)
+    report = convert_run(run, options, trust=trust)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -467,7 +490,7 @@ def _bench_context(record) -> str:
 @json_option
 def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, cooldown, op_profiling, xnnpack,
           indirect_bgemm, tune, save_tuned, out, devices_file, accept_new_host_key, as_json, model_flags, weights,
-          custom_objects):
+          trust):
     """Benchmark SRC (a run directory, a model name, a Keras file or a .tflite) on one or more devices.
 
     A bare model name is converted first (random weights: latency does not depend on them).
@@ -489,7 +512,7 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
                             op_profiling=op_profiling, xnnpack=xnnpack, indirect_bgemm=indirect_bgemm)
     check_cooldown(cooldown)
     spec = model_spec(src, weights=weights, **model_flags)
-    run, warning = converted_run(src, out=out, spec=spec, custom_objects=custom_objects)
+    run, warning = converted_run(src, out=out, spec=spec, trust=trust)
     if warning:
         click.echo(f"warning: {warning}", err=True)
     records = bench_run(run, devices=device, configs=configs, devices_file=devices_file,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,8 +120,13 @@ def register_model(
             origin=_ORIGIN[-1],
         )
         for key in (name, *aliases):
-            if _ALIASES.get(_key(key), name) != name:
-                raise ValueError(f"model name {key!r} is registered twice")
+            taken = _ALIASES.get(_key(key))
+            if taken is not None and (taken != name or _CARDS[taken].origin != card.origin):
+                # A model file or plugin never takes over a name silently: which model ran would
+                # depend on what was loaded, and its figures would be filed under the other's name.
+                raise UsageError(f"model name {key!r} is registered twice: by {_CARDS[taken].origin} "
+                                 f"({taken}) and by {card.origin}; give the new model another name")
+        for key in (name, *aliases):
             _ALIASES[_key(key)] = name
         _CARDS[name] = card
         return fn
@@ -295,4 +301,7 @@ def model_options(card: ModelCard, *, width: float | None = None, model_args=())
             raise UsageError(f"{card.name} has no option {key!r}: its options are {listing}")
         if isinstance(value, str):
             options[key] = _typed(key, value, known[key], card)
+    scale = options.get("width")
+    if isinstance(scale, int | float) and not (math.isfinite(scale) and scale > 0):
+        raise UsageError(f"bad --width {scale}: give a multiplier above 0, e.g. 0.25 or 1")
     return options

@@ -73,64 +73,64 @@ def saved_versions(path: Path) -> dict:
     return found
 
 
-def load_keras_file(path: Path, custom_objects: dict | None = None):
-    """Load a user's Keras model (compile=False) with larq's, edgebnn's and ``custom_objects``.
+# Functions and classes of Larq Zoo's models that their configs name: a zoo backbone under the
+# user's own head saved as .h5 stores them by name only (e.g. QuickNet's 'blurpool_initializer').
+ZOO_OBJECTS = {"larq_zoo.sota.quicknet": ("blurpool_initializer",),
+               "larq_zoo.literature.xnornet": ("xnor_weight_scale",),
+               "larq_zoo.literature.dorefanet": ("magnitude_aware_sign_unclipped", "clip_by_value_activation"),
+               "larq_zoo.literature.densenet": ("BinaryDenseNet",)}
+
+
+def known_names() -> list[str]:
+    return [name for names in ZOO_OBJECTS.values() for name in names]
+
+
+def known_objects() -> dict:
+    """The zoo's objects that Keras' registry lacks (larq and edgebnn register their own)."""
+    return {name: getattr(importlib.import_module(module), name)
+            for module, names in ZOO_OBJECTS.items() for name in names}
+
+
+def load_keras_file(path: Path, custom_objects: dict | None = None, *, trust_code: bool = False):
+    """Load a Keras model file (compile=False) with larq's, the zoo's, edgebnn's and ``custom_objects``.
+
+    Its configuration is checked first (:func:`edgebnn.models.file_config.check_model_file`):
+    nothing in the file runs unless ``trust_code``.
 
     Raises:
-        UsageError: a class nobody defines (naming it and ``--custom-objects``).
+        UsageError: code in the file without ``trust_code``, or a class nobody defines (naming it
+            and ``--custom-objects``).
         EdgebnnError: the file is not a Keras model, or is damaged.
     """
-    import larq_zoo  # noqa: F401  (registers the zoo's initializers and layers, as its own models need)
+    from edgebnn.models.file_config import check_model_file
+
+    fmt = check_model_file(path, custom_objects={**dict.fromkeys(known_names()), **(custom_objects or {})},
+                           trust_code=trust_code)  # before TensorFlow loads: a refusal is instant
     import tf_keras as keras
 
     from edgebnn.models import register_custom_objects
 
+    objects = {**known_objects(), **(custom_objects or {})}
     register_custom_objects()
     try:
-        return keras.models.load_model(path, compile=False, custom_objects=custom_objects or {})
+        return keras.models.load_model(path, compile=False, custom_objects=objects, safe_mode=not trust_code)
     except Exception as e:  # Keras raises ValueError, OSError, KeyError... for a bad file
         text = " ".join(str(e).split())
-        found = re.search(r"Unknown (?:layer|object|class|quantizer|constraint|regularizer|initializer|activation)"
-                          r"(?: type)?:? ['\"]?([\w.>]+)", text)
+        found = re.search(r"Unknown [a-z ]+?:? ['\"]?([\w.<>]+)", text)
+        missing = found.group(1) if found else None
         function = re.search(r"'config': '(\w+)', 'registered_name': 'function'", text)
-        if found and found.group(1) == "function" and function:
+        if missing == "function" and function or missing == "<lambda>":
+            name = function.group(1) if missing == "function" else "a lambda"
             raise UsageError(
-                f"{path} stores the Python function {function.group(1)!r} in a layer's config, which an .h5 file "
-                "cannot restore: save the model as .keras, or name the module that defines it with "
-                "--custom-objects") from None
-        missing = found.group(1) if found else (None if custom_objects else _foreign_class(path))
+                f"{path} stores the Python function {name!r} by name only, which an {fmt} file cannot restore: "
+                "name the module that defines it with --custom-objects (a lambda cannot be named: define it as "
+                "a function there, or save the model as .keras)") from None
         if missing:
             raise UsageError(
-                f"{path} uses the class {missing!r}, which neither Keras, larq nor edgebnn defines: name "
-                "the module that defines it with --custom-objects FILE.py (or a module path)") from None
-        raise EdgebnnError(f"{path} is not a Keras model edgebnn can load: {text[:200]}; save it with "
-                           "model.save('model.keras') (or .h5) and try again") from None
-
-
-# Modules whose classes load without the user's help.
-KNOWN_MODULES = ("keras", "tf_keras", "tensorflow", "larq", "larq_zoo", "edgebnn", "builtins")
-
-
-def _foreign_class(path: Path) -> str | None:
-    """A class a ``.keras`` file's config names from a module Keras, larq and edgebnn do not cover."""
-    if path.suffix.lower() != ".keras":
-        return None
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except Exception:
-        return None
-    stack = [config]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            module = str(item.get("module") or "")
-            if "class_name" in item and module and module.split(".")[0] not in KNOWN_MODULES:
-                return str(item["class_name"])
-            stack += list(item.values())
-        elif isinstance(item, list):
-            stack += item
-    return None
+                f"{path} uses {missing!r}, which neither Keras, larq nor edgebnn defines: name the module that "
+                "defines it with --custom-objects FILE.py (or a module path)") from None
+        raise EdgebnnError(f"{path} is not a Keras model edgebnn can load: {text[:200]}; save it again with "
+                           "model.save() from tf_keras and try again") from None
 
 
 def with_input_size(model, size: tuple[int, int, int] | None):

@@ -131,7 +131,9 @@ def test_a_custom_layer_loads_when_its_module_is_named(tmp_path, cli_runner):
     _ok(cli_runner.invoke(cli, ["convert", str(tmp_path / "custom.keras"), "--out", str(out),
                                 "--custom-objects", str(module)]))
     assert RunDir(out).manifest["conversion"]["bconv"] == 1
-    _ok(cli_runner.invoke(cli, ["convert", str(out), "--to", "keras"]))  # later stages load it the same way
+    # Later stages load it the same way, once the user names the module again (or trusts the run).
+    _fails(cli_runner.invoke(cli, ["convert", str(out), "--to", "keras"]), 2, "my_layers.py", "--trust-code")
+    _ok(cli_runner.invoke(cli, ["convert", str(out), "--to", "keras", "--custom-objects", str(module)]))
 
 
 ARCH = '''

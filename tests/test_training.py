@@ -320,6 +320,15 @@ def test_distillation_from_run_and_model_file(digits_run, tmp_path, cli_runner):
     assert np.isfinite(float(row["distill_loss"])) and float(row["val_accuracy"]) > 0.1
     # The saved model is the student alone.
     assert RunDir(out).load_model().count_params() == digits_run.manifest["stats"]["params"]
+    # Extending it loads the teachers again: only when named again (or trusted), checked by hash.
+    teachers = [t["path"] for t in manifest["teachers"]]
+    assert all(len(t["sha256"]) == 64 for t in manifest["teachers"])
+    extend = ["train", "--resume", str(out), "--epochs", "2", "--quiet"]
+    refused = cli_runner.invoke(cli, extend)
+    assert refused.exit_code == 2 and "--trust-code" in refused.output, refused.output
+    result = cli_runner.invoke(cli, [*extend, *(a for t in teachers for a in ("--teacher", t))])
+    assert result.exit_code == 0, result.output
+    assert RunDir(out).manifest["metrics"]["epochs"] == 2
 
 
 def _free_ports(n):

@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from edgebnn import atomic
-from edgebnn.errors import EdgebnnError, UsageError
+from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.run import manifest as sections
 
 MANIFEST = "manifest.json"
 KERAS_MODEL = "model.keras"
 TFLITE_MODEL = "model.tflite"
 LOCK = ".lock"
+TRAIN_LOCK = ".train.lock"
 STACK = ("tensorflow", "tf-keras", "larq", "larq-compute-engine", "larq-zoo", "numpy", "edgebnn")
 
 
@@ -124,7 +125,8 @@ class RunDir:
         final = Path(path)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            aside = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+            aside = atomic.ordinary_mode(Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.",
+                                                               suffix=".tmp")))
         except OSError as e:
             raise write_error(final, e) from None
         try:
@@ -202,6 +204,59 @@ class RunDir:
         finally:
             os.close(fd)
 
+    @contextlib.contextmanager
+    def held_for_training(self):
+        """Hold the run for a training process's lifetime: a second one is refused, not queued.
+
+        The lock (``.train.lock``, holding the holder's pid) is released by the kernel when the
+        process ends, however it ends, so no stale lock survives a crash. A folder made here
+        that still holds nothing but the lock when training fails (bad data, say) is removed.
+
+        Raises:
+            UsageError: another process holds it.
+        """
+        made = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / TRAIN_LOCK, os.O_CREAT | os.O_RDWR, 0o666)
+        except OSError as e:
+            raise write_error(self.path, e, what="the run directory") from None
+        try:
+            self._refuse_if_held(fd)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            try:
+                yield self
+            except BaseException:
+                if made and [p.name for p in self.path.iterdir()] == [TRAIN_LOCK]:
+                    shutil.rmtree(self.path, ignore_errors=True)
+                raise
+        finally:
+            os.close(fd)
+
+    def check_not_held(self) -> None:
+        """Refuse at once when another process is training into this run (before anything loads).
+
+        Raises:
+            UsageError: naming the holder's pid.
+        """
+        try:
+            fd = os.open(self.path / TRAIN_LOCK, os.O_RDWR)
+        except OSError:  # no lock file: nobody ever trained here, or it cannot be opened to check
+            return
+        try:
+            self._refuse_if_held(fd)
+        finally:
+            os.close(fd)  # closing drops the lock this probe may have taken
+
+    def _refuse_if_held(self, fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise UsageError(f"{str(self.path)!r} is being trained by another edgebnn process (pid {holder}): "
+                             "wait for it to finish, or choose another --out") from None
+
     def update(self, **changes: Any) -> dict[str, Any]:
         """Merge top-level sections into the manifest (atomically, under the lock) and return it."""
         return self.edit(lambda data: data.update(changes))
@@ -230,7 +285,7 @@ class RunDir:
             with self.locked():
                 for name, write in artifacts.items():
                     final = self.path / name
-                    tmp = Path(tempfile.mkstemp(dir=self.path, prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}")[1])
+                    tmp = atomic.temp_file_beside(final)
                     staged[final] = tmp
                     write(tmp)
                 data = self.manifest
@@ -278,26 +333,41 @@ class RunDir:
         self.record_file(self.keras_path)
         return self.keras_path
 
-    def load_model(self):
-        """Load ``model.keras`` with edgebnn's and larq's custom objects registered."""
-        from edgebnn.models import register_custom_objects
+    def verified(self, name: str) -> Path:
+        """The run's file ``name``, once it is checked to hold the bytes the manifest records.
 
-        register_custom_objects()
-        import tf_keras as keras
+        A run directory may come from someone else: a swapped or damaged artifact is refused
+        before anything reads it.
 
-        if not self.keras_path.exists():
-            raise EdgebnnError(
-                f"no {KERAS_MODEL} in {str(self.path)!r}: the training run did not finish; "
-                f"resume it with `edgebnn train --resume {self.path}`"
-            )
-        custom = {}
-        if spec := self.section("source").get("custom_objects"):  # a user's model with classes of their own
-            from edgebnn.models.files import load_custom_objects
+        Raises:
+            EdgebnnError: missing, not a file, unrecorded, or not the recorded bytes.
+        """
+        path = self.path / name
+        if not path.exists():
+            raise EdgebnnError(f"no {name} in {str(self.path)!r}: the run did not finish; "
+                               f"resume it with `{shell_command('edgebnn', 'train', '--resume', self.path)}`")
+        recorded = self.section("files").get(name)
+        if not path.is_file() or not isinstance(recorded, dict) or recorded.get("sha256") != sha256_of(path):
+            what = "is not a file" if not path.is_file() else (
+                "is not recorded in its manifest" if not isinstance(recorded, dict) else
+                "does not hold the bytes its manifest records (sha256 "
+                f"{str(recorded.get('sha256'))[:12]}...)")
+            raise EdgebnnError(f"{path} {what}: it was changed after edgebnn wrote it, and edgebnn loads nothing "
+                               "it cannot vouch for; restore the run, or make it again")
+        return path
 
-            custom = load_custom_objects(spec)
-        try:
-            return keras.models.load_model(self.keras_path, compile=False, custom_objects=custom)
-        except Exception as e:  # Keras raises many types for a bad archive
-            raise EdgebnnError(
-                f"cannot load {self.keras_path}: {str(e).splitlines()[0][:200]}; re-run `edgebnn train`"
-            ) from None
+    def load_model(self, name: str = KERAS_MODEL, *, trust=None):
+        """Load ``model.keras`` (or ``name``), checked against its recorded sha256 and its configuration.
+
+        Args:
+            name: the model file in the run (``model.keras``, ``best.keras``).
+            trust: what the user allowed on this command (:class:`edgebnn.run.trust.Trust`): the
+                custom-objects module the manifest records is imported only if allowed.
+        """
+        from edgebnn.models.files import load_custom_objects, load_keras_file
+        from edgebnn.run.trust import Trust, custom_objects_spec
+
+        trust = trust or Trust()
+        path = self.verified(name)
+        objects = load_custom_objects(custom_objects_spec(self.path, self.section("source"), trust))
+        return load_keras_file(path, objects, trust_code=trust.code)

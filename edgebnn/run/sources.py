@@ -20,7 +20,8 @@ from typing import Any
 
 from edgebnn.errors import EdgebnnError, UsageError
 from edgebnn.run import manifest as sections
-from edgebnn.run.rundir import MANIFEST, RunDir, file_record
+from edgebnn.run.rundir import MANIFEST, RunDir
+from edgebnn.run.trust import Trust, custom_objects_record, digest
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def model_spec(src: str | None, *, input_size: str | None = None, width: float |
     for path in model_file or ():
         load_model_file(path)
     given = [flag for flag, value in (("--input-size", input_size), ("--width", width), ("--model-arg", model_args),
-                                      ("--weights", weights)) if value]
+                                      ("--weights", weights)) if value not in (None, (), [])]
     if src is None or not given:
         return ModelSpec()
     if is_model_name(src) and not Path(src).exists():
@@ -76,8 +77,11 @@ def model_spec(src: str | None, *, input_size: str | None = None, width: float |
 
 
 def resolve_source(src: str, *, out: str | None = None, seed: int = 0, spec: ModelSpec = ModelSpec(),
-                   custom_objects: str | None = None) -> RunDir:
+                   trust: Trust = Trust()) -> RunDir:
     """A run directory for ``src``: a run directory, a model file, or a registered model name.
+
+    ``trust`` is what the user allowed on this command: the ``--custom-objects`` module a model
+    file needs, and ``--trust-code`` for a file that carries code.
 
     Raises:
         UsageError: ``src`` is none of them, or ``out`` holds something else.
@@ -88,7 +92,7 @@ def resolve_source(src: str, *, out: str | None = None, seed: int = 0, spec: Mod
 
     path = Path(src)
     if path.exists() and is_keras_source(path):
-        return imported_run(path, out=out, custom_objects=custom_objects, input_shape=spec.input_shape)
+        return imported_run(path, out=out, trust=trust, input_shape=spec.input_shape)
     if path.exists():
         return RunDir.open(path)
     if not is_model_name(src):
@@ -118,9 +122,15 @@ def reuse_or_build(path: Path, wanted: dict, build, *, complete=RunDir.is_comple
         if not _half_made(existing, manifest, wanted, complete):
             what = f"a run of {manifest.get('model')}" if manifest else "something else"
             raise UsageError(f"{str(path)!r} already holds {what}, not this {wanted['model']} "
-                             f"({', '.join(f'{k} {v}' for k, v in wanted.items() if k != 'model')}): choose another --out")
+                             f"({', '.join(f'{k} {_shown(v)}' for k, v in wanted.items() if k != 'model')}): "
+                             "choose another --out")
         shutil.rmtree(path)
     return build(path)
+
+
+def _shown(value) -> str:
+    """A manifest value in a message: a source by its path, not as a raw dict."""
+    return str(value.get("path", "...")) if isinstance(value, dict) else str(value)
 
 
 def _half_made(run: RunDir, manifest: dict | None, wanted: dict, complete) -> bool:
@@ -180,40 +190,48 @@ def load_weights(model, weights: str, *, card) -> None:
                            f"{str(e).splitlines()[0][:200]}; give the size and options they were saved at") from None
 
 
-def imported_run(path: Path, *, out: str | None = None, custom_objects: str | None = None,
+def imported_run(path: Path, *, out: str | None = None, trust: Trust = Trust(),
                  input_shape: tuple[int, int, int] | None = None) -> RunDir:
     """A run directory holding a copy of the user's Keras model at ``path`` (``runs/<stem>`` or ``out``).
 
     The manifest's ``source`` records where it came from (path, sha256, what saved it) and the
-    custom-objects module, so later stages load the copy the same way.
+    custom-objects module with its sha256, so later stages load the copy the same way (when the
+    user allows it: :mod:`edgebnn.run.trust`). A run directory of another file is refused before
+    the model is loaded.
     """
-    from edgebnn.models.files import load_custom_objects, load_keras_file, saved_versions, with_input_size
-    from edgebnn.models.introspection import non_float32_layer
-    from edgebnn.models.stats import model_stats
-
     path = path.resolve()
-    digest = file_record(path)["sha256"] if path.is_file() else _folder_digest(path)
+    source = {"path": str(path), "sha256": digest(path)}
     stem = path.stem if path.is_file() else path.name
     run_path = Path(out) if out else Path("runs") / stem
     existing = RunDir(run_path)
-    if run_path.exists() and existing.is_complete():  # the same file at the same size: no need to load it
-        manifest = existing.manifest
-        if (manifest.get("source") or {}).get("sha256") == digest and (
-                input_shape is None or manifest.get("input_shape") == list(input_shape)):
+    if run_path.exists():  # the same file at the same size: no need to load it; another file: refused now
+        try:
+            recorded = existing.section("source")
+        except EdgebnnError:
+            recorded = {}
+        if recorded.get("sha256") == source["sha256"] and existing.is_complete() and (
+                input_shape is None or existing.manifest.get("input_shape") == list(input_shape)):
             return existing
-    objects = load_custom_objects(custom_objects)
-    model = with_input_size(load_keras_file(path, objects), input_shape)
+        if recorded.get("sha256") and recorded.get("sha256") != source["sha256"]:
+            raise UsageError(f"{str(run_path)!r} already holds the run of another file ({recorded.get('path')}, "
+                             f"sha256 {str(recorded['sha256'])[:12]}...): choose another --out")
+    from edgebnn.models.files import load_custom_objects, load_keras_file, saved_versions, with_input_size
+
+    model = with_input_size(load_keras_file(path, load_custom_objects(trust.custom_objects), trust_code=trust.code),
+                            input_shape)
+    from edgebnn.models.introspection import non_float32_layer
+    from edgebnn.models.stats import model_stats
+
     odd = non_float32_layer(model)
     if odd is not None:
         raise EdgebnnError(f"{path}: layer {odd.name!r} computes in {getattr(odd.dtype_policy, 'name', 'float16')}, "
                            "which LCE rejects: cast the model to float32 (rebuild it under the float32 policy and "
                            "copy the weights with set_weights), then convert")
-    custom = str(Path(custom_objects).resolve()) if custom_objects and Path(custom_objects).exists() else custom_objects
-    source = {"path": str(path), "sha256": digest, **saved_versions(path), "loaded_with": _stack(),
-              "custom_objects": custom}
+    source.update(**saved_versions(path), loaded_with=_stack(), **custom_objects_record(trust.custom_objects))
     manifest = {"model": stem, "weights": "file", "source": source, "input_shape": list(model.input_shape[1:]),
                 "num_classes": int(model.output_shape[-1]), "stats": model_stats(model)}
-    return reuse_or_build(run_path, {"model": stem, "weights": "file", "source": source},
+    return reuse_or_build(run_path, {"model": stem, "weights": "file", "source": source,
+                                      "input_shape": manifest["input_shape"]},
                            lambda where: RunDir.build(where, manifest, lambda run: run.save_model(model)))
 
 
@@ -221,12 +239,3 @@ def _stack() -> dict:
     from importlib import metadata
 
     return {name: metadata.version(name) for name in ("tf-keras", "larq")}
-
-
-def _folder_digest(folder: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(f.relative_to(folder)).encode() + b"\0" + file_record(f)["sha256"].encode())
-    return digest.hexdigest()

@@ -282,10 +282,11 @@ def truncate_csv(path: Path, epoch: int) -> None:
 class BestModel(keras.callbacks.Callback):
     """Save the model with the best validation accuracy so far as ``best.keras``."""
 
-    def __init__(self, model, path: Path, *, monitor: str = "val_accuracy", is_chief: bool = True):
+    def __init__(self, model, path: Path, *, monitor: str = "val_accuracy", is_chief: bool = True, on_save=None):
         super().__init__()
         self.student = model
         self.path = Path(path)
+        self.on_save = on_save  # records the file's hash, so that `evaluate --best` may trust it
         self.monitor = monitor
         self.is_chief = is_chief
         self.best = -math.inf
@@ -304,6 +305,8 @@ class BestModel(keras.callbacks.Callback):
             return
         self.best, self.best_epoch = float(value), epoch + 1
         save_model(self.student, self.path, is_chief=self.is_chief)
+        if self.is_chief and self.on_save:
+            self.on_save(self.path)
 
 
 def save_model(model, path: Path, *, is_chief: bool = True) -> None:

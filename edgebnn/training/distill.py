@@ -21,32 +21,30 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras as keras
 
-from edgebnn.errors import EdgebnnError, UsageError
+from edgebnn.errors import UsageError
 
 EPS = 1e-7
 
 
-def load_teacher(source: str):
+def load_teacher(source: str, *, trust_code: bool = False):
     """A frozen teacher from a saved Keras model (``.keras``/``.h5``/SavedModel) or a run directory.
 
+    A file is checked before it loads (nothing in it runs unless ``trust_code``), a run
+    directory's model against its recorded sha256.
+
     Raises:
-        UsageError: ``source`` does not exist.
+        UsageError: ``source`` does not exist, or carries code without ``trust_code``.
         EdgebnnError: it cannot be loaded.
     """
+    from edgebnn.models.files import load_keras_file
     from edgebnn.run.rundir import RunDir
+    from edgebnn.run.trust import Trust
 
     path = Path(source)
     if path.is_dir() and (path / "manifest.json").exists():
-        model = RunDir.open(path).load_model()
+        model = RunDir.open(path).load_model(trust=Trust(code=trust_code))
     elif path.exists():
-        from edgebnn.models import register_custom_objects
-
-        register_custom_objects()
-
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as e:  # Keras raises many types for a bad file
-            raise EdgebnnError(f"cannot load teacher {path}: {str(e).splitlines()[0][:200]}") from None
+        model = load_keras_file(path, trust_code=trust_code)
     else:
         raise UsageError(f"no teacher at {source!r}: give a saved Keras model or an edgebnn run directory")
     model.trainable = False

@@ -7,11 +7,12 @@ from typing import Any
 
 from edgebnn.errors import EdgebnnError, UsageError
 from edgebnn.run.rundir import RunDir
+from edgebnn.run.trust import Trust
 from edgebnn.training.train import BEST_MODEL
 
 
 def evaluate_source(src: str, *, data: str | None = None, batch_size: int = 256, which: str = "last",
-                    out: str | None = None, weights: str | None = None, custom_objects: str | None = None,
+                    out: str | None = None, weights: str | None = None, trust: Trust = Trust(),
                     model_flags: dict | None = None) -> dict[str, Any]:
     """:func:`evaluate` ``src``: a run directory, a Keras file, or a model name with ``weights``.
 
@@ -34,15 +35,16 @@ def evaluate_source(src: str, *, data: str | None = None, batch_size: int = 256,
         parse_spec(data)
     if isinstance(batch_size, bool) or batch_size < 1:
         raise UsageError(f"bad --batch-size {batch_size}: give at least 1")
-    run = resolve_source(src, out=out, spec=spec, custom_objects=custom_objects)
+    run = resolve_source(src, out=out, spec=spec, trust=trust)
     data = data or run.manifest.get("data")
     if not data:
         raise UsageError(f"{src} records no dataset: give --data")
     parse_spec(data)
-    return {**evaluate(run, data_spec=data, batch_size=batch_size, which=which), "run": str(run.path)}
+    return {**evaluate(run, data_spec=data, batch_size=batch_size, which=which, trust=trust), "run": str(run.path)}
 
 
-def evaluate(run: RunDir, *, data_spec: str, batch_size: int = 256, which: str = "last") -> dict[str, Any]:
+def evaluate(run: RunDir, *, data_spec: str, batch_size: int = 256, which: str = "last",
+             trust: Trust = Trust()) -> dict[str, Any]:
     """Top-1 / top-5 accuracy of the run's model on ``data_spec``'s validation split.
 
     Args:
@@ -50,6 +52,7 @@ def evaluate(run: RunDir, *, data_spec: str, batch_size: int = 256, which: str =
         data_spec: the dataset (its validation split is used).
         batch_size: evaluation batch size.
         which: ``last`` (``model.keras``) or ``best`` (``best.keras``).
+        trust: what the user allowed on this command (:class:`edgebnn.run.trust.Trust`).
 
     Returns:
         ``{"top1", "top5", "images", "data", "model_file"}``; also saved as ``manifest.evaluation``.
@@ -61,17 +64,9 @@ def evaluate(run: RunDir, *, data_spec: str, batch_size: int = 256, which: str =
 
     card = run.section("card")
     model_file = run.keras_path if which == "last" else run.path / BEST_MODEL
-    if which == "best":
-        if not model_file.exists():
-            raise EdgebnnError(f"no {BEST_MODEL} in {run.path}: evaluate the last model (without --best)")
-        from edgebnn.models import register_custom_objects
-
-        register_custom_objects()
-        import tf_keras as keras
-
-        model = keras.models.load_model(model_file, compile=False)
-    else:
-        model = run.load_model()
+    if which == "best" and not model_file.exists():
+        raise EdgebnnError(f"no {BEST_MODEL} in {run.path}: evaluate the last model (without --best)")
+    model = run.load_model(model_file.name, trust=trust)
     shape = tuple(model.input_shape[1:])
     dataset = load_dataset(data_spec, input_shape=shape, batch_size=batch_size,
                            preprocessing=card.get("preprocessing") or {})

@@ -17,6 +17,7 @@ overall ``flip_ratio``), ``logs/flips.csv`` (per-layer flip ratios), ``logs/tens
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.run.rundir import RunDir
+from edgebnn.run.trust import Trust
 
 CHECKPOINTS = "checkpoints"
 BEST_MODEL = "best.keras"
@@ -56,14 +58,22 @@ def _end_epoch(model, validation, callbacks: Sequence[Any], epoch: int, train_lo
     hooks.on_train_end()
 
 
-def check_fresh(path: str | Path) -> None:
+def check_fresh(path: str | Path, *, held: bool = False) -> None:
     """Refuse to start a new run over an unfinished one (its checkpoints would be lost).
 
+    Args:
+        held: this process holds the run already (:meth:`RunDir.held_for_training`), or
+            does not need to (a worker that is not the chief).
+
     Raises:
-        UsageError: ``path`` holds a run that stopped before its last epoch.
+        UsageError: ``path`` holds a run that stopped before its last epoch, or another process
+            is training into it.
     """
     from edgebnn.training.callbacks import read_state
+    from edgebnn.training.optim import is_chief
 
+    if not held and is_chief():  # other workers of a multi-worker job share the chief's --out
+        RunDir(path).check_not_held()
     state = read_state(Path(path) / CHECKPOINTS)
     if state and not state.get("finished"):
         raise UsageError(
@@ -100,7 +110,8 @@ class _Built:
     checkpoint: Any
 
 
-def _build(card, dataset, recipe, *, strategy, teachers: Sequence[str], model_options: dict, input_shape) -> _Built:
+def _build(card, dataset, recipe, *, strategy, teachers: Sequence[str], model_options: dict, input_shape,
+           trust_code: bool = False) -> _Built:
     """Student (with the recipe's regularizer), optional distiller, optimizer and checkpoint."""
     import tensorflow as tf
 
@@ -120,7 +131,7 @@ def _build(card, dataset, recipe, *, strategy, teachers: Sequence[str], model_op
         if teachers:
             from edgebnn.training.distill import Distiller, load_teacher
 
-            model = Distiller(student, [load_teacher(t) for t in teachers], alpha=recipe.distill_alpha,
+            model = Distiller(student, [load_teacher(t, trust_code=trust_code) for t in teachers], alpha=recipe.distill_alpha,
                               temperature=recipe.distill_temperature)
         compile_model(model, recipe, optimizer, num_classes=dataset.num_classes)
         optimizer.build(student.trainable_variables)
@@ -141,7 +152,7 @@ def _callbacks(run: RunDir, built: _Built, recipe, *, state, start_epoch: int, s
         if state:
             for name in ("metrics.csv", "flips.csv"):
                 cb.truncate_csv(logs / name, start_epoch)
-    best = cb.BestModel(built.student, run.path / BEST_MODEL, is_chief=chief)
+    best = cb.BestModel(built.student, run.path / BEST_MODEL, is_chief=chief, on_save=run.record_file)
     stateful: dict[str, Any] = {"best_model": best}
     found: list[Any] = [cb.FlipRatio(built.layers, logs / "flips.csv", write=chief), best]
     if recipe.schedule == "plateau":
@@ -199,6 +210,7 @@ def train(
     verbose: int = 1,
     seed: int = 0,
     teachers: Sequence[str] = (),
+    trust_code: bool = False,
     resume: bool = False,
     override_lr: bool = False,
     callbacks: Sequence[Any] = (),
@@ -222,7 +234,8 @@ def train(
         verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
         seed: the seed of initialization, shuffling and augmentation.
         teachers: saved Keras models or run directories to distil from (see
-            :mod:`edgebnn.training.distill`).
+            :mod:`edgebnn.training.distill`), recorded with their sha256.
+        trust_code: ``--trust-code``: a teacher file may carry code that loading runs.
         resume: continue from the run's last checkpoint (a finished one when ``recipe.epochs``
             is larger); otherwise start afresh, dropping the directory's old checkpoints and logs
             (the CLI calls :func:`check_fresh` first).
@@ -234,33 +247,65 @@ def train(
         The final metrics (``val_accuracy``, ``val_loss``, ``accuracy``, ``loss``, ``epochs``...).
 
     Raises:
+        UsageError: another process is training into ``run`` (the chief holds the run for its lifetime).
         EdgebnnError: a NaN loss (the last good checkpoint is kept), an interruption by a signal
-            (a checkpoint is written first), unreadable data.
+            (a checkpoint is written first), unreadable data, a full disk.
     """
+    from edgebnn.training.optim import is_chief
+
+    chief = is_chief()
+    # Only the chief writes the run directory; other workers of a multi-worker job share its --out.
+    with run.held_for_training() if chief else contextlib.nullcontext():
+        if chief and not resume:  # again, now that no other edgebnn can start here
+            check_fresh(run.path, held=True)
+        try:
+            return _train(run, model_name=model_name, recipe=recipe, data_spec=data_spec, strategy=strategy,
+                          model_options=model_options, input_shape=input_shape, verbose=verbose, seed=seed,
+                          teachers=teachers, trust_code=trust_code, resume=resume, override_lr=override_lr,
+                          callbacks=callbacks, chief=chief)
+        except Exception as e:
+            if full_disk(e):
+                raise EdgebnnError(
+                    f"the disk holding {run.path} is full: free some space there, then continue with "
+                    f"`{shell_command('edgebnn', 'train', '--resume', run.path)}` (the last checkpoint is kept)"
+                ) from None
+            raise
+
+
+def full_disk(error: BaseException) -> bool:
+    """An ENOSPC, as Python's OSError or as a TensorFlow/HDF5 error that only says so in words."""
+    import errno
+
+    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error)
+
+
+def _train(run: RunDir, *, model_name, recipe, data_spec, strategy, model_options, input_shape, verbose, seed,
+           teachers, trust_code, resume, override_lr, callbacks, chief) -> dict[str, Any]:
+    """:func:`train`'s steps, with the run held."""
     import tensorflow as tf
     import tf_keras as keras
 
     from edgebnn.data.pipelines import Augment, load_dataset
     from edgebnn.registry import get_card
+    from edgebnn.run.trust import teacher_records
     from edgebnn.training import callbacks as cb
-    from edgebnn.training.optim import is_chief, make_strategy
+    from edgebnn.training.optim import make_strategy
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     card = get_card(model_name)
     shape = tuple(input_shape or card.input_shape)
-    chief = is_chief()
     state, start_epoch, start_step = _start_point(run, recipe, resume=resume)
     dist = make_strategy(strategy)  # before any other TensorFlow op: collectives are set up at start-up
     augment = Augment(recipe.randaugment_ops, recipe.randaugment_magnitude, recipe.randaugment_std)
     dataset = load_dataset(data_spec, input_shape=shape, batch_size=recipe.batch_size, seed=seed,
                            preprocessing=card.preprocessing, augment=augment)
     built = _build(card, dataset, recipe, strategy=dist, teachers=teachers, model_options=model_options or {},
-                   input_shape=shape)
+                   input_shape=shape, trust_code=trust_code)
     sections = {
         "card": card.to_dict(), "model_options": model_options or {}, "recipe": recipe.to_dict(),
         "dataset": dataset.describe(), "data": data_spec, "seed": seed, "strategy": strategy,
-        "teachers": [str(Path(t).resolve()) for t in teachers], "input_shape": list(shape),
+        "teachers": teacher_records(teachers), "input_shape": list(shape),
         "num_classes": dataset.num_classes, "status": "training",
     }
     if state:
@@ -339,7 +384,7 @@ def _stopped(run: RunDir, chief: bool, status: str) -> None:
 
 def train_new(model: str, *, data: str, out: str | Path | None = None, recipe: str | None = None,
               settings: Sequence[str] = (), overrides: dict[str, Any] | None = None, teachers: Sequence[str] = (),
-              seed: int = 0, strategy: str = "auto", verbose: int = 1, input_size: str | None = None,
+              trust_code: bool = False, seed: int = 0, strategy: str = "auto", verbose: int = 1, input_size: str | None = None,
               width: float | None = None, model_args: Sequence[str] = ()) -> tuple[RunDir, dict]:
     """Start a new run of ``model``: everything the command line says is checked before TensorFlow loads.
 
@@ -349,7 +394,7 @@ def train_new(model: str, *, data: str, out: str | Path | None = None, recipe: s
         out: the run directory (default ``runs/<model>``); refused when it holds an unfinished run.
         recipe: a recipe name instead of the model's.
         settings: ``--set key=value`` strings; ``overrides``: recipe fields (None values ignored).
-        teachers, seed, strategy, verbose: as for :func:`train`.
+        teachers, trust_code, seed, strategy, verbose: as for :func:`train`.
         input_size, width, model_args: ``--input-size``, ``--width``, ``--model-arg`` (see
             :func:`edgebnn.registry.model_options`).
 
@@ -369,11 +414,13 @@ def train_new(model: str, *, data: str, out: str | Path | None = None, recipe: s
     check_fresh(path)
     run = RunDir(path)  # train() writes the manifest once data and teachers have loaded
     return run, train(run, model_name=card.name, recipe=resolved, data_spec=data, strategy=strategy,
-                      verbose=verbose, seed=seed, teachers=teachers, model_options=options, input_shape=shape)
+                      verbose=verbose, seed=seed, teachers=teachers, trust_code=trust_code, model_options=options,
+                      input_shape=shape)
 
 
 def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, settings: Sequence[str] = (),
-           strategy: str | None = None, verbose: int = 1, callbacks: Sequence[Any] = ()) -> tuple[RunDir, dict]:
+           strategy: str | None = None, verbose: int = 1, callbacks: Sequence[Any] = (),
+           trust: Trust = Trust()) -> tuple[RunDir, dict]:
     """Continue the run in ``path``: model, recipe, data, seed and teachers come from its manifest.
 
     Args:
@@ -383,10 +430,13 @@ def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, setting
             learning rate the checkpoint restores.
         settings: ``--set key=value`` strings.
         strategy: a different strategy than the manifest's.
+        trust: what the user allowed: the teachers the manifest records are loaded only when
+            named again (``trust.teachers``) or with ``--trust-code`` (see :mod:`edgebnn.run.trust`).
 
     Returns:
         ``(run, final metrics)``.
     """
+    from edgebnn.run.trust import recorded_teachers
     from edgebnn.training.recipes import Recipe
 
     run = RunDir.open(path)
@@ -399,11 +449,12 @@ def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, setting
     overrides = overrides or {}
     recipe = Recipe.from_dict(manifest["recipe"]).with_settings(list(settings)).override(**overrides)
     override_lr = overrides.get("lr") is not None or any(s.partition("=")[0].strip() == "lr" for s in settings)
+    teachers = recorded_teachers(run.path, run.section("teachers"), trust)
     metrics = train(
         run, model_name=manifest["model"], recipe=recipe, data_spec=manifest["data"],
         strategy=strategy or manifest.get("strategy", "auto"), model_options=run.section("model_options"),
         input_shape=run.section("input_shape") or None,
-        verbose=verbose, seed=int(manifest.get("seed", 0)), teachers=run.section("teachers"),
+        verbose=verbose, seed=int(manifest.get("seed", 0)), teachers=teachers, trust_code=trust.code,
         resume=True, override_lr=override_lr, callbacks=callbacks,
     )
     return run, metrics
