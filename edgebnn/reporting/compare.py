@@ -79,7 +79,7 @@ def compare(a: dict, b: dict, *, device_a: str | None = None, device_b: str | No
         warnings.append(f"top-1 on different datasets ({a['data']} vs {b['data']})")
     return {
         "a": a["path"], "b": b["path"], "device_a": device_a, "device_b": device_b,
-        "label_a": _side_label(a, device_a, ea), "label_b": _side_label(b, device_b, eb),
+        "label_a": _side_label(a, device_a, ea, sa), "label_b": _side_label(b, device_b, eb, sb),
         "header": ["", "A", "B", "B / A"], "rows": rows, "warnings": warnings,
     }
 
@@ -89,6 +89,7 @@ def _stale_cell(entry: dict | None) -> str:
     return DASH if entry is None else f"stale: {latency_cell(entry)} (another flatbuffer)"
 
 
-def _side_label(run: dict, device: str | None, entries: dict) -> str:
-    kinds = "/".join(sorted({x["figure_kind"] for x in entries.values()})) or "no benchmark"
+def _side_label(run: dict, device: str | None, entries: dict, stale: dict) -> str:
+    kinds = "/".join(sorted({x["figure_kind"] for x in entries.values()})) or (
+        "stale figures only" if stale else "no benchmark")
     return f"{run['model']} on {device or DASH} ({kinds})"
