@@ -15,6 +15,7 @@ import uuid
 from dataclasses import replace
 
 from edgebnn import atomic
+from edgebnn.device.errors import ErrorKind
 from edgebnn.device.protocol import BenchConfig, DeviceRun, bench_devices
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.run.rundir import RunDir, file_record, utc_now
@@ -77,16 +78,41 @@ def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:
     return record
 
 
+ARM = ("aarch64", "arm")
+
+
+def figure_kind(profile, fingerprint: dict) -> tuple[str, str]:
+    """``(kind, why)``: ``board`` for an ARM board the profile calls a board, else ``host``.
+
+    The kind follows what the preflight saw (``uname -m``), not the profile's name: an x86 machine
+    runs LCE's portable reference kernels, so even a profile called ``bananapi`` that reaches one
+    gives host figures (``why`` says so). ``unknown`` when the device never told its architecture.
+    """
+    from edgebnn.device.setup import machine_arch
+
+    uname = fingerprint.get("arch") or ""
+    arch = machine_arch(uname)
+    if not profile.board:
+        return "host", ""
+    if arch in ARM:
+        return "board", ""
+    if arch:
+        return "host", (f"{profile.name} is {uname} (uname -m), not an ARM board: LCE runs its portable reference "
+                        "kernels there, so these are host figures")
+    return "unknown", ""
+
+
 def device_record(device_run: DeviceRun, *, model: str, model_file: dict, started: str,
                   binary_macs: int | None = None, tune: bool = False, tuned_from: dict | None = None) -> dict:
     """The bench JSON of one device: everything the run produced, failures included."""
     from edgebnn import __version__
 
     profile = device_run.profile
+    kind, why = figure_kind(profile, device_run.fingerprint)
     record = {
         "device": profile.name,
         "profile": profile.to_dict(),
-        "figure_kind": "board" if profile.board else "host",
+        "figure_kind": kind,
         "fingerprint": device_run.fingerprint,
         "runtime": device_run.runtime,
         "model": model,
@@ -96,7 +122,9 @@ def device_record(device_run: DeviceRun, *, model: str, model_file: dict, starte
         "ok": device_run.ok,
         "error_kind": device_run.error_kind,
         "error": device_run.error,
-        "warnings": device_run.warnings,
+        "warnings": ([why] if why else []) + device_run.warnings,
+        "complete": device_run.complete,
+        "configurations": {"planned": device_run.planned, "ran": device_run.ran},
         "temps_c": device_run.temps,
         "steps_s": device_run.steps,
         "uploads": device_run.uploads,
@@ -107,10 +135,26 @@ def device_record(device_run: DeviceRun, *, model: str, model_file: dict, starte
     if tuned_from:  # the configuration came from a saved `--tune --save-tuned`
         record["tuned_from"] = tuned_from
     if tune:
-        from edgebnn.device.tune import choose
+        from edgebnn.device.tune import RULE, choose
 
-        record["tune"] = choose(record["results"])
+        counts = {"planned": device_run.planned, "ran": device_run.ran}
+        if device_run.complete:
+            record["tune"] = {**choose(record["results"]), "complete": True, **counts}
+        else:  # a choice among part of the sweep is no choice: an interrupted or cut sweep chooses nothing
+            record["tune"] = {"index": None, "config": None, "median_ms": None, "ties": [], "rule": RULE,
+                              "complete": False, **counts}
     return record
+
+
+def tune_summary(choice: dict) -> str:
+    """What a ``tune`` record says in one line: the choice, or why there is none."""
+    if choice.get("complete") is False:
+        planned = choice.get("planned")
+        return (f"tune incomplete: {choice.get('ran', 0)} of {planned or 'the'} configurations ran, nothing chosen "
+                "(run the sweep again to choose)")
+    if choice.get("index") is None:
+        return "tune: no configuration was valid, nothing chosen"
+    return f"chosen: {describe(choice['config'])} (median {choice['median_ms']:.3f} ms; {choice['rule']})"
 
 
 def check_flatbuffer(run: RunDir) -> dict:
@@ -164,29 +208,48 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
         cooldown: seconds between configurations, instead of each device's.
         tune: sweep threads, indirect BGEMM and XNNPACK on each device (:mod:`edgebnn.device.tune`)
             from ``configs[0]``'s timing settings, and record the choice.
-        save_tuned: with ``tune``, save each device's choice as its defaults for this model
+        save_tuned: with ``tune``, save each device's choice as its defaults for this flatbuffer
             (:func:`edgebnn.device.profiles.record_tuned`); the record names the file (``saved_tuned``).
-        use_tuned: on a device with saved defaults for this model, run those instead of
+        use_tuned: on a device with saved defaults for this flatbuffer, run those instead of
             ``configs``' settings (the caller gave none of its own); the record says so (``tuned_from``).
 
     Returns:
-        The saved records, in the order of ``devices``, each with its ``file``.
+        The records, in the order of ``devices``, each with its ``file``; one that could not be
+        saved (a full disk) carries ``unsaved``, the message saying what is on disk.
+
+    Raises:
+        EdgebnnError: interrupted (Ctrl-C): the records say so, and keep what was measured.
+        UnsafeWorkdir: this machine's work folder is not private to this user (exit 2).
     """
-    from edgebnn.device.profiles import record_tuned, resolve_devices, tuned_key, tuned_settings
+    from edgebnn.device.local import check_local_workdirs
+    from edgebnn.device.profiles import (
+        read_setup,
+        record_tuned,
+        resolve_devices,
+        setup_path,
+        short_key,
+        tuned_key,
+        tuned_settings,
+    )
 
     check_cooldown(cooldown)
     if save_tuned and not tune:
         raise UsageError("--save-tuned saves the configuration --tune chooses: add --tune")
     profiles = resolve_devices(devices, devices_file=devices_file)
+    check_local_workdirs(profiles)
     if cooldown is not None:
         profiles = [replace(p, cooldown=cooldown) for p in profiles]
+    if save_tuned:  # before the sweep, not after it: a broken setup record is refused, never replaced
+        from edgebnn.device.profiles import default_devices_file
+
+        read_setup(setup_path(devices_file or default_devices_file()))
     model_file = check_flatbuffer(run)
     started = utc_now()
     stamp = started.replace(":", "")
     # A random part: two benches started in the same second never share a file.
     paths = {p.name: run.bench_dir / f"{p.file_name}-{stamp}-{uuid.uuid4().hex[:8]}.json" for p in profiles}
     model = run.manifest["model"]
-    key = tuned_key(model, run.manifest.get("input_shape"))
+    key = tuned_key(model, run.manifest.get("input_shape"), model_file["sha256"])
     binary_macs = run.section("stats").get("binary_macs")  # at the run's input size
     saved = {p.name: tuned_settings(devices_file, p.name, key) for p in profiles} if use_tuned and not tune else {}
     plans = [(p, [tuned_config(configs[0], saved[p.name])] if saved.get(p.name) else configs) for p in profiles]
@@ -195,29 +258,90 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
         return device_record(device_run, model=model, model_file=model_file, started=started, binary_macs=binary_macs,
                              tune=tune, tuned_from=saved.get(device_run.profile.name))
 
+    latest: dict[str, DeviceRun] = {}  # each device's run as last seen: what an interruption keeps
+    kept: dict[str, int] = {}  # configurations in the last copy saved of each device's record
+    failed: dict[str, OSError] = {}  # the last save that failed (a full disk), per device
+
+    def save(device_run: DeviceRun) -> None:
+        """Write the device's record; a failed write is remembered, never the end of the bench."""
+        name = device_run.profile.name
+        latest[name] = device_run
+        try:
+            atomic.write_json(paths[name], record_of(device_run))
+        except OSError as e:
+            failed[name] = e
+        else:
+            failed.pop(name, None)
+            kept[name] = len(device_run.results)
+
     converter = run.section("versions").get("larq-compute-engine")
-    device_runs = asyncio.run(bench_devices(plans, run.tflite_path, accept_new_host_key=accept_new_host_key,
-                                            on_result=lambda r: atomic.write_json(paths[r.profile.name], record_of(r)),
-                                            converter_lce_version=converter, tune=tune))
-    records = []
+    interrupted = False
+    try:
+        device_runs = asyncio.run(bench_devices(plans, run.tflite_path, accept_new_host_key=accept_new_host_key,
+                                                on_result=save, converter_lce_version=converter, tune=tune))
+    except KeyboardInterrupt:
+        interrupted = True
+        device_runs = [latest.get(p.name) or DeviceRun(p) for p in profiles]
+        for device_run in device_runs:
+            if not device_run.finished:
+                device_run.error_kind = ErrorKind.INTERRUPTED
+                device_run.error = (f"interrupted (Ctrl-C) after {device_run.ran} of "
+                                    f"{device_run.planned or 'the planned'} configurations: the figures measured "
+                                    "are kept")
+    final = []
     for device_run in device_runs:
-        record = record_of(device_run)
-        path = paths[device_run.profile.name]
-        atomic.write_json(path, record)
+        name = device_run.profile.name
+        if device_run.error_kind == ErrorKind.INTERNAL and name in latest:
+            # a bug after some configurations ran: keep them, with the error
+            latest[name].error_kind, latest[name].error = device_run.error_kind, device_run.error
+            device_run = latest[name]
+        save(device_run)
+        final.append(device_run)
+    records = []
+    for device_run in final:
+        name = device_run.profile.name
+        record, path = record_of(device_run), paths[name]
         choice = record.get("tune") or {}
         if save_tuned and choice.get("index") is not None:
             entry = {"config": {k: choice["config"].get(k) for k in TUNED_FIELDS}, "median_ms": choice["median_ms"],
                      "rule": choice["rule"], "saved": started, "run": str(run.path),
                      "file": str(path.relative_to(run.path)), "model_sha256": model_file["sha256"]}
             try:
-                record["saved_tuned"] = {"key": key, "path": str(record_tuned(devices_file, record["device"], key, entry))}
+                where = record_tuned(devices_file, name, key, entry)
+                record["saved_tuned"] = {"key": key, "label": short_key(key), "path": str(where)}
             except OSError as e:  # the sweep itself is safe in the record already
                 record["warnings"].append(f"could not save the tuned settings: {e.strerror or e} ({e.filename}); "
                                           "pass a writable --devices-file folder")
-            atomic.write_json(path, record)
+            try:
+                atomic.write_json(path, record)
+            except OSError as e:
+                failed[name] = e
+        if name in failed:
+            record["unsaved"] = _unsaved(path, failed[name], kept.get(name), len(record["results"]))
         records.append({**record, "file": str(path)})
     index = [{"device": r["device"], "file": str(paths[r["device"]].relative_to(run.path)), "started": started,
               "figure_kind": r["figure_kind"], "ok": r["ok"], "error_kind": r["error_kind"],
-              **({"tuned": r["tune"]["config"]} if "tune" in r else {})} for r in records]
-    run.edit(lambda data: data.__setitem__("benchmarks", [*(data.get("benchmarks") or []), *index]))
+              "model_sha256": model_file["sha256"], "complete": r["complete"],
+              **({"tuned": r["tune"]["config"]} if "tune" in r else {})}
+             for r in records if r["device"] in kept]  # only records on disk
+    try:
+        run.edit(lambda data: data.__setitem__("benchmarks", [*(data.get("benchmarks") or []), *index]))
+    except EdgebnnError as e:  # the records hold the figures; the index is what could not be written
+        for record in records:
+            record.setdefault("unsaved", f"the manifest could not index {record['file']}: {e}")
+    if interrupted:
+        files = ", ".join(r["file"] for r in records if kept.get(r["device"]))
+        ran = "; ".join(f"{r['device']}: {r['configurations']['ran']} of {r['configurations']['planned'] or '?'}"
+                        for r in records)
+        raise EdgebnnError(f"interrupted: configurations measured {ran}"
+                           + (f"; kept in {files} (marked incomplete)" if files else "; nothing was measured yet"))
     return records
+
+
+def _unsaved(path, error: OSError, kept: int | None, measured: int) -> str:
+    """What a failed save of a bench record left: the path, why, what the last saved copy holds, the next step."""
+    why = error.strerror or str(error)
+    held = (f"the copy saved before holds {kept} of the {measured} configurations measured" if kept
+            else "nothing of it is saved")
+    return (f"cannot save the bench record {path}: {why}; {held} (all are printed above): free some space in "
+            f"{path.parent} and run the bench again")

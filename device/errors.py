@@ -30,10 +30,12 @@ class ErrorKind(enum.StrEnum):
     SIGNAL = "signal"  # killed by a signal (SIGSEGV, SIGABRT...)
     OOM = "oom"  # SIGKILL before the time limit: most often the out-of-memory killer
     FLAG_IGNORED = "flag_ignored"  # ran, but a flag was not consumed: figures marked invalid
+    OVERSUBSCRIBED = "oversubscribed"  # ran, but with more threads than cores: figures marked invalid
     CRASH = "crash"  # the runtime exited with an error edgebnn cannot name more precisely
     TIMEOUT = "timeout"  # killed at the time limit
     UNPARSABLE = "unparsable"  # output edgebnn cannot read (kept raw)
     SKIPPED = "skipped"  # not run: the connection was lost before it
+    INTERRUPTED = "interrupted"  # the bench was interrupted (Ctrl-C) before every configuration ran
     INTERNAL = "internal"  # a bug in edgebnn, reported so the other devices still finish
 
 

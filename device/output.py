@@ -10,6 +10,7 @@ memory lines, and with ``--enable_op_profiling=true`` tab-separated tables ("Run
 
 from __future__ import annotations
 
+import math
 import re
 
 from edgebnn.device.runner import PER_RUN_PREFIX
@@ -108,32 +109,60 @@ def parse_benchmark_output(text: str) -> dict:
     """
     lines = [_PREFIX.sub("", line) for line in text.splitlines()]
     summaries, short, memory, result = [], [], {}, {}
-    for line in lines:
-        if m := _SUMMARY.match(line):
-            figures, was_short = _summary(m)
-            summaries.append(figures)
-            short.append(was_short)
-        elif m := _TIMINGS.match(line):
-            keys = {"Init": "init", "First inference": "first", "Warmup (avg)": "warmup_avg",
-                    "Inference (avg)": "inference_avg"}
-            result["timings"] = {
-                keys.get(k.strip(), _key(k)): float(v)
-                for k, v in re.findall(r"([A-Za-z() ]+): ([\d.e+-]+)", m["body"])
-            }
-        elif m := _MEMORY.match(line):
-            memory.update(init_mb=float(m["init"]), overall_mb=float(m["overall"]))
-        elif m := _PEAK.match(line):
-            memory["peak_mb"] = float(m["peak"])
-        elif m := _LCE_VERSION.match(line):
-            result["lce_version"] = m["version"]
-        elif line.startswith(PER_RUN_PREFIX):
-            result["per_run_us"] = [float(t) for t in line[len(PER_RUN_PREFIX):].split()]
+    for number, line in enumerate(lines, start=1):
+        try:
+            _read_line(line, summaries, short, memory, result)
+        except ValueError:  # a figure that is no number ("init=." matches the pattern, float() refuses it)
+            raise OutputError(f"line {number} of the benchmark output has a figure that is not a number: "
+                              f"{line.strip()[:120]!r}") from None
     # The tool prints a warm-up summary, then the timed one: a lone short line is a warm-up
     # whose timed runs never came (the full form is taken alone, as old tools print it).
     if not summaries or "avg" not in summaries[-1] or (len(summaries) == 1 and short[0]):
         raise OutputError("no 'count= ... avg= std=' (or 'count=N curr=T') line for the timed runs in the "
                           "benchmark output")
     result.update(timed=summaries[-1], warmup=summaries[0] if len(summaries) > 1 else None, memory=memory)
+    bad = _non_finite(result)
+    if bad:  # a NaN or an infinity is no latency: the configuration failed, whatever else it printed
+        raise OutputError(f"the runtime printed a figure that is not finite ({bad}): not a measurement")
     if any(_SECTION.match(line.strip()) or _TABLE.match(line.strip()) for line in lines):
         result["op_profile"] = _op_profile(lines)
     return result
+
+
+def _non_finite(figures: dict) -> str:
+    """The first figure among the summaries, timings, memory and per-run times that is NaN or infinite."""
+    for section in ("timed", "warmup", "timings", "memory"):
+        for key, value in (figures.get(section) or {}).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"{section} {key}={value}"
+    for i, value in enumerate(figures.get("per_run_us") or []):
+        if not math.isfinite(value):
+            return f"per-run time #{i + 1} = {value}"
+    return ""
+
+
+def _read_line(line: str, summaries: list, short: list, memory: dict, result: dict) -> None:
+    """Add what one output line says to the figures being gathered.
+
+    Raises:
+        ValueError: a figure on the line is not a number.
+    """
+    if m := _SUMMARY.match(line):
+        figures, was_short = _summary(m)
+        summaries.append(figures)
+        short.append(was_short)
+    elif m := _TIMINGS.match(line):
+        keys = {"Init": "init", "First inference": "first", "Warmup (avg)": "warmup_avg",
+                "Inference (avg)": "inference_avg"}
+        result["timings"] = {
+            keys.get(k.strip(), _key(k)): float(v)
+            for k, v in re.findall(r"([A-Za-z() ]+): ([\d.e+-]+)", m["body"])
+        }
+    elif m := _MEMORY.match(line):
+        memory.update(init_mb=float(m["init"]), overall_mb=float(m["overall"]))
+    elif m := _PEAK.match(line):
+        memory["peak_mb"] = float(m["peak"])
+    elif m := _LCE_VERSION.match(line):
+        result["lce_version"] = m["version"]
+    elif line.startswith(PER_RUN_PREFIX):
+        result["per_run_us"] = [float(t) for t in line[len(PER_RUN_PREFIX):].split()]

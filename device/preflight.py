@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from edgebnn.device.profiles import DeviceProfile
 from edgebnn.device.roofline import PARTS, name_cores
+from edgebnn.errors import shell_command
 
 # Below this much available memory a benchmark's figures are doubtful: the board may swap, or the
 # kernel's OOM killer may end the runtime mid-run.
@@ -163,20 +164,21 @@ def problems(profile: DeviceProfile, fingerprint: dict, *, check_runtime: bool =
         errors.append(f"{name} has no `taskset -c` (CPU lists) for affinity {profile.affinity!r}: install util-linux or "
                       "remove `affinity`")
     runtime = fingerprint["runtime"]
+    setup = shell_command("edgebnn", "devices", "setup", name, "--download")
     if check_runtime and profile.runtime == "python":
         if not runtime.get("exec"):
             errors.append(f"no Python {profile.python!r} on {name}: set `python` in your devices file")
         elif deep and not runtime.get("lce_version"):
             errors.append(f"{profile.python!r} on {name} has no larq-compute-engine (no LCE wheel for this "
-                          "board?): use the lce_benchmark_model runtime (`edgebnn devices setup "
-                          f"{name} --download`)")
+                          f"board?): use the lce_benchmark_model runtime (`{setup}`)")
     elif check_runtime:
         if not runtime.get("exists"):
-            errors.append(f"runtime {profile.runtime!r} not found on {name}: run `edgebnn devices setup {name} "
-                          "--download` (or --runtime FILE), or set `runtime` to its path in your devices file")
+            errors.append(f"runtime {profile.runtime!r} not found on {name}: run `{setup}` (or --runtime FILE), "
+                          "or set `runtime` to its path in your devices file")
         elif not runtime.get("exec"):
             errors.append(f"runtime {runtime.get('path')!r} on {name} is not executable: "
-                          f"`chmod +x {runtime.get('path')}` on the board, or run `edgebnn devices setup {name}`")
+                          f"`{shell_command('chmod', '+x', runtime.get('path'))}` on the board, or run "
+                          f"`{shell_command('edgebnn', 'devices', 'setup', name)}`")
     if fingerprint["governor"] and fingerprint["governor"] != "performance" and profile.board:
         warnings.append(f"cpufreq governor is {fingerprint['governor']!r}, not 'performance': latencies may vary "
                         "with the clock (`echo performance | sudo tee /sys/devices/system/cpu/cpu*/cpufreq/"

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from edgebnn.device.tune import check_cpu_list
-from edgebnn.errors import UsageError
+from edgebnn.errors import UsageError, shell_command
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class DeviceProfile:
         ssh_config: an SSH client config file instead of ``~/.ssh/config``.
         known_hosts: a known_hosts file instead of ``~/.ssh/known_hosts``.
         connect_timeout: seconds allowed to connect and authenticate.
-        workdir: the folder on the device for models, runtimes and scratch files.
+        workdir: the folder on the device for models, runtimes and scratch files (for this
+            machine, by default this user's private ``~/.cache/edgebnn/work``: see
+            :func:`edgebnn.device.local.private_workdir`).
         runtime: ``python`` (edgebnn's runner with LCE's interpreter) or the path of
             ``lce_benchmark_model`` on the device.
         runtime_file: a local ``lce_benchmark_model`` that edgebnn uploads (once, by hash)
@@ -110,6 +112,16 @@ BUILTIN = {
 
 DEVICES_FILE_ENV = "EDGEBNN_DEVICES_FILE"
 _FIELDS = {f.name: f for f in fields(DeviceProfile)}
+
+
+def cache_dir() -> Path:
+    """edgebnn's per-user cache: ``$EDGEBNN_CACHE``, else ``~/.cache/edgebnn``."""
+    return Path(os.environ.get("EDGEBNN_CACHE") or Path.home() / ".cache" / "edgebnn")
+
+
+def local_workdir() -> Path:
+    """The local device's default work folder: this user's ``<cache>/work`` (made private at connect)."""
+    return cache_dir() / "work"
 
 
 def default_devices_file() -> Path:
@@ -323,8 +335,13 @@ def get_profile(name: str, *, devices_file: str | Path | None = None) -> DeviceP
             f"{catalog['path']}, or give ssh://user@host:port (see `edgebnn devices`)"
         )
     profile = BUILTIN.get(name, DeviceProfile(name=name))
-    profile = replace(profile, **{**(entry or {}), **_env_overrides(name)})
-    profile = replace(profile, **_setup_record(catalog["path"], name))
+    given = {**(entry or {}), **_env_overrides(name)}
+    profile = replace(profile, **given)
+    if profile.transport == "local":
+        if "workdir" not in given:  # never the shared /tmp folder: this user's own (checked at connect)
+            profile = replace(profile, workdir=str(local_workdir()))
+    else:
+        profile = replace(profile, **_setup_record(catalog["path"], name))
     if profile.transport == "ssh" and not profile.host:
         if _ssh_config_has_host(name, profile.ssh_config):
             return replace(profile, host=name)  # the SSH config supplies HostName, User, Port...
@@ -362,20 +379,49 @@ def setup_path(devices_file: str | Path) -> Path:
     return path.with_name(path.stem + ".setup.json")
 
 
-def _setup_record(devices_file: str, name: str) -> dict:
+def read_setup(path: str | Path) -> dict:
+    """The setup record (``devices.setup.json``): runtimes ``devices setup`` installed, ``--save-tuned`` choices.
+
+    A missing file is an empty record.
+
+    Raises:
+        EdgebnnError: the file cannot be read or is not a JSON object, naming it and the next
+            step. It is never replaced silently: it may hold every runtime and tuned entry.
+    """
     import json
 
+    from edgebnn.errors import EdgebnnError, shell_command
+
+    path = Path(path)
     try:
-        record = json.loads(setup_path(devices_file).read_text()).get(name, {})
-    except (OSError, ValueError):
+        data = json.loads(path.read_text())
+        problem = "" if isinstance(data, dict) else f"it holds a JSON {type(data).__name__}, not an object"
+    except FileNotFoundError:
         return {}
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        problem = getattr(e, "strerror", None) or str(e)
+    if problem:
+        raise EdgebnnError(
+            f"cannot use the setup record {path}: {problem}. It holds the runtimes `edgebnn devices setup` installed "
+            f"and the `--save-tuned` choices, so edgebnn does not replace it: repair it, or move it aside "
+            f"(`{shell_command('mv', path, str(path) + '.broken')}`) and run `edgebnn devices setup` / `edgebnn bench "
+            "--tune --save-tuned` again")
+    return data
+
+
+def _setup_record(devices_file: str, name: str) -> dict:
+    record = read_setup(setup_path(devices_file)).get(name)
+    record = record if isinstance(record, dict) else {}
     return {"runtime_file": record["runtime_file"]} if record.get("runtime_file") else {}
 
 
 def _update_setup(devices_file: str | Path | None, change) -> Path:
-    """Read, change and atomically rewrite the setup record; one writer at a time (flock)."""
+    """Read, change and atomically rewrite the setup record; one writer at a time (flock).
+
+    Raises:
+        EdgebnnError: the record exists but cannot be read (:func:`read_setup`): it is left as it is.
+    """
     import fcntl
-    import json
 
     from edgebnn import atomic
 
@@ -383,12 +429,7 @@ def _update_setup(devices_file: str | Path | None, change) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            data = {}
-        if not isinstance(data, dict):  # not ours to keep: it is rewritten whole
-            data = {}
+        data = read_setup(path)
         change(data)
         atomic.write_json(path, data)
     return path
@@ -403,9 +444,19 @@ def record_setup(devices_file: str | Path | None, name: str, record: dict) -> Pa
     return _update_setup(devices_file, change)
 
 
-def tuned_key(model: str, input_shape) -> str:
-    """What tuned settings are kept per: the model and its input size (``sabnn-r18@224x224x3``)."""
-    return f"{model}@{'x'.join(str(d) for d in input_shape)}" if input_shape else str(model)
+def tuned_key(model: str, input_shape, sha256: str) -> str:
+    """What tuned settings are kept per: the model, its input size and the flatbuffer's sha256
+    (``sabnn-r18@224x224x3/sha256:ab12...``). The name and size alone would apply a choice to
+    another width of the model, or to every file called ``model.tflite``: only the bytes tuned
+    get it."""
+    name = f"{model}@{'x'.join(str(d) for d in input_shape)}" if input_shape else str(model)
+    return f"{name}/sha256:{sha256}"
+
+
+def short_key(key: str) -> str:
+    """A tuned key for messages: its sha256 cut to 12 digits."""
+    name, _, digest = key.partition("/sha256:")
+    return f"{name} (flatbuffer sha256 {digest[:12]}...)" if digest else key
 
 
 def record_tuned(devices_file: str | Path | None, name: str, key: str, entry: dict) -> Path:
@@ -425,18 +476,17 @@ def tuned_settings(devices_file: str | Path | None, name: str, key: str) -> dict
         UsageError: an entry that is not what ``--save-tuned`` writes (edited by hand, say),
             naming the file and the next step.
     """
-    import json
-
     path = setup_path(devices_file or default_devices_file())
     try:
-        entry = json.loads(path.read_text())[name]["tuned"][key]
-    except (OSError, ValueError, KeyError, TypeError):
+        entry = read_setup(path)[name]["tuned"][key]
+    except (KeyError, TypeError):
         return None
     config = entry.get("config") if isinstance(entry, dict) else None
     problem = _tuned_problem(entry, config)
     if problem:
-        raise UsageError(f"bad saved tuned settings for {key} on {name} in {path}: {problem}; run `edgebnn bench "
-                         f"... --device {name} --tune --save-tuned` again, or delete that entry")
+        raise UsageError(f"bad saved tuned settings for {short_key(key)} on {name} in {path}: {problem}; run "
+                         f"`edgebnn bench ... {shell_command('--device', name)} --tune --save-tuned` again, or delete "
+                         "that entry")
     return entry
 
 
@@ -461,13 +511,21 @@ def _tuned_problem(entry, config) -> str:
 
 
 def list_devices(*, devices_file: str | Path | None = None) -> dict:
-    """Built-in and configured devices and fleets, for ``edgebnn devices``."""
+    """Built-in and configured devices and fleets, for ``edgebnn devices`` (``setup_problem``: a broken setup record)."""
+    from edgebnn.errors import EdgebnnError
+
     catalog = load_devices_file(devices_file)
+    try:
+        read_setup(setup_path(catalog["path"]))
+        setup_problem = ""
+    except EdgebnnError as e:
+        setup_problem = str(e)
     rows = []
     for name in dict.fromkeys([*BUILTIN, *catalog["devices"]]):
         try:
             profile, problem = get_profile(name, devices_file=devices_file), ""
-        except UsageError as e:
-            profile, problem = replace(BUILTIN.get(name, DeviceProfile(name=name)), **catalog["devices"].get(name, {})), str(e)
+        except EdgebnnError as e:
+            profile = replace(BUILTIN.get(name, DeviceProfile(name=name)), **catalog["devices"].get(name, {}))
+            problem = "" if str(e) == setup_problem else str(e)  # said once, below the table
         rows.append({"profile": profile.to_dict(), "builtin": name in BUILTIN, "problem": problem})
-    return {"path": catalog["path"], "devices": rows, "fleets": catalog["fleets"]}
+    return {"path": catalog["path"], "devices": rows, "fleets": catalog["fleets"], "setup_problem": setup_problem}

@@ -26,7 +26,7 @@ from edgebnn.device.profiles import DeviceProfile
 from edgebnn.device.stats import latency_stats
 from edgebnn.device.transport import KILL_GRACE, LIMIT_STATUSES, Upload, open_transport
 from edgebnn.device.tune import check_cpu_list, median_interval
-from edgebnn.errors import UsageError
+from edgebnn.errors import UsageError, shell_command
 from edgebnn.run.rundir import sha256_of
 
 # Runs the runtime ("$@") in the scratch folder "$1" under a time limit of "$3" seconds, removes
@@ -140,6 +140,7 @@ class BenchResult:
     seconds: float = 0.0
     temps_c: list | None = None  # SoC temperatures right after this configuration (None: not read)
     median_interval_ms: list | None = None  # (median, low, high): what --tune's rule compares
+    cores_available: int | None = None  # the online cores it could use (those pinned to), as the preflight saw
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,10 +161,22 @@ class DeviceRun:
     steps: dict = field(default_factory=dict)  # seconds per step
     uploads: dict = field(default_factory=dict)
     connections: int = 0
+    planned: int = 0  # the configurations the run set out to measure (a --tune sweep's, once known)
+    finished: bool = False  # the protocol ran to its end (False while running, or when interrupted)
 
     @property
     def ok(self) -> bool:
         return not self.error_kind and any(r.ok for r in self.results)
+
+    @property
+    def ran(self) -> int:
+        """How many configurations ran (failed ones included; those skipped after a lost connection not)."""
+        return sum(r.error_kind != ErrorKind.SKIPPED for r in self.results)
+
+    @property
+    def complete(self) -> bool:
+        """Every planned configuration ran and the protocol finished."""
+        return self.finished and not self.error_kind and self.ran == self.planned
 
 
 def expand_threads(profile: DeviceProfile, configs: list[BenchConfig]) -> list[BenchConfig]:
@@ -266,7 +279,8 @@ def device_files(profile: DeviceProfile, graph: Path):
         binary = Path(profile.runtime_file).expanduser()
         if not binary.is_file():
             raise DeviceError(ErrorKind.PREFLIGHT, f"runtime_file {profile.runtime_file!r} for {profile.name} does not exist: "
-                                           f"run `edgebnn devices setup {profile.name} --download` or fix the path")
+                                           f"run `{shell_command('edgebnn', 'devices', 'setup', profile.name, '--download')}` "
+                                           "or fix the path")
         digest = sha256_of(binary)
         uploads["runtime"] = Upload(binary, f"{work}/bin/{digest}/lce_benchmark_model", digest, mode="755")
         command = [uploads["runtime"].remote]
@@ -320,7 +334,7 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
     graph = Path(graph)
     # The profile's pinning, recorded with each configuration (the record says where it ran).
     configs = [replace(c, affinity=c.affinity or profile.affinity) for c in expand_threads(profile, configs)]
-    run = DeviceRun(profile)
+    run = DeviceRun(profile, planned=0 if tune else len(configs))  # a sweep's size is known after the preflight
     transport = open_transport(profile, accept_new_host_key=accept_new_host_key)
     scratch = f"{profile.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
     try:
@@ -342,6 +356,7 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
             from edgebnn.device.tune import device_sweep
 
             configs, warnings = device_sweep(configs[0], run.fingerprint, affinity=profile.affinity)
+            run.planned = len(configs)
             run.warnings += warnings
             if run.fingerprint.get("governor") not in (None, "performance") and profile.board:
                 run.warnings.append("the sweep may be unreliable: the governor is not `performance`, so the clock "
@@ -372,6 +387,11 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
                     run.results += [BenchResult(profile.name, rest, ok=False, error_kind=ErrorKind.SKIPPED,
                                                 error=f"not run: {e}") for rest in configs[i + 1:]]
                     break
+                except Exception as e:  # a bug reading one configuration: that configuration's error, not the run's
+                    result = BenchResult(profile.name, config, ok=False, error_kind=ErrorKind.INTERNAL,
+                                         error=f"{type(e).__name__}: {e} (a bug in edgebnn; the other configurations "
+                                               "are kept)")
+                oversubscribed(result, run.fingerprint)
                 run.results.append(result)
                 if result.figures.get("lce_version") and not run.runtime.get("lce_version"):
                     run.runtime["lce_version"] = context["runtime_lce_version"] = result.figures["lce_version"]
@@ -396,9 +416,43 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
             f"{profile.name} reached {max(t for t, _ in hot):.0f} C during the run (>= {profile.throttle_temp:g} C, "
             f"after {', '.join(dict.fromkeys(w for _, w in hot))}): those figures are probably throttled; add "
             f"cooling or a longer `cooldown` (now {profile.cooldown:g} s) for {profile.name} and run again")
+    over = sorted({r.config.threads for r in run.results if r.ok and r.cores_available is not None
+                   and r.config.threads > r.cores_available})
+    if over:
+        run.warnings.append(f"threads {', '.join(map(str, over))} exceed the cores available "
+                            f"({run.fingerprint.get('cores')} online): those figures are kept but marked invalid")
+    run.finished = True
     if on_result:
         on_result(run)
     return run
+
+
+def oversubscribed(result: BenchResult, fingerprint: dict) -> None:
+    """Record the cores ``result``'s configuration could use; more threads than those make it invalid.
+
+    Threads beyond the online cores (or the CPUs it was pinned to) take turns on them: the figure
+    measures the scheduler's time slicing, not the model at that thread count, so it is kept but
+    never valid (a report shows it as such, and ``--tune`` never chooses it).
+    """
+    from edgebnn.device.tune import parse_cpu_list
+
+    cores = fingerprint.get("cores")
+    if not isinstance(cores, int) or cores < 1:
+        return  # the device did not tell: nothing to hold the threads against
+    if result.config.affinity:
+        ids = fingerprint.get("cpu_ids") or list(range(cores))
+        cores = len([cpu for cpu in parse_cpu_list(result.config.affinity) if cpu in ids]) or cores
+    result.cores_available = cores
+    if result.ok and result.config.threads > cores:
+        where = f"the {cores} CPUs it is pinned to ({result.config.affinity})" if result.config.affinity else \
+            f"the {cores} online cores the preflight saw"
+        why = (f"threads={result.config.threads} exceed {where}: the threads take turns, so the figure is kept but "
+               f"not valid; give --threads {cores} or fewer")
+        result.valid = False
+        if result.error_kind:  # already invalid for another reason: say both
+            result.error = f"{result.error}; {why}"
+        else:
+            result.error_kind, result.error = ErrorKind.OVERSUBSCRIBED, why
 
 
 async def _clean_up(run: DeviceRun, transport, scratch: str) -> None:

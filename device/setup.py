@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from edgebnn import atomic
-from edgebnn.errors import EdgebnnError
+from edgebnn.errors import EdgebnnError, shell_command
 
 RELEASES = "https://github.com/larq/compute-engine/releases/download"
 ASSET = "lce_benchmark_model_aarch64"
@@ -97,7 +97,9 @@ def download_runtime(*, version: str | None = None, cache: Path | None = None, t
         EdgebnnError: the download failed or the file is not an aarch64 executable.
     """
     version = version or lce_version()
-    cache = cache or Path(os.environ.get("EDGEBNN_CACHE") or Path.home() / ".cache" / "edgebnn")
+    from edgebnn.device.profiles import cache_dir
+
+    cache = cache or cache_dir()
     dest = cache / "runtimes" / f"v{version}" / ASSET
     if dest.is_file():
         check_aarch64_executable(dest)
@@ -135,7 +137,7 @@ def check_runtime_for(path: Path, board_arch: str, *, name: str, uname_m: str = 
         raise EdgebnnError(f"{path} is an ELF of type {e_type}, not an executable")
     built = elf_arch(Path(path))
     if board_arch and built != board_arch:
-        hint = (" (`edgebnn devices setup " + name + " --download` fetches LCE's aarch64 build)"
+        hint = (f" (`{shell_command('edgebnn', 'devices', 'setup', name, '--download')}` fetches LCE's aarch64 build)"
                 if board_arch == "aarch64" else "")
         raise EdgebnnError(f"{path} is built for {built}, {name} is {board_arch}"
                            f"{f' (uname -m: {uname_m})' if uname_m else ''}: give the lce_benchmark_model built "

@@ -19,6 +19,7 @@ from pathlib import Path
 from edgebnn.device.errors import DeviceError, ErrorKind
 from edgebnn.device.profiles import DeviceProfile
 from edgebnn.device.transport import KILL_GRACE, LIMIT_STATUSES, CommandResult, Transport
+from edgebnn.errors import shell_command
 
 
 def _entry(host: str, port: int | None) -> str:
@@ -148,10 +149,12 @@ class SshTransport(Transport):
             tunnel, via = await self._open_jumps(p.host, self._options(), depth=0)
             offered = "" if p.key or os.environ.get("SSH_AUTH_SOCK") else (
                 " (the profile names no `key` and no SSH agent is running: SSH_AUTH_SOCK is not set)")
+            copy_id = shell_command("ssh-copy-id", *(["-i", p.key] if p.key else []),
+                                    *(["-p", str(p.port)] if p.port else []),
+                                    f"{p.user}@{p.host}" if p.user else p.host)
             self._conn = await self._hop(p.host, self._options(), tunnel=tunnel, via=via, where=f"{p.name} ({p.address})",
                                          auth_hint=f"set `user` and `key` in your devices file, add the key to your "
-                                                   f"SSH agent (`ssh-add KEY`), or run `ssh-copy-id "
-                                                   f"{p.address.rsplit(':', 1)[0]}`{offered}")
+                                                   f"SSH agent (`ssh-add KEY`), or run `{copy_id}`{offered}")
         except BaseException:
             await self._close_jumps()
             raise
@@ -200,7 +203,8 @@ class SshTransport(Transport):
         import asyncssh
 
         p = self.profile
-        check = f"check the host in your devices file or {p.ssh_config or '~/.ssh/config'}, or run `edgebnn devices check {p.name}`"
+        check = (f"check the host in your devices file or {p.ssh_config or '~/.ssh/config'}, or run "
+                 f"`{shell_command('edgebnn', 'devices', 'check', p.name)}`")
         if tunnel is not None:
             options = {**options, "tunnel": tunnel}
         lookup = None
@@ -228,14 +232,14 @@ class SshTransport(Transport):
                     f"the old entry with `ssh-keygen -f {shlex.quote(lookup.files[0])} -R {shlex.quote(_entry(name, port))}` "
                     "and connect again",
                 ) from None
-            target = lookup.files[0] if lookup else "~/.ssh/known_hosts"
-            keyscan = f"ssh-keyscan {f'-p {port} ' if port else ''}{name}"
+            target = lookup.files[0] if lookup else str(Path("~/.ssh/known_hosts").expanduser())  # quoted: no ~
+            keyscan = shell_command("ssh-keyscan", *(["-p", port] if port else []), name)
             if via:  # only the jump host may reach it: scan from there
                 keyscan = f"ssh {via} {keyscan}"
             raise DeviceError(
                 ErrorKind.HOST_KEY,
                 f"the host key of {where} is not in {target} ({e.reason}): accept it deliberately with "
-                f"`{keyscan} >> {target}` (after checking its fingerprint), `ssh` to it once, or pass "
+                f"`{keyscan} >> {shlex.quote(str(target))}` (after checking its fingerprint), `ssh` to it once, or pass "
                 "--accept-new-host-key",
             ) from None
         except asyncssh.PermissionDenied:

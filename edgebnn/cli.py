@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from edgebnn import __version__
-from edgebnn.errors import EdgebnnError
+from edgebnn.errors import EdgebnnError, printable
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "EDGEBNN"}
 
@@ -26,6 +26,13 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
 
 
+def _cell(value) -> str:
+    """A table cell from data (a device's output, a run's name): no terminal controls, no rich markup."""
+    from rich.markup import escape
+
+    return escape(printable(value))
+
+
 class Cli(click.Group):
     """Turns EdgebnnError (and anything unexpected) into one line on stderr, unless --debug."""
 
@@ -35,14 +42,14 @@ class Cli(click.Group):
         except EdgebnnError as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {printable(e)}", err=True)  # a message may quote what a device printed
             ctx.exit(e.exit_code)
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
         except Exception as e:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            message = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+            message = printable(str(e).strip().splitlines()[0][:300]) if str(e).strip() else ""
             click.echo(
                 f"error: unexpected {type(e).__name__}: {message} (run again with --debug for the traceback)",
                 err=True,
@@ -423,7 +430,7 @@ def _bench_table(record):
     table = Table(
         "threads", *(("indirect", "xnnpack") if switched else ()), *(("CPUs",) if pinned else ()), "median ms", "p90 ms", "mean ms", "std ms", "min ms",
         "runs", "GBMAC/s", "peak MB", "status",
-        title=f"{record['model']} on {record['device']} ({record['figure_kind']} figures)",
+        title=_cell(f"{record['model']} on {record['device']} ({record['figure_kind']} figures)"),
         box=None,
     )
     for i, r in enumerate(record["results"]):
@@ -437,23 +444,22 @@ def _bench_table(record):
         table.add_row(str(r["config"]["threads"]) + (" *" if chosen else ""), *(switches if switched else ()),
                       *((r["config"].get("affinity") or "all",) if pinned else ()),
                       fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"), fmt("min_ms"),
-                      str(lat.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"), status)
+                      str(lat.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"), _cell(status))
     return table
 
 
 def _tune_lines(record: dict) -> list[str]:
     """What ``--tune`` chose and what ``--save-tuned`` saved, or which saved choice this bench ran."""
-    from edgebnn.device.bench import describe
+    from edgebnn.device.bench import tune_summary
 
     lines = []
     if choice := record.get("tune"):
-        lines.append("tune: no configuration was valid, nothing chosen" if choice["index"] is None else
-                     f"chosen: {describe(choice['config'])} (median {choice['median_ms']:.3f} ms; {choice['rule']})")
+        lines.append(tune_summary(choice))
     if saved := record.get("saved_tuned"):
-        lines.append(f"saved as {record['device']}'s defaults for {saved['key']} in {saved['path']}: a later "
-                     "`edgebnn bench` of this model uses them (--threads, --use-xnnpack or --use-indirect-bgemm "
+        lines.append(f"saved as {record['device']}'s defaults for {saved['label']} in {saved['path']}: a later "
+                     "`edgebnn bench` of this flatbuffer uses them (--threads, --use-xnnpack or --use-indirect-bgemm "
                      "choose instead)")
-    return lines
+    return [printable(line) for line in lines]
 
 
 def _tuned_note(record: dict) -> str | None:
@@ -461,9 +467,9 @@ def _tuned_note(record: dict) -> str | None:
     from edgebnn.device.bench import describe
 
     if used := record.get("tuned_from"):
-        return (f"note: {record['device']}: ran the tuned configuration saved {used['saved']} "
-                f"({describe(used['config'])}, median then {used['median_ms']:.3f} ms); give --threads, --use-xnnpack "
-                "or --use-indirect-bgemm to choose yourself")
+        return printable(f"note: {record['device']}: ran the tuned configuration saved {used['saved']} "
+                         f"({describe(used['config'])}, median then {used['median_ms']:.3f} ms); give --threads, "
+                         "--use-xnnpack or --use-indirect-bgemm to choose yourself")
     return None
 
 
@@ -473,9 +479,9 @@ def _bench_context(record) -> str:
     version = f"LCE {rt['lce_version']}" if rt.get("lce_version") else f"sha256 {(rt.get('sha256') or '?')[:12]}"
     reused = [name for name, u in record["uploads"].items() if not u["uploaded"]]
     steps = ", ".join(f"{k} {v:.2f} s" for k, v in record["steps_s"].items())
-    return (f"{record['device']}: {fp.get('cpu') or '?'} ({fp.get('cores')} cores, {fp.get('kernel', '')} "
-            f"{fp.get('arch', '')}); {rt.get('kind')} ({version}); {steps}"
-            + (f"; reused on the board: {', '.join(reused)}" if reused else ""))
+    return printable(f"{record['device']}: {fp.get('cpu') or '?'} ({fp.get('cores')} cores, {fp.get('kernel', '')} "
+                     f"{fp.get('arch', '')}); {rt.get('kind')} ({version}); {steps}"
+                     + (f"; reused on the board: {', '.join(reused)}" if reused else ""))
 
 
 @cli.command()
@@ -499,11 +505,12 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     """
     from edgebnn.converters.convert import converted_run
     from edgebnn.device.bench import bench_configs, bench_run, check_cooldown
+    from edgebnn.device.local import check_local_workdirs
     from edgebnn.device.profiles import resolve_devices
     from edgebnn.errors import UsageError
     from edgebnn.run.sources import model_spec
 
-    resolve_devices(device, devices_file=devices_file)
+    check_local_workdirs(resolve_devices(device, devices_file=devices_file))  # before a model is converted
     if tune and (threads or xnnpack or indirect_bgemm):
         raise UsageError("--tune sweeps --threads, --use-xnnpack and --use-indirect-bgemm itself: drop them")
     if save_tuned and not tune:
@@ -524,16 +531,19 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
         if note := _tuned_note(record):
             click.echo(note, err=True)
         if not as_json:
-            if not record["error_kind"]:
+            if not record["error_kind"] or record["results"]:
                 _console().print(_bench_table(record))
                 click.echo(_bench_context(record))
                 for line in _tune_lines(record):
                     click.echo(line)
-            click.echo(f"saved {record['file']}")
+            if "unsaved" not in record:
+                click.echo(f"saved {record['file']}")
         if record["error_kind"]:
-            click.echo(f"error: {record['device']}: {record['error_kind']}: {record['error']}", err=True)
+            click.echo(printable(f"error: {record['device']}: {record['error_kind']}: {record['error']}"), err=True)
         for warning in record["warnings"]:
-            click.echo(f"warning: {record['device']}: {warning}", err=True)
+            click.echo(printable(f"warning: {record['device']}: {warning}"), err=True)
+    if unsaved := [record["unsaved"] for record in records if "unsaved" in record]:
+        raise EdgebnnError("; ".join(unsaved))
     if not any(r["ok"] for record in records for r in record["results"]):
         names = ", ".join(r["device"] for r in records)
         raise EdgebnnError(f"every configuration failed on {names}: see {', '.join(r['file'] for r in records)}")
@@ -561,21 +571,22 @@ def devices(ctx, devices_file, as_json):
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
-    from rich.markup import escape
-
-    table = Table("device", "where", "runtime", "threads", "description", title=f"devices ({listing['path']})", box=None)
+    table = Table("device", "where", "runtime", "threads", "description", title=_cell(f"devices ({listing['path']})"),
+                  box=None)
     for row in listing["devices"]:
         p = row["profile"]
         where = "this machine" if p["transport"] == "local" else (p["host"] and _address(p)) or "host not set"
         runtime = p["runtime_file"] and f"{p['runtime_file']} (uploaded)" or p["runtime"]
-        table.add_row(*(escape(str(v)) for v in (p["name"], where, runtime, ",".join(map(str, p["threads"])),
-                                                 p["description"])))
+        table.add_row(*(_cell(v) for v in (p["name"], where, runtime, ",".join(map(str, p["threads"])),
+                                           p["description"])))
     _console().print(table)
     for name, members in listing["fleets"].items():
-        click.echo(f"fleet {name}: {', '.join(members)}")
+        click.echo(printable(f"fleet {name}: {', '.join(members)}"))
     for row in listing["devices"]:
         if row["problem"]:
-            click.echo(f"note: {row['problem']}")
+            click.echo(printable(f"note: {row['problem']}"))
+    if listing["setup_problem"]:
+        click.echo(printable(f"warning: {listing['setup_problem']}"), err=True)
 
 
 def _known(value, spec: str = "") -> str:
@@ -637,12 +648,12 @@ def devices_check(ctx, name, sub_devices_file, accept_new_host_key, as_json):
             ("runtime", _runtime_line(profile, fp["runtime"])),
             ("checked in", f"{report['seconds']:.2f} s"),
         ]
-        for label, value in lines:
-            click.echo(f"{label:12} {value}")
+        for label, value in lines:  # every value but the labels came from the device: nothing reaches the terminal raw
+            click.echo(printable(f"{label:12} {value}"))
         for warning in report["warnings"]:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(printable(f"warning: {warning}"), err=True)
         if unread:
-            click.echo(f"note: {profile.name} did not tell: {', '.join(unread)} (shown as -)", err=True)
+            click.echo(printable(f"note: {profile.name} did not tell: {', '.join(unread)} (shown as -)"), err=True)
     if report["errors"]:
         raise EdgebnnError(f"{profile.name} is not ready: " + "; ".join(report["errors"]))
 
@@ -759,15 +770,28 @@ def report(runs, device, fmt, out):
             plot_files = {}
             for name, png in plots.items():
                 path = Path(out).with_name(f"{Path(out).stem}-{name}.png")
-                atomic.write_bytes(path, png)
+                try:
+                    atomic.write_bytes(path, png)
+                except OSError as e:
+                    raise _report_write_error(path, e) from None
                 plot_files[name] = path.name
     text = render(data, fmt=fmt, plots=plots, plot_files=plot_files)
     if out:
-        atomic.write_text(out, text)
+        try:
+            atomic.write_text(out, text)
+        except OSError as e:
+            raise _report_write_error(Path(out), e) from None
         extra = f" and {len(plot_files)} PNG plots beside it" if plot_files else ""
-        click.echo(f"wrote {out}{extra} ({len(data['runs'])} runs)", err=True)
+        click.echo(printable(f"wrote {out}{extra} ({len(data['runs'])} runs)"), err=True)
     else:
-        click.echo(text, nl=False)
+        click.echo(printable(text), nl=False)  # run and device names come from shared files
+
+
+def _report_write_error(path: Path, error: OSError) -> EdgebnnError:
+    """A report file that could not be written: the path, why, and the next step (a full disk above all)."""
+    step = ("free some space there or give another --out" if error.errno == 28 else "give a writable --out")
+    return EdgebnnError(f"cannot write the report file {str(path)!r}: {error.strerror or error}; {step} (files "
+                        "written before it are complete; none is half-written)")
 
 
 @cli.command()
@@ -800,14 +824,14 @@ def compare(a, b, devices, as_json):
         return
     from rich.table import Table
 
-    click.echo(f"A: {result['label_a']}  ({result['a']})")
-    click.echo(f"B: {result['label_b']}  ({result['b']})")
+    click.echo(printable(f"A: {result['label_a']}  ({result['a']})"))
+    click.echo(printable(f"B: {result['label_b']}  ({result['b']})"))
     table = Table(*result["header"], box=None)
     for row in result["rows"]:
-        table.add_row(*row)
+        table.add_row(*map(_cell, row))
     _console().print(table)
     for warning in result["warnings"]:
-        click.echo(f"note: {warning}", err=True)
+        click.echo(printable(f"note: {warning}"), err=True)
 
 
 def main():

@@ -1,4 +1,6 @@
-"""The one exception type the CLI turns into a clean message."""
+"""The one exception type the CLI turns into a clean message, and what messages are made of."""
+
+import re
 
 
 class EdgebnnError(Exception):
@@ -25,3 +27,26 @@ def shell_command(*argv) -> str:
     import shlex
 
     return shlex.join(str(a) for a in argv)
+
+
+# What a terminal acts on rather than shows: CSI and OSC sequences (colours, cursor moves, a window
+# title, hyperlinks, clipboard writes), other escape sequences, C1 controls (U+009B is a CSI too),
+# and every C0 control but newline and tab (a carriage return or backspace can overwrite what was shown).
+_TERMINAL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, ended by BEL or ST (or cut short)
+    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"  # DCS, SOS, PM, APC strings
+    r"|\x1b[ -/]*[0-~]?"  # any other escape sequence
+    r"|\x9b[0-?]*[ -/]*[@-~]|\x9d[^\x07\x1b\x9c]*[\x07\x9c]?"  # CSI and OSC in their 8-bit (C1) form
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text) -> str:
+    """``text`` with terminal escape sequences and control characters removed (newlines and tabs kept).
+
+    Whatever a device printed (its runtime's output, its CPU name, a path), and whatever a shared run
+    directory holds, goes through this before it reaches the terminal; JSON records keep the raw text
+    (JSON escapes it).
+    """
+    return _TERMINAL.sub("", str(text))

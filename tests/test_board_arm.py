@@ -221,14 +221,17 @@ def test_failures_are_diagnosed_by_cause_on_the_board(armboard, tmp_path, cli_ru
                                      "--threads", "1,2,3,4", "--runs", "3", "--min-secs", "0", "--use-xnnpack",
                                      "--json"])
     assert result.exit_code == 0, result.output
-    unknown, ignored, killed, fine = json.loads(result.stdout)["results"]
+    record = json.loads(result.stdout)
+    unknown, ignored, killed, fine = record["results"]
     assert unknown["error_kind"] == "unknown_op" and not unknown["ok"] and "LceBconv2d" in unknown["error"]
     assert "Encountered unresolved custom op: LceBconv2d." in unknown["raw"]
     assert ignored["ok"] and not ignored["valid"] and ignored["error_kind"] == "flag_ignored"
     assert "--use_xnnpack=true" in ignored["error"] and "Unconsumed cmdline flags" in ignored["raw"]
     assert killed["error_kind"] == "oom" and "MB available before the run" in killed["error"]
     assert "Killed" in killed["raw"]
-    assert fine["ok"] and fine["valid"] and not fine["error_kind"]
+    cores = record["fingerprint"]["cores"]  # the emulated board has this machine's cores
+    assert fine["ok"] and fine["valid"] == (4 <= cores) and fine["cores_available"] == cores
+    assert fine["error_kind"] == ("" if 4 <= cores else "oversubscribed")  # 4 threads on 2 cores take turns
     assert not scratch_left(armboard.profile())
 
 

@@ -47,9 +47,12 @@ def _result(threads, *, median=None, ok=True, valid=True, error_kind="", peak=No
     }
 
 
-def _bench(run: Path, device: str, results, *, kind="host", started="2026-01-01T00:00:00Z", board=None):
+SHA = "5" * 64  # the flatbuffer the fixture runs were converted to (manifest) and benchmarked on (records)
+
+
+def _bench(run: Path, device: str, results, *, kind="host", started="2026-01-01T00:00:00Z", board=None, sha=SHA):
     record = {"device": device, "profile": {"name": device, "board": board if board is not None else kind == "board"},
-              "model": "m", "started": started, "results": results}
+              "model": "m", "started": started, "results": results, "model_file": {"sha256": sha, "bytes": 96_892}}
     if kind is not None:
         record["figure_kind"] = kind
     (run / "bench").mkdir(exist_ok=True)
@@ -72,6 +75,7 @@ def _run(root: Path, name: str, *, model: str, top1=None, published=None, conver
     if converted:
         manifest["conversion"] = {"binary_layers": 6, "bconv": stats.get("bconv", 6),
                                   "bconv_coverage": stats.get("bconv", 6) / 6, "tflite_bytes": stats.get("size", 96_892)}
+        manifest["files"] = {"model.tflite": {"sha256": SHA, "bytes": stats.get("size", 96_892)}}
     (run / "manifest.json").write_text(json.dumps(manifest))
     return run
 
@@ -127,7 +131,7 @@ def test_markdown_report_tables_per_device(runs, cli_runner):
     assert result.exit_code == 0, result.output
     md = result.output
     assert "## bananapi: board figures" in md
-    assert "## local: host figures (this machine, not a board)" in md
+    assert "## local: host figures (not an ARM board)" in md
     assert "## not benchmarked" in md and "not converted" in md
     assert "| tiny | bireal-tiny | digits | 97.0% | - |" in md
     assert "63.3% (imagenet)" in md and "random weights" in md
@@ -161,7 +165,9 @@ def test_odd_values_never_crash_the_report(tmp_path, cli_runner):
         assert result.exit_code == 0, (fmt, result.output)
     r = load_run(run)
     assert r["top1"] is None and r["params"] is None and r["published_top1"] is None
-    assert [b["device"] for b in r["benchmarks"]] == ["x"] and r["benchmarks"][0]["figure_kind"] == "unknown"
+    # a record that names no flatbuffer is no figure of the run: stale, shown apart
+    assert r["benchmarks"] == [] and [b["device"] for b in r["stale"]] == ["x"]
+    assert r["stale"][0]["figure_kind"] == "unknown"
 
 
 def test_host_figures_are_never_called_board_figures(tmp_path):
@@ -249,7 +255,7 @@ def test_html_renders_in_headless_chromium(runs, cli_runner, tmp_path):
     dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120, check=True).stdout
     assert dom.count("<table>") == 4  # bananapi, local, not benchmarked, published
-    assert "local: host figures (this machine, not a board)" in dom and "bananapi: board figures" in dom
+    assert "local: host figures (not an ARM board)" in dom and "bananapi: board figures" in dom
     assert dom.count('src="data:image/png;base64,') == 3
     shot = tmp_path / "shot.png"
     subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],

@@ -27,7 +27,8 @@ from edgebnn.reporting.plots import draw_all, flip_series, limit_lines, sweep_se
 from edgebnn.reporting.tables import device_tables
 
 BINARY_MACS = 60_000_000
-A55 = {"cores": 4, "cpu_cores": ["Cortex-A55"] * 4, "freq_mhz": 1908.0}
+A55 = {"arch": "aarch64", "cores": 4, "cpu_cores": ["Cortex-A55"] * 4, "freq_mhz": 1908.0}
+SHA = "0" * 64  # the flatbuffer the runs' manifests record and their bench records measured
 # threads -> median ms; indirect BGEMM a little faster, XNNPACK no help: 8 configurations
 SWEEP = {(t, i, x): base * (0.8 if i else 1.0) * (1.02 if x else 1.0)
          for t, base in ((1, 10.0), (2, 6.0)) for i in (False, True) for x in (False, True)}
@@ -50,8 +51,9 @@ def _save(run: Path, device: str, results: list[BenchResult], *, fingerprint: di
           started="2026-02-01T00:00:00Z") -> dict:
     """A bench record as ``edgebnn bench`` writes it, saved under ``run/bench``."""
     profile = DeviceProfile(name=device, transport="ssh" if board else "local", board=board)
-    device_run = DeviceRun(profile=profile, fingerprint=fingerprint, results=results)
-    record = device_record(device_run, model="m", model_file={"sha256": "0" * 64}, started=started,
+    device_run = DeviceRun(profile=profile, fingerprint=fingerprint, results=results, planned=len(results),
+                           finished=True)
+    record = device_record(device_run, model="m", model_file={"sha256": SHA}, started=started,
                            binary_macs=BINARY_MACS, tune=tune)
     (run / "bench").mkdir(parents=True, exist_ok=True)
     (run / "bench" / f"{device}-{started.replace(':', '')}-abcd1234.json").write_text(json.dumps(record))
@@ -68,6 +70,7 @@ def _manifest(run: Path, *, model="sabnn-r18", options=None, lr=1e-3, flips=None
         "stats": {"params": 100_000, "binary_params": 90_000, "float_params": 10_000, "binary_mac_share": 0.9,
                   "binary_macs": BINARY_MACS},
         "conversion": {"binary_layers": 4, "bconv": 4, "bconv_coverage": 1.0, "tflite_bytes": 50_000},
+        "files": {"model.tflite": {"sha256": SHA, "bytes": 50_000}},
     }
     if flips is not None:
         manifest["flips"] = {"file": "logs/flips.csv", "per_epoch": flips,

@@ -42,8 +42,12 @@ def test_tune_sweeps_threads_indirect_and_xnnpack_on_the_local_device(tiny_run, 
     table = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--tune", "--save-tuned", *fast])
     assert table.exit_code == 0, table.output
     assert "chosen: threads=" in table.output and "fewer threads" in table.output
-    assert "saved as local's defaults for bireal-tiny@32x32x1" in table.output
-    saved = json.loads(devices.with_name("devices.setup.json").read_text())["local"]["tuned"]["bireal-tiny@32x32x1"]
+    assert "saved as local's defaults for bireal-tiny@32x32x1 (flatbuffer sha256" in table.output
+    from edgebnn.device.profiles import record_tuned, tuned_key
+    from edgebnn.run.rundir import sha256_of
+
+    key = tuned_key("bireal-tiny", [32, 32, 1], sha256_of(tiny_run.tflite_path))
+    saved = json.loads(devices.with_name("devices.setup.json").read_text())["local"]["tuned"][key]
 
     later = cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--json", *fast])  # the saved choice, said so
     assert later.exit_code == 0, later.output
@@ -51,16 +55,14 @@ def test_tune_sweeps_threads_indirect_and_xnnpack_on_the_local_device(tiny_run, 
     (result,) = used["results"]
     assert {k: result["config"][k] for k in saved["config"]} == saved["config"]
     assert used["tuned_from"]["saved"] == saved["saved"] and "ran the tuned configuration" in later.stderr
-    from edgebnn.device.profiles import record_tuned
-
     seeded = {"config": {"threads": 1, "indirect_bgemm": True, "xnnpack": True, "affinity": "0"}, "median_ms": 1.0,
               "saved": "2026-01-01T00:00:00Z"}  # not the defaults: proves the saved settings are what runs
-    record_tuned(devices, "local", "bireal-tiny@32x32x1", seeded)
+    record_tuned(devices, "local", key, seeded)
     ran = json.loads(cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--json", *fast]).stdout)
     assert {k: ran["results"][0]["config"][k] for k in seeded["config"]} == seeded["config"] and ran["results"][0]["ok"]
-    record_tuned(devices, "local", "bireal-tiny@32x32x1", {**seeded, "config": {"threads": "2"}})  # edited by hand
+    record_tuned(devices, "local", key, {**seeded, "config": {"threads": "2"}})  # edited by hand
     bad = cli_runner.invoke(cli, ["bench", str(tiny_run.path), *fast])
-    assert bad.exit_code == 2 and "bad saved tuned settings for bireal-tiny@32x32x1 on local" in bad.output
+    assert bad.exit_code == 2 and "bad saved tuned settings for bireal-tiny@32x32x1 (flatbuffer" in bad.output
     assert "threads '2'" in bad.output and "--save-tuned` again" in bad.output
     mine = json.loads(cli_runner.invoke(cli, ["bench", str(tiny_run.path), "--json", "--threads", "1", *fast]).stdout)
     assert "tuned_from" not in mine and mine["results"][0]["config"]["threads"] == 1  # given settings win
@@ -133,13 +135,18 @@ def test_a_pinned_result_is_held_to_its_cluster_s_limit_and_clock():
 
 def test_devices_setup_keeps_the_saved_tuned_settings(tmp_path):
     from edgebnn.device.profiles import record_setup, record_tuned, tuned_key, tuned_settings
+    from edgebnn.errors import EdgebnnError
 
     devices = tmp_path / "devices.toml"
-    key = tuned_key("sabnn-r18", [224, 224, 3])
+    key = tuned_key("sabnn-r18", [224, 224, 3], "ab" * 32)
     record_tuned(devices, "pi", key, {"config": {"threads": 2}, "saved": "now", "median_ms": 3.5})
     record_setup(devices, "pi", {"runtime_file": "/x/lce_benchmark_model"})
-    assert tuned_settings(devices, "pi", key)["config"] == {"threads": 2} and key == "sabnn-r18@224x224x3"
+    assert tuned_settings(devices, "pi", key)["config"] == {"threads": 2}
+    assert key == "sabnn-r18@224x224x3/sha256:" + "ab" * 32
+    assert tuned_settings(devices, "pi", tuned_key("sabnn-r18", [224, 224, 3], "cd" * 32)) is None  # other bytes
     assert tuned_settings(devices, "pi", "other@1x1x1") is None and tuned_settings(devices, "nope", key) is None
-    devices.with_name("devices.setup.json").write_text("[1]")  # not a table: replaced, never silently kept
-    record_tuned(devices, "pi", key, {"config": {"threads": 4}, "saved": "now", "median_ms": 2.0})
-    assert tuned_settings(devices, "pi", key)["config"] == {"threads": 4}
+    setup = devices.with_name("devices.setup.json")
+    setup.write_text("[1]")  # not a table: refused, never replaced (it may hold every runtime and choice)
+    with pytest.raises(EdgebnnError, match="cannot use the setup record .* it holds a JSON list"):
+        record_tuned(devices, "pi", key, {"config": {"threads": 4}, "saved": "now", "median_ms": 2.0})
+    assert setup.read_text() == "[1]"

@@ -11,9 +11,12 @@ A run summary (what :func:`load_run` returns, and what the JSON format holds) is
     the training run's last validation), evaluated_top1 / evaluated_data / evaluated_file (what
     ``edgebnn evaluate`` measured), published_top1 (percent), published_dataset,
     params, binary_params, float_params, binary_mac_share, tflite_bytes, bconv, binary_layers,
-    bconv_coverage, benchmarks (one entry per device and configuration: threads, indirect BGEMM,
-    XNNPACK and CPU affinity; the latest result), tuned and sweeps (the latest ``bench --tune`` of
-    each device: its choice, and every configuration's median with its 95 % interval),
+    bconv_coverage, model_sha256 (the run's ``model.tflite`` as its manifest records it),
+    benchmarks (one entry per device and configuration: threads, indirect BGEMM, XNNPACK and CPU
+    affinity; the latest result measured on that flatbuffer), stale (the same for results measured
+    on another flatbuffer, or on one no record names: never figures of the run), tuned and sweeps
+    (the latest ``bench --tune`` of each device on that flatbuffer: its choice, or that it was
+    incomplete, and every configuration's median with its 95 % interval),
     flips_per_epoch (the training's flip ratio per epoch), model_options, recipe, lr,
     problems (what could not be read)
 """
@@ -21,6 +24,7 @@ A run summary (what :func:`load_run` returns, and what the JSON format holds) is
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -70,7 +74,10 @@ def _get(d: Any, *keys: str) -> Any:
 
 
 def _number(x: Any) -> float | int | None:
-    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+    """A figure, or None: never a bool, a NaN or an infinity (a JSON file may hold them)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def _percent(x: Any) -> float | None:
@@ -114,24 +121,52 @@ def lce_limit_ms(roofline: Any) -> float | None:
     return macs / (limit * 1e6) if macs and limit else None
 
 
-def _bench_entries(record: dict, file: str) -> list[dict]:
-    """One entry per configuration of a bench record (``edgebnn.device.bench.device_record``)."""
+ARM = ("aarch64", "arm64", "armv8l")
+
+
+def figure_kind(record: dict) -> str:
+    """A record's figure kind, held to the architecture its preflight saw: never ``board`` off ARM.
+
+    Records written before the bench stage followed the architecture (a profile called
+    ``bananapi`` that reached an x86 machine said ``board``) are read as what they measured.
+    """
     kind = record.get("figure_kind")
     if kind not in ("host", "board"):  # never call a figure a board figure without being told
-        kind = "unknown"
+        return "unknown"
+    arch = str(_get(record, "fingerprint", "arch") or "").strip().lower()
+    if kind == "board" and arch and not (arch in ARM or arch.startswith("arm")):
+        return "host"
+    return kind
+
+
+def record_sha256(record: dict) -> str | None:
+    """The sha256 of the flatbuffer a bench record measured (``model_file.sha256``), or None."""
+    digest = _get(record, "model_file", "sha256")
+    return digest if isinstance(digest, str) and digest else None
+
+
+def _latency_ok(latency: dict) -> bool:
+    """False when a latency figure in the record is NaN or infinite (hand-edited, or an older edgebnn)."""
+    return all(not isinstance(v, float) or math.isfinite(v) for v in latency.values())
+
+
+def _bench_entries(record: dict, file: str) -> list[dict]:
+    """One entry per configuration of a bench record (``edgebnn.device.bench.device_record``)."""
+    kind = figure_kind(record)
     entries = []
     for r in record.get("results") or []:
         if not isinstance(r, dict):
             continue
         latency = r.get("latency") if isinstance(r.get("latency"), dict) else {}
+        finite = _latency_ok(latency)
         entries.append({
             "device": str(record.get("device") or DASH),
             "figure_kind": kind,
             "threads": _get(r, "config", "threads"),
             **settings(r.get("config")),
             "ok": bool(r.get("ok")),
-            "valid": bool(r.get("valid")),
-            "error_kind": r.get("error_kind") or "",
+            "valid": bool(r.get("valid")) and finite,
+            "error_kind": r.get("error_kind") or ("" if finite else "not_finite"),
             "error": r.get("error") or "",
             "median_ms": _number(latency.get("median_ms")),
             "p90_ms": _number(latency.get("p90_ms")),
@@ -147,6 +182,7 @@ def _bench_entries(record: dict, file: str) -> list[dict]:
             "lce_limit_ms": lce_limit_ms(r.get("roofline")),
             "started": str(record.get("started") or ""),
             "file": file,
+            "model_sha256": record_sha256(record),
         })
     return entries
 
@@ -178,11 +214,21 @@ def _sweep(record: dict, file: str) -> dict:
                         "ok": bool(r.get("ok")), "valid": bool(r.get("valid")),
                         "median_ms": median, "low_ms": low, "high_ms": high})
     index = choice.get("index")
-    return {"device": str(record.get("device") or DASH), "figure_kind": record.get("figure_kind") or "unknown",
+    complete = choice.get("complete") is not False
+    return {"device": str(record.get("device") or DASH), "figure_kind": figure_kind(record),
             "started": str(record.get("started") or ""), "file": file,
-            "chosen": index if isinstance(index, int) and any(x["index"] == index for x in results) else None,
+            "chosen": index if complete and isinstance(index, int) and any(x["index"] == index for x in results) else None,
             "ties": [t for t in choice.get("ties") or [] if isinstance(t, int)], "rule": str(choice.get("rule") or ""),
+            "complete": complete, "ran": _number(choice.get("ran")), "planned": _number(choice.get("planned")),
             "results": results}
+
+
+def _tuned_entry(device: str, choice: dict) -> dict:
+    """A device's latest ``bench --tune`` for the report: its choice, or none when the sweep was incomplete."""
+    config = choice.get("config") if isinstance(choice.get("config"), dict) and choice["complete"] else None
+    return {"device": device, "threads": (config or {}).get("threads"), **settings(config),
+            "median_ms": _number(choice.get("median_ms")) if config else None, "rule": choice.get("rule"),
+            "complete": choice["complete"], "ran": _number(choice.get("ran")), "planned": _number(choice.get("planned"))}
 
 
 def _flips(manifest: dict) -> list[float | None]:
@@ -207,6 +253,11 @@ def load_run(path: str | Path) -> dict:
     data = manifest.get("data") or _get(manifest, "dataset", "name")
     weights = manifest.get("weights") or ("trained" if metrics else None)
 
+    # Figures are bound to the bytes they measured: only a record of the flatbuffer the manifest
+    # names now is a figure of the run; any other (an older conversion, a record without a hash)
+    # is stale, shown apart.
+    current = _get(manifest, "files", "model.tflite", "sha256")
+    current = current if isinstance(current, str) and current else None
     entries: list[dict] = []
     tuned: dict[str, dict] = {}
     sweeps: dict[str, dict] = {}
@@ -216,16 +267,22 @@ def load_run(path: str | Path) -> dict:
         if isinstance(record, dict):
             entries += _bench_entries(record, str(f.relative_to(path)))
             choice = record.get("tune") if isinstance(record.get("tune"), dict) else None
-            if choice is not None:  # the latest sweep of a device wins (file names sort by time)
-                sweeps[str(record.get("device") or DASH)] = _sweep(record, str(f.relative_to(path)))
-            if choice and isinstance(choice.get("config"), dict):
-                tuned[str(record.get("device"))] = {"started": str(record.get("started") or ""), **choice}
+            if choice is None or current is None or record_sha256(record) != current:
+                continue  # a sweep of other bytes chose nothing for these
+            # the latest sweep of a device wins (file names sort by time)
+            sweeps[str(record.get("device") or DASH)] = _sweep(record, str(f.relative_to(path)))
+            tuned[str(record.get("device"))] = {"started": str(record.get("started") or ""), **choice,
+                                                "complete": choice.get("complete") is not False}
         elif record is not None:
             problems.append(f"{f.relative_to(path)} is not a bench record (a JSON {type(record).__name__})")
     latest: dict[tuple, dict] = {}
+    old: dict[tuple, dict] = {}
     for e in sorted(entries, key=lambda e: e["started"]):  # a later run of a configuration wins
-        latest[(e["device"], e["threads"], e["indirect_bgemm"], e["xnnpack"], e["affinity"])] = e
+        e["stale"] = current is None or e["model_sha256"] != current
+        (old if e["stale"] else latest)[(e["device"], e["threads"], e["indirect_bgemm"], e["xnnpack"],
+                                         e["affinity"])] = e
     benchmarks = sorted(latest.values(), key=lambda e: (e["device"], config_key(e)))
+    stale = sorted(old.values(), key=lambda e: (e["device"], config_key(e)))
 
     tflite = _number(conversion.get("tflite_bytes"))
     if tflite is None:
@@ -249,10 +306,10 @@ def load_run(path: str | Path) -> dict:
         "bconv": _number(conversion.get("bconv")),
         "binary_layers": _number(conversion.get("binary_layers")),
         "bconv_coverage": _number(conversion.get("bconv_coverage")),
+        "model_sha256": current,
         "benchmarks": benchmarks,
-        "tuned": [{"device": d, "threads": c["config"].get("threads"), **settings(c["config"]),
-                   "median_ms": c.get("median_ms"), "rule": c.get("rule")}
-                  for d, c in sorted(tuned.items())],
+        "stale": stale,
+        "tuned": [_tuned_entry(d, c) for d, c in sorted(tuned.items())],
         "sweeps": [s for _, s in sorted(sweeps.items())],
         "flips_per_epoch": _flips(manifest),
         "model_options": manifest["model_options"] if isinstance(manifest.get("model_options"), dict) else {},
@@ -281,12 +338,14 @@ def build_report(paths, *, device: str | None = None) -> dict:
         r["name"] = p.resolve().name if len(found) == 1 or len(relative.parts) <= 1 else str(relative)
     if device:
         seen = sorted({b["device"] for r in runs for b in r["benchmarks"]})
-        if device not in seen:
+        seen_stale = sorted({b["device"] for r in runs for b in r["stale"]} - set(seen))
+        if device not in seen and device not in seen_stale:
             raise UsageError(
                 f"no benchmark on device {device!r} in these runs: devices found: {', '.join(seen) or 'none'}"
             )
         for r in runs:
             r["benchmarks"] = [b for b in r["benchmarks"] if b["device"] == device]
+            r["stale"] = [b for b in r["stale"] if b["device"] == device]
     return {
         "generated": utc_now(),
         "device": device,

@@ -20,6 +20,12 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]  # one per runtime 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
 
+def _t(text) -> str:
+    """A label from a run or a device as matplotlib shows it: a ``$`` is text, never mathtext (a name
+    such as ``run $\\x$`` would otherwise fail to parse and stop the report)."""
+    return str(text).replace("$", r"\$")
+
+
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -83,27 +89,59 @@ def _empty(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#888888")
 
 
-def accuracy_latency(report: dict) -> bytes:
-    """Top-1 against latency, one panel per device, with the Pareto front of each dataset.
+def dataset_name(spec) -> str:
+    """The dataset of a data spec or a published key: ``imagenet:/data/in`` -> ``imagenet``."""
+    name = str(spec or "").split(":", 1)[0].strip().lower()
+    return name or "dataset?"
 
-    A run with a measured top-1 is a filled marker (its dataset); a run with random weights
-    shows its paper's top-1 as a hollow marker. Published points are grey stars.
+
+def accuracy_panels(report: dict) -> list[dict]:
+    """What the accuracy-latency plot draws: one panel per dataset and device, so that a top-1 is only
+    ever beside top-1s on the same dataset (digits and ImageNet are different scales of difficulty).
+
+    A run with a measured top-1 is a filled marker in its dataset's panel; a run with random
+    weights shows its paper's top-1 as a hollow marker in the paper's dataset's panel. Published
+    points (ImageNet top-1, other boards) go to the ImageNet panels only; without any, to one
+    panel of their own.
+
+    Returns:
+        ``[{"dataset", "device", "kind", "groups": {label: [(latency, top1, model, threads)]}, "published"}]``.
     """
-    devices = _devices(report) or [("no device", "")]
-    fig = _figure(6.5 * len(devices), 4.8)
-    axes = fig.subplots(1, len(devices), squeeze=False)[0]
-    for ax, (device, kind) in zip(axes, devices):
-        groups: dict[str, list] = {}
+    panels: dict[tuple, dict] = {}
+    for device, kind in _devices(report):
         for r in report["runs"]:
             latency, threads = _reference_latency(r, device)
             if latency is None:
                 continue
             if r["top1"] is not None:
-                groups.setdefault(f"measured top-1 ({r['data'] or 'dataset?'})", []).append((latency, r["top1"], r["model"], threads))
+                dataset, label, top1 = dataset_name(r["data"]), "measured top-1", r["top1"]
             elif r["published_top1"] is not None:
-                groups.setdefault(f"paper top-1 ({r['published_dataset'] or 'dataset?'})", []).append(
-                    (latency, r["published_top1"], r["model"], threads))
-        for i, (label, pts) in enumerate(sorted(groups.items())):
+                dataset, label, top1 = dataset_name(r["published_dataset"]), "paper top-1", r["published_top1"]
+            else:
+                continue
+            panel = panels.setdefault((dataset, device), {"dataset": dataset, "device": device, "kind": kind,
+                                                          "groups": {}, "published": []})
+            panel["groups"].setdefault(label, []).append((latency, top1, r["model"], threads))
+    published = [p for p in report["published"] if p["threads"] == 1]  # ImageNet top-1 (published.py)
+    imagenet = [panel for panel in panels.values() if panel["dataset"] == "imagenet"]
+    if published and not imagenet:
+        imagenet = [panels.setdefault(("imagenet", None), {"dataset": "imagenet", "device": None, "kind": "",
+                                                           "groups": {}, "published": []})]
+    for panel in imagenet:
+        panel["published"] = published
+    return sorted(panels.values(), key=lambda p: (p["dataset"], p["device"] or ""))
+
+
+def accuracy_latency(report: dict) -> bytes:
+    """Top-1 against latency, one panel per dataset and device (:func:`accuracy_panels`), with the
+    Pareto front of each group. Published points are grey stars."""
+    panels = accuracy_panels(report) or [{"dataset": "", "device": None, "kind": "", "groups": {}, "published": []}]
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = _figure(6.5 * cols, 4.8 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).flatten()
+    for ax, panel in zip(axes, panels):
+        for i, (label, pts) in enumerate(sorted(panel["groups"].items())):
             color = COLORS[i % len(COLORS)]
             hollow = label.startswith("paper")
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker="o", s=60, zorder=3, label=label,
@@ -111,26 +149,30 @@ def accuracy_latency(report: dict) -> bytes:
             front = pareto_front([(p[0], p[1]) for p in pts])
             ax.plot([p[0] for p in front], [p[1] for p in front], color=color, lw=1, ls="-", zorder=1)
             for x, y, model, threads in pts if len(pts) <= MAX_LABELS else ():
-                ax.annotate(f"{model} ({threads} thr)", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-        published = [p for p in report["published"] if p["threads"] == 1]
-        if published:
+                ax.annotate(_t(f"{model} ({threads} thr)"), (x, y), textcoords="offset points", xytext=(5, 4),
+                            fontsize=8)
+        if published := panel["published"]:
             boards = " / ".join(dict.fromkeys(p["device"] for p in published))
             ax.scatter([p["latency_ms"] for p in published], [p["top1"] for p in published],
-                       label=f"published ({boards}; 1 thr; not measured here)", **PUBLISHED_STYLE)
+                       label=_t(f"published ({boards}; 1 thr; not measured here)"), **PUBLISHED_STYLE)
             for p in published:
-                ax.annotate(f"published: {p['label']}", (p["latency_ms"], p["top1"]),
+                ax.annotate(_t(f"published: {p['label']}"), (p["latency_ms"], p["top1"]),
                             textcoords="offset points", xytext=(6, -10), fontsize=7, color="#555555")
-        if not groups:
+        if not panel["groups"]:
             _empty(ax, "no measured point with a top-1")
         ax.set_xscale("log")
         _log_axis(ax.xaxis)
         ax.margins(x=0.3, y=0.12)
         ax.set_xlabel("latency (ms, median, log scale)")
-        ax.set_ylabel("top-1 (%)")
-        ax.set_title(f"{device}: {kind_label(kind)}" if kind else device, fontsize=10)
+        ax.set_ylabel(_t(f"top-1 on {panel['dataset']} (%)" if panel["dataset"] else "top-1 (%)"))
+        where = (f"{panel['device']}: {kind_label(panel['kind'])}" if panel["kind"] else panel["device"]) \
+            if panel["device"] else "published only"
+        ax.set_title(_t(f"{panel['dataset']}, {where}" if panel["dataset"] else where), fontsize=10)
         ax.grid(alpha=0.3)
         _legend_below(ax)
-    fig.suptitle("accuracy against latency (line: Pareto front per dataset)")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle("accuracy against latency, one panel per dataset (line: Pareto front)")
     return _png(fig)
 
 
@@ -149,9 +191,9 @@ def size_latency(report: dict) -> bytes:
             continue
         drawn = True
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=COLORS[i % len(COLORS)], s=60,
-                   label=f"{device} ({kind} figures)")
+                   label=_t(f"{device} ({kind} figures)"))
         for x, y, model in pts if len(pts) <= MAX_LABELS else ():
-            ax.annotate(model, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(_t(model), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     if not drawn:
         _empty(ax, "no converted and benchmarked run")
     else:
@@ -235,7 +277,7 @@ def latency_threads(report: dict) -> bytes:
     for line in measured:
         pts, color = line["points"], line["color"]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=line["marker"], color=color,
-                label=None if many else line["label"])
+                label=None if many else _t(line["label"]))
         invalid = [p for p in pts if not p[2]]  # hollow: missed its minimum runs or duration
         ax.scatter([p[0] for p in invalid], [p[1] for p in invalid], marker=line["marker"], facecolors="white",
                    edgecolors=color, zorder=3)
@@ -244,7 +286,7 @@ def latency_threads(report: dict) -> bytes:
     for line in limits:
         pts = line["points"]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", lw=1.2, zorder=1,
-                color=colors.get((line["run"], line["device"]), "#444444"), label=None if many else line["label"])
+                color=colors.get((line["run"], line["device"]), "#444444"), label=None if many else _t(line["label"]))
     by_model: dict[tuple, list] = {}
     for p in report["published"]:
         by_model.setdefault((p["label"], p["device"]), []).append((p["threads"], p["latency_ms"]))
@@ -253,7 +295,7 @@ def latency_threads(report: dict) -> bytes:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", color="#888888", lw=1, zorder=1)
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], label="published (other boards)" if n == 0 else None,
                    **PUBLISHED_STYLE)
-        ax.annotate(f"published: {label} ({device})", pts[-1], textcoords="offset points", xytext=(5, 0),
+        ax.annotate(_t(f"published: {label} ({device})"), pts[-1], textcoords="offset points", xytext=(5, 0),
                     fontsize=7, color="#555555")
     ax.set_yscale("log")
     _log_axis(ax.yaxis)
@@ -261,8 +303,8 @@ def latency_threads(report: dict) -> bytes:
     ax.set_xlabel("threads")
     ax.set_ylabel("latency (ms, median, log scale)")
     ax.set_xticks(sorted({1, 4} | {b["threads"] for r in report["runs"] for b in r["benchmarks"] if isinstance(b["threads"], int)}))
-    ax.set_title("latency against threads" + (" (dashed: LCE-mix limit of the cores used)" if limits else "")
-                 + _no_limit_note(report, limits), fontsize=10)
+    ax.set_title(_t("latency against threads" + (" (dashed: LCE-mix limit of the cores used)" if limits else "")
+                    + _no_limit_note(report, limits)), fontsize=10)
     ax.grid(alpha=0.3)
     _legend_below(ax)
     return _png(fig)
@@ -289,8 +331,11 @@ def sweep_series(run: dict, sweep: dict) -> dict:
         if r["median_ms"] is not None and isinstance(r["threads"], int):
             points.append((r["threads"], r["median_ms"], r["low_ms"], r["high_ms"], r["valid"]))
     chosen = next((r for r in sweep["results"] if r["index"] == sweep["chosen"]), None)
+    incomplete = "" if sweep.get("complete", True) else \
+        f" (incomplete: {sweep.get('ran') or 0:.0f} of {sweep.get('planned') or 0:.0f} ran)"
     return {
-        "title": f"{run.get('name') or run['model']}: {sweep['device']} ({sweep['figure_kind']})",
+        "title": f"{run.get('name') or run['model']}: {sweep['device']} ({sweep['figure_kind']}){incomplete}",
+        "complete": sweep.get("complete", True),
         "lines": [{"label": label, "points": sorted(pts)} for label, pts in lines.items()],
         "chosen": None if chosen is None else {"label": f"chosen: {chosen['threads']} thr, {_switches(chosen)}",
                                                "threads": chosen["threads"], "median_ms": chosen["median_ms"]},
@@ -324,20 +369,22 @@ def tune_sweep(report: dict) -> bytes | None:
                       [max(0.0, p[3] - p[1]) if p[3] is not None else 0.0 for p in pts]]
             color = COLORS[n % len(COLORS)]
             ax.errorbar(xs, ys, yerr=errors, marker=MARKERS[n % len(MARKERS)], color=color, capsize=3, lw=1,
-                        label=line["label"])
+                        label=_t(line["label"]))
             invalid = [(x, p) for x, p in zip(xs, pts) if not p[4]]
             ax.scatter([x for x, _ in invalid], [p[1] for _, p in invalid], marker=MARKERS[n % len(MARKERS)],
                        facecolors="white", edgecolors=color, zorder=3)
         chosen = panel["chosen"]
         if chosen is not None:
             ax.scatter([chosen["threads"]], [chosen["median_ms"]], marker="*", s=260, color="#ffbf00",
-                       edgecolors="#333333", zorder=4, label=chosen["label"])
+                       edgecolors="#333333", zorder=4, label=_t(chosen["label"]))
+        elif not panel["complete"]:
+            _empty(ax, "sweep incomplete: nothing chosen")
         else:
             _empty(ax, "no valid configuration: nothing chosen")
         ax.set_xticks(sorted({p[0] for line in panel["lines"] for p in line["points"]}) or [1])
         ax.set_xlabel("threads")
         ax.set_ylabel("latency (ms, median, 95% interval)")
-        ax.set_title(panel["title"], fontsize=10)
+        ax.set_title(_t(panel["title"]), fontsize=10)
         ax.grid(alpha=0.3)
         _legend_below(ax)
     for ax in axes[len(panels):]:
@@ -386,7 +433,7 @@ def flips(report: dict) -> bytes | None:
     ax = fig.subplots()
     for n, s in enumerate(series):
         ax.plot(s["epochs"], s["ratios"], marker="o", ms=4, color=COLORS[n % len(COLORS)],
-                label=None if len(series) > MAX_LABELS else s["label"])
+                label=None if len(series) > MAX_LABELS else _t(s["label"]))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylim(bottom=0)

@@ -7,30 +7,44 @@ import html
 import io
 import json
 
-from edgebnn.errors import UsageError
-from edgebnn.reporting.tables import NOTES, device_tables, published_table
+from edgebnn.errors import UsageError, printable
+from edgebnn.reporting.tables import NOTES, device_tables, published_table, stale_table
 
 FORMATS = ("md", "html", "json", "csv")
 
 
+def md_text(text) -> str:
+    """Text from a run or a device as Markdown shows it, never as markup: HTML escaped (a ``<script>`` or an
+    ``<img onerror=...>`` in a run name stays text), brackets and backslashes escaped (no link or image
+    from a name), one line (a newline would end a table row), pipes escaped (a pipe would end a cell),
+    and no terminal controls."""
+    text = " ".join(printable(text).splitlines())
+    text = html.escape(text.replace("\\", "\\\\"), quote=False)
+    for c in "[]|":
+        text = text.replace(c, "\\" + c)
+    return text
+
+
 def _md_table(table: dict) -> str:
-    # A newline would end the row and a pipe the cell: neither may come from a run name.
-    esc = lambda s: " ".join(str(s).splitlines()).replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(map(esc, table["header"])) + " |", "|" + "---|" * len(table["header"])]
-    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in table["rows"]]
+    lines = ["| " + " | ".join(map(md_text, table["header"])) + " |", "|" + "---|" * len(table["header"])]
+    lines += ["| " + " | ".join(map(md_text, row)) + " |" for row in table["rows"]]
     return "\n".join(lines)
 
 
 def to_markdown(report: dict, *, plot_files: dict[str, str] | None = None) -> str:
     """The report as Markdown; ``plot_files`` maps plot names to image paths to link."""
-    parts = [f"# edgebnn report\n\nGenerated {report['generated']} from {len(report['runs'])} run(s).\n"]
+    from urllib.parse import quote
+
+    parts = [f"# edgebnn report\n\nGenerated {md_text(report['generated'])} from {len(report['runs'])} run(s).\n"]
     for t in device_tables(report):
-        parts.append(f"## {t['title']}\n\n{_md_table(t)}\n")
+        parts.append(f"## {md_text(t['title'])}\n\n{_md_table(t)}\n")
+    if stale := stale_table(report):
+        parts.append(f"## {md_text(stale['title'])}\n\n{_md_table(stale)}\n")
     for name, file in (plot_files or {}).items():
-        parts.append(f"![{name}]({file})\n")
+        parts.append(f"![{md_text(name)}]({quote(file)})\n")
     parts.append(f"## {published_table(report)['title']}\n\n{_md_table(published_table(report))}\n")
     parts.append(f"{NOTES}\n")
-    problems = [f"- {r['path']}: {p}" for r in report["runs"] for p in r["problems"]]
+    problems = [f"- {md_text(r['path'])}: {md_text(p)}" for r in report["runs"] for p in r["problems"]]
     if problems:
         parts.append("## problems\n\n" + "\n".join(problems) + "\n")
     return "\n".join(parts)
@@ -43,16 +57,17 @@ def to_json(report: dict) -> str:
 CSV_FIELDS = ["path", "model", "data", "weights", "top1", "evaluated_top1", "evaluated_data", "published_top1", "published_dataset", "params",
               "binary_params", "float_params", "binary_mac_share", "tflite_bytes", "bconv", "binary_layers",
               "bconv_coverage", "device", "figure_kind", "threads", "indirect_bgemm", "xnnpack", "affinity", "ok", "valid", "error_kind", "median_ms",
-              "p90_ms", "mean_ms", "runs", "peak_mb", "started", "file"]
+              "p90_ms", "mean_ms", "runs", "peak_mb", "started", "file", "model_sha256", "stale"]
 
 
 def to_csv(report: dict) -> str:
-    """One line per run, device and configuration (one line for a run without benchmarks)."""
+    """One line per run, device and configuration (one line for a run without benchmarks); stale figures
+    (measured on another flatbuffer) follow with ``stale`` true and their own ``model_sha256``."""
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in report["runs"]:
-        for b in r["benchmarks"] or [{}]:
+        for b in (r["benchmarks"] + r.get("stale", [])) or [{"model_sha256": r.get("model_sha256")}]:
             writer.writerow({**r, **b})
     return out.getvalue()
 
@@ -64,7 +79,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
 th { background: #f0f0f0; }
 tr:nth-child(even) td { background: #fafafa; }
-.host h2 { color: #8a5a00; } .board h2 { color: #1a5e20; } .published h2 { color: #555; }
+.host h2 { color: #8a5a00; } .board h2 { color: #1a5e20; } .published h2 { color: #555; } .stale h2 { color: #a00; }
 .kind { font-size: 0.8em; padding: 0.1em 0.4em; border-radius: 0.3em; background: #eee; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
 .notes { color: #555; max-width: 60em; }
@@ -85,6 +100,8 @@ def to_html(report: dict, *, plots: dict[str, bytes] | None = None) -> str:
 
     e = html.escape
     sections = [_html_table(t, t["figure_kind"] or "idle") for t in device_tables(report)]
+    if stale := stale_table(report):
+        sections.append(_html_table(stale, "stale"))
     for name, png in (plots or {}).items():
         data = base64.b64encode(png).decode()
         sections.append(f'<figure><img alt="{e(name)}" src="data:image/png;base64,{data}"></figure>')

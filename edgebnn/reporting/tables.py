@@ -73,7 +73,7 @@ def _status(entries: list[dict]) -> str:
 
 
 def kind_label(kind: str) -> str:
-    return {"host": "host figures (this machine, not a board)", "board": "board figures"}.get(kind, "unknown figure kind")
+    return {"host": "host figures (not an ARM board)", "board": "board figures"}.get(kind, "unknown figure kind")
 
 
 def latency_columns(entries: list[dict]) -> dict[tuple, dict]:
@@ -143,19 +143,57 @@ def device_tables(report: dict) -> list[dict]:
     tuned = [(r, t) for r in report["runs"] for t in r.get("tuned") or []]
     if tuned:
         pinned = any(t.get("affinity") for _, t in tuned)  # a CPUs column only where a choice pins
-        header = ["run", "device", "threads", "indirect BGEMM", "XNNPACK"] + ["CPUs"] * pinned + ["median ms"]
-        rows = [[r.get("name") or Path(r["path"]).name, t["device"], str(t["threads"]),
-                 "on" if t["indirect_bgemm"] else "off", "on" if t["xnnpack"] else "off"]
-                + [t.get("affinity") or "all"] * pinned + [format_value(t["median_ms"], ".2f")] for r, t in tuned]
+        header = ["run", "device", "threads", "indirect BGEMM", "XNNPACK"] + ["CPUs"] * pinned + ["median ms", "sweep"]
+        rows = []
+        for r, t in tuned:
+            chosen = t["threads"] is not None
+            rows.append([r.get("name") or Path(r["path"]).name, t["device"], str(t["threads"]) if chosen else DASH,
+                         ("on" if t["indirect_bgemm"] else "off") if chosen else DASH,
+                         ("on" if t["xnnpack"] else "off") if chosen else DASH]
+                        + [(t.get("affinity") or "all") if chosen else DASH] * pinned
+                        + [format_value(t["median_ms"], ".2f"), sweep_cell(t)])
+        rule = next((t["rule"] for _, t in tuned if t.get("rule")), "")
         tables.append({"device": None, "figure_kind": None, "header": header, "rows": rows,
-                       "title": f"tuned configurations (edgebnn bench --tune: {tuned[0][1]['rule']})"})
+                       "title": f"tuned configurations (edgebnn bench --tune: {rule})"})
     idle = [r for r in report["runs"] if not r["benchmarks"]]
     if idle:
-        rows = [base(r) + ["; ".join(r["problems"]) or ("converted" if r["tflite_bytes"] else "not converted")] for r in idle]
+        rows = [base(r) + ["; ".join(r["problems"]) or ("only stale figures (below): bench it again" if r.get("stale")
+                                                        else "converted" if r["tflite_bytes"] else "not converted")]
+                for r in idle]
         title = f"not benchmarked on {report['device']}" if report.get("device") else "not benchmarked"
         tables.append({"device": None, "figure_kind": None, "title": title,
                        "header": common + ["status"], "rows": rows})
     return tables
+
+
+def sweep_cell(tuned: dict) -> str:
+    """How much of a ``--tune`` sweep ran: ``8 configurations``, or why nothing was chosen."""
+    ran, planned = tuned.get("ran"), tuned.get("planned")
+    if not tuned.get("complete", True):
+        return f"incomplete: {format_value(ran, '.0f')} of {format_value(planned, '.0f')} configurations ran, nothing chosen"
+    counted = f"{ran:.0f} configurations" if ran is not None else "complete"
+    return counted if tuned.get("threads") is not None else f"{counted}, none valid: nothing chosen"
+
+
+def stale_table(report: dict) -> dict | None:
+    """The figures measured on another flatbuffer than each run's ``model.tflite``: shown apart, never the run's.
+
+    Returns:
+        ``{"title", "header", "rows"}``, or None when every figure is bound to its run's flatbuffer.
+    """
+    rows = []
+    for r in report["runs"]:
+        now = (r.get("model_sha256") or "")[:12] or "none recorded"
+        for e in r.get("stale") or []:
+            measured = (e.get("model_sha256") or "")[:12] or "not recorded"
+            rows.append([r.get("name") or Path(r["path"]).name, e["device"], config_label(e), latency_cell(e),
+                         measured, now, e["file"]])
+    if not rows:
+        return None
+    return {"title": "stale figures: measured on another flatbuffer than the run's model.tflite (not figures of the "
+                     "run; bench it again)",
+            "header": ["run", "device", "configuration", "median / p90 ms", "measured sha256", "run's sha256 now",
+                       "file"], "rows": rows}
 
 
 def published_table(report: dict) -> dict:
@@ -173,7 +211,10 @@ NOTES = (
     "Host figures come from this machine's LCE interpreter (on x86, portable reference kernels): "
     "they are not board figures. Binary GBMAC/s is the model's binary MACs over the median latency; its share "
     "of the LCE limit is against the NEON instruction mix of LCE's kernel on the cores used (edgebnn.device."
-    "roofline); an x86 host or a core without known limits gets none. Published figures come from other boards and builds and are "
+    "roofline); an x86 host or a core without known limits gets none. Every figure is bound to the flatbuffer it "
+    "measured (the bench record's sha256): one measured on another flatbuffer than the run's model.tflite (an older "
+    "conversion, a re-conversion with --int8) is 'stale', listed apart and never shown, compared or plotted as the "
+    "run's. Published figures come from other boards and builds and are "
     "never mixed with measured ones. Top-1 is the training run's last validation on its own "
     "dataset; evaluated top-1 is what `edgebnn evaluate` measured, on the dataset named beside it; "
     "the paper's top-1 is on its dataset (ImageNet for the zoo models)."
