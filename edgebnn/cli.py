@@ -69,6 +69,10 @@ def cli(ctx, debug):
     edgebnn compare A B                     two runs side by side
     """
     ctx.ensure_object(dict)["debug"] = debug
+    if debug:
+        from edgebnn import noise
+
+        noise.show()  # third-party warnings too
 
 
 MODEL_FLAGS = ("input_size", "width", "model_args", "model_file")
@@ -173,8 +177,8 @@ def _print_card(row: dict, spec) -> None:
 # -- train ----------------------------------------------------------------------------------
 @cli.command()
 @click.argument("model", required=False)
-@click.option("--data", default="digits", show_default=True,
-              help="imagenet:DIR, cifar10:DIR, cifar100:DIR, digits or synthetic.")
+@click.option("--data", help="imagenet:DIR, cifar10:DIR, cifar100:DIR, digits or synthetic [digits, said before "
+                              "training with the input size].")
 @click.option("--epochs", type=int, help="Override the recipe's epochs.")
 @click.option("--batch-size", type=int, help="Override the recipe's global batch size.")
 @click.option("--lr", type=float, help="Override the recipe's learning rate.")
@@ -205,10 +209,10 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
     if resume:
         from edgebnn.training.train import resume as resume_run
 
-        if model or out or teachers or recipe_name or any(model_flags.values()):
-            raise UsageError("--resume DIR reads the model, its size and options, the recipe, --out and teachers "
-                             "from DIR's manifest: drop MODEL/--recipe/--out/--teacher/--input-size/--width/"
-                             "--model-arg (change recipe fields with --set)")
+        if model or data or out or teachers or recipe_name or any(model_flags.values()):
+            raise UsageError("--resume DIR reads the model, its size and options, the recipe, the data, --out and "
+                             "teachers from DIR's manifest: drop MODEL/--data/--recipe/--out/--teacher/--input-size/"
+                             "--width/--model-arg (change recipe fields with --set)")
         run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose)
     else:
         from edgebnn.registry import load_model_file
@@ -221,7 +225,7 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
         run, metrics = train_new(model, data=data, out=out, recipe=recipe_name, settings=settings,
                                  overrides=overrides, teachers=teachers, seed=seed, strategy=strategy or "auto",
                                  verbose=verbose, input_size=model_flags["input_size"], width=model_flags["width"],
-                                 model_args=model_flags["model_args"])
+                                 model_args=model_flags["model_args"], note=lambda line: click.echo(line, err=True))
     name = run.manifest["model"] if run.manifest_path.exists() else model  # other workers write no manifest
     click.echo(f"trained {name}: val_accuracy {metrics.get('val_accuracy', float('nan')):.4f} -> {run.path}")
 
@@ -788,4 +792,7 @@ def compare(a, b, devices, as_json):
 
 
 def main():
+    from edgebnn import noise
+
+    noise.private_tempdir()  # autograph's files (and other temp files) removed even after a kill
     cli(prog_name="edgebnn")

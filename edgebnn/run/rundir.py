@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebnn import atomic
-from edgebnn.errors import EdgebnnError, UsageError
+from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.run import manifest as sections
 
 MANIFEST = "manifest.json"
@@ -288,7 +288,7 @@ class RunDir:
         if not self.keras_path.exists():
             raise EdgebnnError(
                 f"no {KERAS_MODEL} in {str(self.path)!r}: the training run did not finish; "
-                f"resume it with `edgebnn train --resume {self.path}`"
+                f"resume it with `{shell_command('edgebnn', 'train', '--resume', self.path)}`"
             )
         custom = {}
         if spec := self.section("source").get("custom_objects"):  # a user's model with classes of their own
