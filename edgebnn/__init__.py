@@ -17,4 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # LCE converter reloads) that are not the user's concern.
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
+# Third-party warnings nobody can act on, and larq's repeated starved-weights notice (see noise).
+from edgebnn import noise  # noqa: E402 (after the environment above)
+
+noise.hide()
+
 __version__ = "0.1.0"

@@ -76,6 +76,10 @@ def cli(ctx, debug):
     edgebnn compare A B                     two runs side by side
     """
     ctx.ensure_object(dict)["debug"] = debug
+    if debug:
+        from edgebnn import noise
+
+        noise.show()  # third-party warnings too
 
 
 MODEL_FLAGS = ("input_size", "width", "model_args", "model_file")
@@ -199,8 +203,8 @@ def _print_card(row: dict, spec) -> None:
 # -- train ----------------------------------------------------------------------------------
 @cli.command()
 @click.argument("model", required=False)
-@click.option("--data", default="digits", show_default=True,
-              help="imagenet:DIR, cifar10:DIR, cifar100:DIR, digits or synthetic.")
+@click.option("--data", help="imagenet:DIR, cifar10:DIR, cifar100:DIR, digits or synthetic [digits, said before "
+                              "training with the input size].")
 @click.option("--epochs", type=int, help="Override the recipe's epochs.")
 @click.option("--batch-size", type=int, help="Override the recipe's global batch size.")
 @click.option("--lr", type=float, help="Override the recipe's learning rate.")
@@ -233,10 +237,10 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
         from edgebnn.run.trust import Trust
         from edgebnn.training.train import resume as resume_run
 
-        if model or out or recipe_name or any(model_flags.values()):
-            raise UsageError("--resume DIR reads the model, its size and options, the recipe and --out from DIR's "
-                             "manifest: drop MODEL/--recipe/--out/--input-size/--width/--model-arg (change recipe "
-                             "fields with --set)")
+        if model or data or out or recipe_name or any(model_flags.values()):
+            raise UsageError("--resume DIR reads the model, its size and options, the recipe, the data and --out "
+                             "from DIR's manifest: drop MODEL/--data/--recipe/--out/--input-size/--width/--model-arg "
+                             "(change recipe fields with --set)")
         run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose,
                                   trust=Trust(code=trust_code, teachers=teachers))
     else:
@@ -251,7 +255,7 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
                                  overrides=overrides, teachers=teachers, trust_code=trust_code, seed=seed,
                                  strategy=strategy or "auto",
                                  verbose=verbose, input_size=model_flags["input_size"], width=model_flags["width"],
-                                 model_args=model_flags["model_args"])
+                                 model_args=model_flags["model_args"], note=lambda line: click.echo(line, err=True))
     name = run.manifest["model"] if run.manifest_path.exists() else model  # other workers write no manifest
     click.echo(f"trained {name}: val_accuracy {metrics.get('val_accuracy', float('nan')):.4f} -> {run.path}")
 
@@ -835,4 +839,7 @@ def compare(a, b, devices, as_json):
 
 
 def main():
+    from edgebnn import noise
+
+    noise.private_tempdir()  # autograph's files (and other temp files) removed even after a kill
     cli(prog_name="edgebnn")

@@ -58,3 +58,17 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_the_resume_hint_of_an_unfinished_run_pastes_as_it_reads(tmp_path, cli_runner):
+    """An odd run name (a space, a $) in the suggested command reaches the shell as that one path."""
+    import shlex
+
+    from edgebnn.cli import cli
+
+    path = tmp_path / "my run $HOME"
+    RunDir.create(path, {"model": "bireal-tiny", "data": "digits", "status": "interrupted"})
+    result = cli_runner.invoke(cli, ["evaluate", str(path)])
+    assert result.exit_code == 1 and "the training run did not finish" in result.output, result.output
+    suggested = result.output.split("`")[1]
+    assert shlex.split(suggested) == ["edgebnn", "train", "--resume", str(path)]

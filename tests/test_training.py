@@ -175,6 +175,89 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path, cli_runner):
     assert result.exit_code == 2 and "unknown recipe field 'colour'" in result.output
 
 
+DIGITS_NOTE = ("note: data: the bundled digits (scikit-learn's 1,797 8x8 grayscale images; --data chooses another "
+               "dataset)")
+
+
+# A small user model whose default input is ImageNet's (as a paper model's), trained in seconds.
+WIDE = '''
+import larq as lq
+import tf_keras as keras
+
+from edgebnn.registry import register_model
+
+
+@register_model("wide-tiny", family="user", paper="-", input_shape=(224, 224, 1), num_classes=10)
+def build(*, input_shape, num_classes):
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same")(inputs)
+    x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
+                              kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False)(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.BatchNormalization()(x))
+    return keras.Model(inputs, keras.layers.Activation("softmax")(keras.layers.Dense(num_classes)(x)))
+'''
+
+
+def _train_wide(tmp_path, cli_runner, *args):
+    (tmp_path / "wide.py").write_text(WIDE)
+    out = tmp_path / "wide"
+    result = cli_runner.invoke(cli, ["train", "wide-tiny", "--model-file", str(tmp_path / "wide.py"), "--epochs", "1",
+                                     "--out", str(out), *args])
+    assert result.exit_code == 0, result.output
+    return result, RunDir(out)
+
+
+def test_train_without_data_says_what_it_trains_on_at_the_digits_size(tmp_path, cli_runner):
+    """As `edgebnn train sabnn-r18`: not 8x8 digits blown up to 224x224 (11 GB for it) in silence."""
+    result, run = _train_wide(tmp_path, cli_runner)
+    assert result.stderr.splitlines()[:2] == [
+        DIGITS_NOTE,
+        "note: input: 32x32x1, not wide-tiny's default 224x224x1: the digits' 8x8 images are far smaller "
+        "(--input-size 224 builds it at its default)",
+    ]
+    assert result.output.index("note: input") < result.output.index("loss:")  # said before training
+    assert run.manifest["input_shape"] == [32, 32, 1] and run.manifest["data"] == "digits"
+    assert run.load_model().input_shape == (None, 32, 32, 1)
+
+
+def test_an_explicit_input_size_wins_over_the_data_size(tmp_path, cli_runner):
+    result, run = _train_wide(tmp_path, cli_runner, "--input-size", "40", "--quiet")
+    assert result.stderr.splitlines()[:2] == [DIGITS_NOTE, "note: input: 40x40x1 (--input-size)"]
+    assert run.manifest["input_shape"] == [40, 40, 1]
+
+
+@pytest.mark.slow
+def test_the_product_card_command_trains_sabnn_r18_at_32(tmp_path, cli_runner):
+    out = tmp_path / "r18"
+    result = cli_runner.invoke(cli, ["train", "sabnn-r18", "--width", "0.25", "--epochs", "1", "--batch-size", "64",
+                                     "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[:2] == [
+        DIGITS_NOTE,
+        "note: input: 32x32x3, not sabnn-r18's default 224x224x3: the digits' 8x8 images are far smaller "
+        "(--input-size 224 builds it at its default)",
+    ]
+    assert RunDir(out).manifest["input_shape"] == [32, 32, 3]
+
+
+@pytest.mark.parametrize("model, data, size, shape, said", [
+    ("sabnn-r18", "cifar10:/c", None, (32, 32, 3), ["note: input: 32x32x3, not sabnn-r18's default 224x224x3: "
+                                                     "cifar10's 32x32 images are far smaller"]),
+    ("bireal-tiny", None, None, None, [DIGITS_NOTE, "note: input: 32x32x1, bireal-tiny's default"]),
+    ("sabnn-r18", "digits", (64, 64, 3), (64, 64, 3), []),  # given data and size: nothing to say
+    ("sabnn-r18", "imagenet:/i", None, None, []),  # ImageNet's images are the model's size
+    ("sabnn-r18", "synthetic", None, None, []),  # made at the model's input
+    ("equalbits-r20", "cifar100:/c", None, None, []),  # a CIFAR model already at 32x32
+])
+def test_the_input_size_a_dataset_chooses(model, data, size, shape, said):
+    from edgebnn.registry import get_card
+    from edgebnn.training.train import choose_input
+
+    chosen_data, chosen, lines = choose_input(get_card(model), data, size)
+    assert (chosen_data, chosen) == (data or "digits", shape)
+    assert len(lines) == len(said) and all(line.startswith(s) for line, s in zip(lines, said)), lines
+
+
 def _fake_finished_run(path):
     """A finished run's files (contents do not matter: only that nothing changes them)."""
     run = RunDir.create(path, {"model": "bireal-tiny", "data": "digits"})

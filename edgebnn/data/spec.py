@@ -20,3 +20,25 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     if kind in NEEDS_DIR and not path:
         raise UsageError(f"dataset {kind!r} needs its folder: --data {kind}:DIR")
     return kind, path or None
+
+
+DEFAULT = "digits"  # what `edgebnn train` uses without --data: bundled with scikit-learn, no download
+ABOUT = {"digits": "the bundled digits (scikit-learn's 1,797 8x8 grayscale images; --data chooses another dataset)"}
+IMAGE_SIDE = {"digits": 8, "cifar10": 32, "cifar100": 32}  # the images' own size (ImageNet's varies)
+MIN_SIDE = 32  # the models downsample 32x: smaller data (the 8x8 digits) is upscaled to this
+FAR_SMALLER = 4  # a model input this many times the data's side (16x the pixels) wastes its compute
+
+
+def input_side(kind: str, model_side: int) -> int | None:
+    """The input side to train at when none is given, if not the model's default; else None.
+
+    When a dataset's images are far smaller than the model's default input (CIFAR's 32x32 or
+    the digits' 8x8 against 224x224), upscaling them adds no information and multiplies memory
+    and time (sabnn-r18 on the digits at 224: ~11 GB): train at the data's own size instead,
+    at least ``MIN_SIDE`` (so the 8x8 digits at 32x32).
+    """
+    side = IMAGE_SIDE.get(kind)
+    if side is None or model_side < FAR_SMALLER * side:
+        return None
+    own = max(side, MIN_SIDE)
+    return own if own < model_side else None

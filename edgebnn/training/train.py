@@ -18,7 +18,8 @@ overall ``flip_ratio``), ``logs/flips.csv`` (per-layer flip ratios), ``logs/tens
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -382,33 +383,38 @@ def _stopped(run: RunDir, chief: bool, status: str) -> None:
         run.update(status=status)
 
 
-def train_new(model: str, *, data: str, out: str | Path | None = None, recipe: str | None = None,
+def train_new(model: str, *, data: str | None = None, out: str | Path | None = None, recipe: str | None = None,
               settings: Sequence[str] = (), overrides: dict[str, Any] | None = None, teachers: Sequence[str] = (),
-              trust_code: bool = False, seed: int = 0, strategy: str = "auto", verbose: int = 1, input_size: str | None = None,
-              width: float | None = None, model_args: Sequence[str] = ()) -> tuple[RunDir, dict]:
+              trust_code: bool = False, seed: int = 0, strategy: str = "auto", verbose: int = 1,
+              input_size: str | None = None, width: float | None = None, model_args: Sequence[str] = (),
+              note: Callable[[str], None] | None = None) -> tuple[RunDir, dict]:
     """Start a new run of ``model``: everything the command line says is checked before TensorFlow loads.
 
     Args:
         model: a registered model name or alias.
-        data: the dataset spec.
+        data: the dataset spec; None: the bundled digits (:data:`edgebnn.data.spec.DEFAULT`).
         out: the run directory (default ``runs/<model>``); refused when it holds an unfinished run.
         recipe: a recipe name instead of the model's.
         settings: ``--set key=value`` strings; ``overrides``: recipe fields (None values ignored).
         teachers, trust_code, seed, strategy, verbose: as for :func:`train`.
         input_size, width, model_args: ``--input-size``, ``--width``, ``--model-arg`` (see
-            :func:`edgebnn.registry.model_options`).
+            :func:`edgebnn.registry.model_options`). Without ``input_size``, data far smaller
+            than the model's default input is trained at its own size (see :func:`choose_input`).
+        note: called with each line telling what data and input size are used, before training
+            [printed on stderr].
 
     Returns:
         ``(run, final metrics)``.
     """
-    from edgebnn.data.spec import parse_spec
     from edgebnn.registry import get_card, model_options, parse_input_size
     from edgebnn.training.recipes import get_recipe
 
     card = get_card(model)
     shape = parse_input_size(input_size, card.input_shape[2])
     options = model_options(card, width=width, model_args=model_args)
-    parse_spec(data)
+    data, shape, lines = choose_input(card, data, shape)
+    for line in lines:
+        (note or _stderr)(line)
     resolved = get_recipe(recipe or card.recipe).with_settings(list(settings)).override(**(overrides or {}))
     path = Path(out) if out else Path("runs") / card.name
     check_fresh(path)
@@ -416,6 +422,41 @@ def train_new(model: str, *, data: str, out: str | Path | None = None, recipe: s
     return run, train(run, model_name=card.name, recipe=resolved, data_spec=data, strategy=strategy,
                       verbose=verbose, seed=seed, teachers=teachers, trust_code=trust_code, model_options=options,
                       input_shape=shape)
+
+
+def choose_input(card, data: str | None, shape: tuple | None) -> tuple[str, tuple | None, list[str]]:
+    """The dataset and input shape of a new run, and the lines that say so.
+
+    Without ``data``: the bundled digits, said with the input size. Without ``shape``: the
+    card's default, unless the data's images are far smaller (:func:`edgebnn.data.spec.input_side`),
+    then the data's own size, said with why.
+
+    Returns:
+        ``(data spec, input shape or None for the card's, note lines)``.
+
+    Raises:
+        UsageError: a bad data spec.
+    """
+    from edgebnn.data.spec import ABOUT, DEFAULT, IMAGE_SIDE, input_side, parse_spec
+
+    kind, _ = parse_spec(data or DEFAULT)
+    default = tuple(card.input_shape)
+    lines = [f"note: data: {ABOUT[kind]}"] if data is None else []
+    size = lambda s: "x".join(map(str, s))
+    if shape is None and (side := input_side(kind, max(default[:2]))):
+        shape = (side, side, default[2])
+        whose = "the digits'" if kind == "digits" else f"{kind}'s"
+        lines.append(f"note: input: {size(shape)}, not {card.name}'s default {size(default)}: {whose} "
+                     f"{IMAGE_SIDE[kind]}x{IMAGE_SIDE[kind]} images are far smaller (--input-size "
+                     f"{size(default[:2]) if default[0] != default[1] else default[0]} builds it at its default)")
+    elif data is None:
+        lines.append(f"note: input: {size(shape)} (--input-size)" if shape else
+                     f"note: input: {size(default)}, {card.name}'s default")
+    return data or DEFAULT, shape, lines
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, settings: Sequence[str] = (),
