@@ -102,8 +102,8 @@ def tensor_layers(model, ops: list[dict], flatbuffer: bytes) -> list[tuple[int, 
     layers = {l.name: l for l in flat_layers(model) if type(l).__name__ != "InputLayer"}
     model_names = {model.name} | {m.name for m in nested_models(model)}
     has_ops = set(attribute_ops(ops, model))
-    pairs, seen = [], set()
-    for op in ops:
+    last: dict[str, tuple[int, int, object]] = {}  # layer name -> (op position, tensor, layer)
+    for position, op in enumerate(ops):
         if op["op"] in QUANTIZE_OPS:
             continue  # named after the binary layer whose input it holds (binarized), not its output
         for index, name in zip(op["output_ids"], op["outputs"]):
@@ -117,10 +117,10 @@ def tensor_layers(model, ops: list[dict], flatbuffer: bytes) -> list[tuple[int, 
                     layer = consumers[0]
                 else:
                     break
-            if layer is not None and layer.name not in seen and not isinstance(layer.output, (list, tuple)):
-                seen.add(layer.name)
-                pairs.append((index, layer))
-    return pairs
+            if layer is not None and not isinstance(layer.output, (list, tuple)):
+                # A layer LCE splits into several ops (a conv, then its ReLU) holds its output in the last.
+                last[layer.name] = (position, index, layer)
+    return [(index, layer) for _, index, layer in sorted(last.values(), key=lambda t: t[0])]
 
 
 def _pre_activation(model, layer, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
