@@ -133,6 +133,11 @@ def convert_run(run: RunDir, options: ConvertOptions = ConvertOptions(), *, pari
             data["conversion"] = {**previous, options.to: {**report, "file": name}}
 
     run.commit({name: write}, record)
+    error = report.get("parity", {}).get("error")
+    if error:
+        raise EdgebnnError(f"{error}; {run.tflite_path} is written for latency studies only "
+                           f"(`{shell_command('edgebnn', 'bench', run.path)}` measures it), the verdict recorded in "
+                           "its manifest")
     return report
 
 
@@ -148,7 +153,6 @@ def _documented_exception(run: RunDir) -> bool:
 
 def _convert_lce(run: RunDir, model, inputs, calibration, options: ConvertOptions, *, start: float):
     from edgebnn.converters.lce import convert
-    from edgebnn.converters.parity import checked, first_divergence
     from edgebnn.converters.report import conversion_report
 
     ranges = None
@@ -169,25 +173,69 @@ def _convert_lce(run: RunDir, model, inputs, calibration, options: ConvertOption
             f"--strict: {len(floats)} of {report['binary_layers']} binary layers stayed float, nothing "
             f"written ({why}); run with --explain for every layer"
         )
-    p = report["parity"]
-    if not p["ok"]:
-        where = first_divergence(model, flatbuffer, inputs, tolerance=p["tolerance"])
-        located = (f"first diverging layer: {where['layer']} ({where['type']}, max rel error "
-                   f"{where['parity']['max_rel_error']:.2e})" if where else "every intermediate tensor is "
-                   "within tolerance: the difference is in the last ops")
-        c = checked(p)
-        message = (f"parity out of tolerance on the {p['checked_on']}: max rel error {c['max_rel_error']:.2e}, "
-                   f"mean rel error {c['mean_rel_error']:.2e}, top-1 agreement {p['top1_agreement']:.0%} "
-                   f"(tolerance {p['tolerance']}); {located}")
-        if run.manifest.get("weights") != "random":
-            raise EdgebnnError(f"{message}; nothing written")
-        # Random weights make a chaotic network: the few pre-activations within rounding of zero,
-        # which any two engines binarize differently, grow layer by layer at full depth (measured:
-        # sabnn-r34 at 224x224), where a trained network absorbs them. Latency does not depend
-        # on the weights, so the flatbuffer is kept and the miss recorded.
-        p["warning"] = (f"{message}; kept: with random weights a deep network amplifies sign flips at "
-                        "rounding (the tests check each family's parity at a small size)")
+    judge_parity(report["parity"], model, flatbuffer, inputs, strict=options.strict)
     return report, flatbuffer
+
+
+def judge_parity(p: dict, model, flatbuffer: bytes, inputs, *, strict: bool) -> None:
+    """Set ``p["verdict"]`` (``ok``, ``rounding`` or ``wrong``) and its message.
+
+    ``rounding`` (sign flips at ties, not a conversion error) keeps the flatbuffer with a
+    ``warning``; ``wrong`` records an ``error`` naming the layer and the reason, and
+    :func:`convert_run` writes the flatbuffer, then fails. Either refuses at once under
+    ``strict``, nothing written.
+
+    Raises:
+        EdgebnnError: ``strict`` and the verdict is not ``ok``.
+    """
+    from edgebnn.converters.parity import checked, first_divergence
+
+    signs = p.get("signs")
+    if p["ok"]:
+        p["verdict"] = "ok"
+        return
+    c = checked(p)
+    summary = (f"parity out of tolerance on the {p['checked_on']}: max rel error {c['max_rel_error']:.2e}, mean rel "
+               f"error {c['mean_rel_error']:.2e}, top-1 agreement {p['top1_agreement']:.0%} (tolerance {p['tolerance']})")
+    if signs and signs["verdict"] == "rounding":
+        p["verdict"] = "rounding"
+        p["warning"] = (f"{summary}; explained by sign flips at rounding of zero, not by the conversion: "
+                        f"{flips_summary(signs)}; from the same binary activations Keras and the flatbuffer agree "
+                        f"(mean rel error {checked(signs['forced'])['mean_rel_error']:.1e}). Binary dot products are "
+                        "integers, so exact ties are common with random weights or untrained BatchNorm statistics")
+        if strict:
+            raise EdgebnnError(f"--strict: {p['warning']}; nothing written (without --strict the flatbuffer is kept "
+                               "and this verdict recorded)")
+        return
+    culprit = (signs or {}).get("culprit")
+    if culprit is None:
+        where = first_divergence(model, flatbuffer, inputs, tolerance=p["tolerance"])
+        culprit = {"layer": where["layer"], "type": where["type"],
+                   "reason": f"the first layer whose output diverges (max rel error "
+                             f"{where['parity']['max_rel_error']:.2e})"} if where else None
+    p["verdict"], p["culprit"] = "wrong", culprit
+    p["error"] = (f"{summary}; the outputs are wrong at {culprit['layer']} ({culprit['type']}): {culprit['reason']}"
+                  if culprit else f"{summary}; the outputs are wrong and sign flips do not explain it, but no layer "
+                  "could be named (every intermediate tensor is within tolerance: look at the last ops)")
+    if strict:
+        raise EdgebnnError(f"--strict: {p['error']}; nothing written")
+
+
+def flips_summary(signs: dict) -> str:
+    """One phrase: how many signs flipped, in which binary layers, and how many were local."""
+    flipped = [r for r in signs["layers"] if r["flips"]]
+    if not flipped:
+        return "no sign flips"
+    first = flipped[0]
+    local = sum(r.get("local", 0) for r in signs["layers"])
+    at = sum(r.get("at_rounding", 0) for r in signs["layers"])
+    text = (f"{signs['flips']} sign flips in the inputs of {len(flipped)} of {len(signs['layers'])} binary layers on "
+            f"{signs['inputs']} inputs (first in {first['layer']}: {first['flips']} of {first['values']} values)")
+    if "local" not in first:
+        return text
+    if local == at:
+        return f"{text}; the {local} that arise from identical binary inputs all lie at rounding of zero"
+    return f"{text}; {local - at} of the {local} that arise from identical binary inputs lie away from zero"
 
 
 def _convert_float(model, inputs, calibration, options: ConvertOptions, *, start: float):
@@ -252,18 +300,15 @@ def converted_run(src: str, *, out: str | None = None, spec=None, trust: Trust =
     return run, convert_run(run, trust=trust)["parity"].get("warning")
 
 
-# Ops that compute a convolution or a matrix product: the binary share of a flatbuffer without a
-# Keras model is the share of these that are LceBconv2d.
-CONV_OPS = ("LceBconv2d", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
-
-
 def flatbuffer_report(data: bytes) -> dict:
-    """What a flatbuffer holds, read through the schema: op counts and binary coverage from the ops.
+    """What a flatbuffer holds, read through the schema: op counts and binary coverage
+    (:func:`edgebnn.converters.report.bconv_coverage`, the definition a Keras run uses too).
 
     Raises:
         EdgebnnError: not a TFLite flatbuffer (the identifier, or a body the schema cannot read).
     """
     from edgebnn.converters.flatbuffer import operators
+    from edgebnn.converters.report import bconv_coverage
 
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise EdgebnnError("not a TFLite flatbuffer (no TFL3 identifier at byte 4)")
@@ -277,11 +322,10 @@ def flatbuffer_report(data: bytes) -> dict:
     counts: dict[str, int] = {}
     for op in ops:
         counts[op["op"]] = counts.get(op["op"], 0) + 1
-    convs = sum(counts.get(name, 0) for name in CONV_OPS)
-    bconv = counts.get("LceBconv2d", 0)
-    return {"op_counts": dict(sorted(counts.items(), key=lambda kv: -kv[1])), "bconv": bconv,
-            "binary_layers": None, "bconv_coverage": round(bconv / convs, 4) if convs else None,
-            "coverage_from": "ops", "tflite_bytes": len(data)}
+    coverage = bconv_coverage(data, ops)
+    # Without a Keras model each binary op stands for a binary layer.
+    return {"op_counts": dict(sorted(counts.items(), key=lambda kv: -kv[1])), **coverage,
+            "binary_layers": coverage["binary_ops"], "coverage_from": "ops", "tflite_bytes": len(data)}
 
 
 def flatbuffer_run(path: Path, *, out: str | None = None) -> RunDir:

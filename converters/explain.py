@@ -12,7 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgebnn.models.introspection import flat_layers, inbound_layers, is_binary, kernel_quantizer, nested_models
+from edgebnn.models.introspection import (
+    QUANTIZED_WEIGHTS,
+    bit_width,
+    flat_layers,
+    inbound_layers,
+    is_binary,
+    kernel_quantizer,
+    nested_models,
+    precision,
+    quantizer_name,
+)
 
 BCONV = "LceBconv2d"
 # Ops whose first input, not their output, carries the name of the layer they implement:
@@ -86,10 +96,8 @@ def _probe(quantizer, values) -> np.ndarray:
 
 
 def _qname(quantizer) -> str:
-    if quantizer is None:
-        return "None"
-    if isinstance(quantizer, str):
-        return quantizer
+    if quantizer is None or isinstance(quantizer, str) or not hasattr(quantizer, "get_config"):
+        return quantizer_name(quantizer) if not isinstance(quantizer, str) else quantizer
     config = quantizer.get_config() if hasattr(quantizer, "get_config") else {}
     args = ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("name", "trainable", "dtype", "metrics"))
     return f"{type(quantizer).__name__}({args})" if args else type(quantizer).__name__
@@ -100,7 +108,11 @@ def _input_reason(layer) -> str | None:
     if q is None:
         return ("no activation quantizer (input_quantizer=None): the input stays float, so the "
                 "convolution is float; add input_quantizer='ste_sign'")
-    values = _probe(q, np.linspace(-2.0, 2.0, 41))
+    try:
+        values = _probe(q, np.linspace(-2.0, 2.0, 41))
+    except Exception:  # a function written for other shapes: edgebnn cannot look inside
+        return (f"activation quantizer {_qname(q)} fails on a 1-D probe tensor, so edgebnn cannot tell "
+                "whether it is sign-like (LCE needs exactly -1/+1): use 'ste_sign'")
     if not np.all(np.isin(values, (-1.0, 1.0))):
         seen = ", ".join(f"{v:g}" for v in np.unique(values)[:5])
         return (f"activation quantizer {_qname(q)} is not sign-like (outputs {seen}...; LCE needs "
@@ -166,6 +178,12 @@ def diagnose(layer, *, became_bconv: bool) -> tuple[list[str], list[str]]:
         if getattr(layer, "padding", "") == "same" and getattr(layer, "pad_values", 0.0) != 1.0:
             warnings.append("padding 'same' with pad_values=0 needs LCE's padding correction; "
                             "pad_values=1.0 is the fast path")
+    q = getattr(layer, "input_quantizer", None)
+    if not became_bconv and not reasons and q is not None and not isinstance(precision(q), int):
+        reasons.append(f"the activation quantizer {_qname(q)} is a plain function that is sign-like on probe "
+                       "values, but LCE did not match its ops as a sign (LCE 0.16 matches larq's sign quantizers "
+                       "and tf.where(x >= 0, 1.0, -1.0) with scalar branches, not tf.ones_like ones): use "
+                       "input_quantizer='ste_sign'")
     if not became_bconv and not reasons:
         reasons.append("no cause found by edgebnn: the converter did not match the pattern "
                        "(look at the ops listed for this layer)")
@@ -190,6 +208,9 @@ def explain(model, ops: list[dict]) -> dict:
     for layer in layers:
         became = [ops[i]["op"] for i in by_layer.get(layer.name, [])]
         row = {"name": layer.name, "type": type(layer).__name__, "binary": is_binary(layer), "ops": became}
+        classified = _classified(layer)
+        if classified:
+            row["quantizers"] = classified
         if row["binary"]:
             bconv = BCONV in became
             reasons, warnings = diagnose(layer, became_bconv=bconv)
@@ -201,6 +222,21 @@ def explain(model, ops: list[dict]) -> dict:
     return {"layers": rows, "float_binary_layers": float_binary, "warnings": n_warnings}
 
 
+def _classified(layer) -> dict[str, str]:
+    """How edgebnn classified each quantizer of ``layer`` that declares no bit width (a plain
+    function): ``"1-bit (probed)"``, ``"float (probed)"`` or ``"unknown"``."""
+    found = {}
+    for key in ("input_quantizer", *QUANTIZED_WEIGHTS.values()):
+        q = getattr(layer, key, None)
+        if q is None or isinstance(precision(q), int):
+            continue
+        bits = bit_width(q)
+        if bits == 32 and type(q).__name__ == "NoOp":
+            continue  # larq's pass-through, float by definition
+        found[key] = {1: "1-bit (probed)", 32: "float (probed)"}.get(bits, "unknown")
+    return found
+
+
 def format_explanation(explanation: dict) -> str:
     """The explanation as text lines: one per layer, reasons and warnings indented below."""
     lines = []
@@ -210,6 +246,12 @@ def format_explanation(explanation: dict) -> str:
         if row["binary"]:
             mark = "  [binary: LceBconv2d]" if row["bconv"] else "  [binary: STAYED FLOAT]"
         lines.append(f"{row['name']} ({row['type']}) -> {became}{mark}")
+        for key, how in row.get("quantizers", {}).items():
+            if how == "unknown":
+                lines.append(f"    note: {key} declares no bit width and is neither sign-like nor the identity "
+                             "on probe values: counted as unknown in the statistics (neither binary nor float)")
+            else:
+                lines.append(f"    note: {key} declares no bit width; probed: {how.split(' ')[0]}")
         for reason in row.get("reasons", []):
             lines.append(f"    why: {reason}")
         for warning in row.get("warnings", []):

@@ -103,6 +103,27 @@ def tensors(flatbuffer: bytes) -> list[dict]:
     return found
 
 
+NUMPY_TYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "INT8": "int8", "UINT8": "uint8", "INT32": "int32"}
+
+
+def constant(flatbuffer: bytes, index: int):
+    """The data of the main subgraph's tensor ``index`` as a numpy array of its shape, or None
+    when it is not a constant (computed at run time) or of a type edgebnn does not read."""
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    tensor = model.Subgraphs(0).Tensors(index)
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    dtype = NUMPY_TYPES.get(types.get(tensor.Type(), ""))
+    buffer = model.Buffers(tensor.Buffer())
+    if dtype is None or not tensor.Buffer() or not buffer.DataLength():
+        return None
+    data = buffer.DataAsNumpy().view(dtype)
+    shape = [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
+    return data.reshape(shape) if int(np.prod(shape)) == data.size else None
+
+
 def with_outputs(flatbuffer: bytes, indices: list[int]) -> tuple[bytes, list[int]]:
     """A copy of ``flatbuffer`` whose main subgraph also outputs the tensors ``indices``.
 

@@ -19,6 +19,7 @@ import numpy as np
 # its range and the errors add up through the network.
 FLOAT_TOLERANCE = {"mean_rel_error": 1e-2}
 INT8_TOLERANCE = {"mean_rel_error": 5e-2}
+QUANTIZE_OPS = ("LceQuantize", "LceDequantize")
 
 
 def run_flatbuffer(flatbuffer: bytes, inputs: np.ndarray) -> list[np.ndarray]:
@@ -101,8 +102,10 @@ def tensor_layers(model, ops: list[dict], flatbuffer: bytes) -> list[tuple[int, 
     layers = {l.name: l for l in flat_layers(model) if type(l).__name__ != "InputLayer"}
     model_names = {model.name} | {m.name for m in nested_models(model)}
     has_ops = set(attribute_ops(ops, model))
-    pairs, seen = [], set()
-    for op in ops:
+    last: dict[str, tuple[int, int, object]] = {}  # layer name -> (op position, tensor, layer)
+    for position, op in enumerate(ops):
+        if op["op"] in QUANTIZE_OPS:
+            continue  # named after the binary layer whose input it holds (binarized), not its output
         for index, name in zip(op["output_ids"], op["outputs"]):
             if index not in readable:
                 continue
@@ -114,10 +117,10 @@ def tensor_layers(model, ops: list[dict], flatbuffer: bytes) -> list[tuple[int, 
                     layer = consumers[0]
                 else:
                     break
-            if layer is not None and layer.name not in seen and not isinstance(layer.output, (list, tuple)):
-                seen.add(layer.name)
-                pairs.append((index, layer))
-    return pairs
+            if layer is not None and not isinstance(layer.output, (list, tuple)):
+                # A layer LCE splits into several ops (a conv, then its ReLU) holds its output in the last.
+                last[layer.name] = (position, index, layer)
+    return [(index, layer) for _, index, layer in sorted(last.values(), key=lambda t: t[0])]
 
 
 def _pre_activation(model, layer, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +136,55 @@ def _pre_activation(model, layer, inputs: np.ndarray) -> tuple[np.ndarray, np.nd
     return probs, logits
 
 
+def logits_tensor(model, ops: list[dict], flatbuffer: bytes) -> tuple[int, object] | None:
+    """``(tensor index, Keras layer)`` of the logits when the flatbuffer ends in a SOFTMAX whose
+    input a Keras layer holds, else None."""
+    if ops and ops[-1]["op"] == "SOFTMAX" and ops[-1]["input_ids"]:
+        index = ops[-1]["input_ids"][0]
+        pairs = [p for p in tensor_layers(model, ops, flatbuffer) if p[0] == index]
+        if pairs:
+            return pairs[0]
+    return None
+
+
+def keras_results(model, inputs: np.ndarray, logits: tuple[int, object] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Keras' outputs on ``inputs`` and, with ``logits`` (:func:`logits_tensor`), its logits."""
+    if logits is None:
+        return _keras_outputs(model, inputs)[0], None
+    layer = logits[1]
+    if getattr(getattr(layer, "activation", None), "__name__", "") == "softmax":
+        return _pre_activation(model, layer, inputs)  # Dense(activation="softmax")
+    probs, found = _layer_outputs(model, [model.layers[-1], layer], inputs)
+    return probs, found
+
+
+def compare_results(expected: tuple, actual: tuple) -> dict:
+    """:func:`compare` of outputs and, when both sides have them, of logits (``checked_on``)."""
+    result = compare(expected[0], actual[0])
+    if expected[1] is not None and actual[1] is not None:
+        result["logits"] = compare(expected[1], actual[1])
+        result["checked_on"] = "logits"
+    else:
+        result["checked_on"] = "outputs"
+    return result
+
+
+def flatbuffer_results(flatbuffer: bytes, inputs: np.ndarray, logits: tuple[int, object] | None,
+                       extra: list[int] = ()) -> tuple[tuple, list[np.ndarray]]:
+    """The flatbuffer's outputs and logits (as :func:`keras_results`), and the tensors ``extra``,
+    from one run of the unchanged kernels."""
+    from edgebnn.converters.flatbuffer import with_outputs
+
+    wanted = ([logits[0]] if logits else []) + list(extra)
+    if not wanted:
+        return (run_flatbuffer(flatbuffer, inputs)[0], None), []
+    marked, positions = with_outputs(flatbuffer, wanted)
+    found = run_flatbuffer(marked, inputs)
+    if logits:
+        return (found[0], found[positions[0]]), [found[p] for p in positions[1:]]
+    return (found[0], None), [found[p] for p in positions]
+
+
 def parity(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict] | None = None) -> dict:
     """Compare Keras and the LCE interpreter on ``inputs``.
 
@@ -142,28 +194,12 @@ def parity(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict] | No
         ends in a softmax, ``logits`` holds the same figures for its input, and
         ``checked_on`` says which of the two the tolerance applies to.
     """
-    from edgebnn.converters.flatbuffer import operators, with_outputs
+    from edgebnn.converters.flatbuffer import operators
 
     ops = ops if ops is not None else operators(flatbuffer)
-    result = {}
-    if ops and ops[-1]["op"] == "SOFTMAX" and ops[-1]["input_ids"]:
-        logits_index = ops[-1]["input_ids"][0]
-        pairs = [p for p in tensor_layers(model, ops, flatbuffer) if p[0] == logits_index]
-        if pairs:
-            marked, (position,) = with_outputs(flatbuffer, [logits_index])
-            actual = run_flatbuffer(marked, inputs)
-            layer = pairs[0][1]
-            if getattr(getattr(layer, "activation", None), "__name__", "") == "softmax":
-                probs, logits = _pre_activation(model, layer, inputs)  # Dense(activation="softmax")
-            else:
-                probs, logits = _layer_outputs(model, [model.layers[-1], layer], inputs)
-            result = compare(probs, actual[0])
-            result["logits"] = compare(logits, actual[position])
-            result["checked_on"] = "logits"
-            return result
-    result = compare(_keras_outputs(model, inputs)[0], run_flatbuffer(flatbuffer, inputs)[0])
-    result["checked_on"] = "outputs"
-    return result
+    logits = logits_tensor(model, ops, flatbuffer)
+    actual, _ = flatbuffer_results(flatbuffer, inputs, logits)
+    return compare_results(keras_results(model, inputs, logits), actual)
 
 
 def checked(result: dict) -> dict:

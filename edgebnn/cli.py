@@ -169,16 +169,62 @@ def models(pattern, as_json, model_flags):
     elif pattern and is_model_name(pattern):
         _print_card(rows[0], spec)
     else:
-        from rich.table import Table
+        import os
 
-        table = Table("model", "aliases", "family", "paper", "origin", "input", "params (M)", "binary MACs", box=None)
-        for r in rows:
-            table.add_row(r["name"], ", ".join(r["aliases"]), r["family"], r["paper"], r["origin"],
-                          "x".join(map(str, r["input_shape"])) + f" / {r['num_classes']}",
-                          f"{r['stats']['params'] / 1e6:.2f}", f"{r['stats']['binary_mac_share']:.1%}")
-        _console().print(table)
+        console = _console()
+        if os.environ.get("COLUMNS", "").isdigit():  # as for a terminal, also when piped
+            console.width = int(os.environ["COLUMNS"])
+        console.print(_models_table(rows, console.width))
     for point, why in PLUGIN_FAILURES.items():
         click.echo(f"note: the model plugin {point} failed to load ({why}); the other models are listed", err=True)
+
+
+def short_paper(paper: str) -> str:
+    """A citation in a few characters: first author's surname, venue and year ("Liu ECCV 2018")."""
+    import re
+
+    parts = [p.strip() for p in paper.split(",")]
+    if len(parts) < 2:
+        return paper
+    venue = re.sub(r"\s*\(.*?\)", "", parts[-1]).strip()
+    return f"{parts[0].removesuffix(' et al.').split()[-1]} {venue}"
+
+
+def _models_table(rows: list[dict], width: int):
+    """The registry as one line per model, at most ``width`` columns.
+
+    At narrower widths the paper is cited short ("Liu ECCV 2018"), then aliases, family and
+    origin go (``edgebnn models NAME`` and ``--json`` show everything).
+    """
+    from rich.table import Table
+
+    cells = {
+        "model": [r["name"] for r in rows],
+        "aliases": [", ".join(r["aliases"]) for r in rows],
+        "family": [r["family"] for r in rows],
+        "paper": [r["paper"] for r in rows],
+        "origin": [r["origin"] for r in rows],
+        "input": ["x".join(map(str, r["input_shape"])) + f" / {r['num_classes']}" for r in rows],
+        "params (M)": [f"{r['stats']['params'] / 1e6:.2f}" for r in rows],
+        "binary MACs": [f"{r['stats']['binary_mac_share']:.1%}" for r in rows],
+    }
+
+    def needed():  # rich pads each column with one space on either side
+        return sum(max(len(h), *(len(v) for v in vs)) + 2 for h, vs in cells.items())
+
+    for step in ("paper", "aliases", "family", "origin"):
+        if needed() <= width:
+            break
+        if step == "paper":
+            cells["paper"] = [short_paper(p) for p in cells["paper"]]
+        else:
+            del cells[step]
+    table = Table(box=None)
+    for header in cells:
+        table.add_column(header, no_wrap=True, overflow="ellipsis")
+    for values in zip(*cells.values()):
+        table.add_row(*values)
+    return table
 
 
 def _print_card(row: dict, spec) -> None:

@@ -2,10 +2,18 @@
 
 The one place that walks a model's layers and the one door to Keras' private attributes
 (``_inbound_nodes``, ``_outbound_nodes``): flat layer walks with nested models expanded,
-"is this a binary layer", a layer's kernel quantizer, and its graph neighbours.
+"is this a binary layer", a layer's kernel quantizer and its bit width, and its graph neighbours.
+
+A quantizer's bit width is the ``precision`` it declares (larq's and edgebnn's quantizers do).
+A plain function declares none (LCE's own tests binarize with
+``lambda x: tf.where(x >= 0, 1.0, -1.0)``), so :func:`bit_width` probes it on a few values:
+exactly +-v everywhere is 1 bit (LCE turns such a layer into ``LceBconv2d``), the identity is
+float; anything else cannot be classified and is reported as unknown, never guessed.
 """
 
 from __future__ import annotations
+
+import weakref
 
 # A larq layer's quantized main weight -> the attribute of its quantizer.
 QUANTIZED_WEIGHTS = {"kernel": "kernel_quantizer", "depthwise_kernel": "depthwise_quantizer",
@@ -43,9 +51,69 @@ def precision(quantizer) -> int | None:
     return getattr(quantizer, "precision", None) if quantizer is not None else None
 
 
+FLOAT_BITS = 32
+PROBE = tuple(x / 10 for x in range(-20, 21))  # -2.0 ... 2.0, zero included (ties matter for signs)
+_probed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def probe_bit_width(quantizer) -> int | None:
+    """What ``quantizer`` does to :data:`PROBE`: 1 when every output is +-v (v > 0), 32 for the
+    identity, None when it is neither or fails on a 1-D float tensor."""
+    import numpy as np
+    import tensorflow as tf
+
+    x = np.asarray(PROBE, dtype="float32")
+    try:
+        y = np.asarray(quantizer(tf.constant(x)), dtype="float64")
+    except Exception:  # a quantizer written for other shapes or types: not classifiable here
+        return None
+    if y.shape != x.shape or not np.all(np.isfinite(y)):
+        return None
+    if np.allclose(y, x, rtol=0, atol=1e-7):
+        return FLOAT_BITS
+    magnitudes = np.unique(np.abs(y))
+    return 1 if len(magnitudes) == 1 and magnitudes[0] > 0 else None
+
+
+def bit_width(quantizer) -> int | None:
+    """The bit width of a quantizer: 32 without one, its declared ``precision``, else probed
+    (:func:`probe_bit_width`); None when edgebnn cannot classify it."""
+    if quantizer is None:
+        return FLOAT_BITS
+    declared = precision(quantizer)
+    if isinstance(declared, int):
+        return declared
+    if not callable(quantizer):
+        return None
+    try:
+        return _probed[quantizer]
+    except (KeyError, TypeError):
+        pass
+    found = probe_bit_width(quantizer)
+    try:
+        _probed[quantizer] = found
+    except TypeError:  # not weakly referenceable: probed again next time
+        pass
+    return found
+
+
+def unclassified_quantizers(layer) -> list[str]:
+    """The attributes of ``layer`` (``input_quantizer``, ``kernel_quantizer``...) holding a
+    quantizer whose bit width edgebnn cannot tell."""
+    keys = ("input_quantizer", *QUANTIZED_WEIGHTS.values())
+    return [key for key in keys if getattr(layer, key, None) is not None and bit_width(getattr(layer, key)) is None]
+
+
+def quantizer_name(quantizer) -> str:
+    """A quantizer as a user wrote it: a class name, or a function's name."""
+    if quantizer is None:
+        return "None"
+    return getattr(quantizer, "__name__", None) or type(quantizer).__name__
+
+
 def is_binary(layer) -> bool:
-    """A larq layer whose main weights are quantized to 1 bit."""
-    return precision(kernel_quantizer(layer)) == 1
+    """A larq layer whose main weights are quantized to 1 bit (declared, or probed for a function)."""
+    return bit_width(kernel_quantizer(layer)) == 1 if kernel_quantizer(layer) is not None else False
 
 
 def binary_layers(model) -> list:

@@ -120,3 +120,62 @@ def test_doctor(cli_runner):
     result = cli_runner.invoke(cli, ["doctor"])
     assert result.exit_code == 0, result.output
     assert "ok   LCE converter + interpreter" in result.output
+
+
+@pytest.fixture
+def warm_cache(tmp_path, monkeypatch):
+    """A statistics cache holding every registered model at its defaults, under the keys
+    ``card_stats`` reads (built here: computing them all takes minutes)."""
+    from edgebnn.models.stats import cache_key, cache_path
+    from edgebnn.registry import list_models
+
+    monkeypatch.setenv("EDGEBNN_CACHE", str(tmp_path / "cache"))
+    stats = {"params": 11_700_000, "binary_params": 10_000_000, "float_params": 1_700_000, "binary_mac_share": 0.924}
+    path = cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({cache_key(card): stats for card in list_models()}))
+    return path
+
+
+def test_models_answers_from_a_warm_cache_without_tensorflow(warm_cache):
+    code = ("import sys; from click.testing import CliRunner; from edgebnn.cli import cli; "
+            "r = CliRunner().invoke(cli, ['models']); assert r.exit_code == 0, r.output; "
+            "assert 'quicknet' in r.output and 'sabnn-r18' in r.output; "
+            "print(sorted(m for m in ('tensorflow', 'tf_keras', 'larq') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]", found.stderr
+
+
+@pytest.mark.parametrize("columns", [100, 160])
+def test_models_keeps_a_row_on_one_line(warm_cache, cli_runner, columns):
+    from edgebnn.registry import list_models
+
+    result = cli_runner.invoke(cli, ["models"], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.rstrip("\n").splitlines()
+    assert len(lines) == 1 + len(list_models()), result.stdout
+    assert max(len(line.rstrip()) for line in lines) <= columns
+    row = next(line for line in lines if line.split()[0] == "sabnn-r18")
+    assert "Liu AAAI 2021" in row and "11.70" in row and "92.4%" in row
+
+
+def test_the_statistics_cache_follows_the_model_file_s_content(tmp_path, cli_runner, monkeypatch):
+    monkeypatch.setenv("EDGEBNN_CACHE", str(tmp_path / "cache"))
+    arch = tmp_path / "arch.py"
+    source = '''
+from edgebnn.registry import register_model
+
+@register_model("cached-tiny", family="mine", paper="me", input_shape=(8, 8, 1), num_classes=2)
+def cached_tiny(*, input_shape, num_classes):
+    import tf_keras as keras
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(keras.layers.Conv2D({filters}, 3)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+'''
+    params = []
+    for filters in (4, 8):
+        arch.write_text(source.format(filters=filters))
+        result = cli_runner.invoke(cli, ["models", "cached-tiny", "--model-file", str(arch), "--json"])
+        assert result.exit_code == 0, result.output
+        params.append(json.loads(result.stdout)[0]["stats"]["params"])
+    assert params == [4 * 10 + 36 * 4 * 2 + 2, 8 * 10 + 36 * 8 * 2 + 2]
