@@ -15,8 +15,13 @@ import uuid
 from dataclasses import replace
 
 from edgebnn import atomic
+from edgebnn.device.arch import machine_arch
+from edgebnn.device.devices_file import default_devices_file
 from edgebnn.device.errors import ErrorKind
+from edgebnn.device.local import check_local_workdirs
+from edgebnn.device.profiles import resolve_devices
 from edgebnn.device.protocol import BenchConfig, DeviceRun, bench_devices
+from edgebnn.device.setup_record import read_setup, record_tuned, setup_path, short_key, tuned_key, tuned_settings
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.run.rundir import RunDir, file_record, utc_now
 
@@ -88,8 +93,6 @@ def figure_kind(profile, fingerprint: dict) -> tuple[str, str]:
     runs LCE's portable reference kernels, so even a profile called ``bananapi`` that reaches one
     gives host figures (``why`` says so). ``unknown`` when the device never told its architecture.
     """
-    from edgebnn.device.setup import machine_arch
-
     uname = fingerprint.get("arch") or ""
     arch = machine_arch(uname)
     if not profile.board:
@@ -209,7 +212,7 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
         tune: sweep threads, indirect BGEMM and XNNPACK on each device (:mod:`edgebnn.device.tune`)
             from ``configs[0]``'s timing settings, and record the choice.
         save_tuned: with ``tune``, save each device's choice as its defaults for this flatbuffer
-            (:func:`edgebnn.device.profiles.record_tuned`); the record names the file (``saved_tuned``).
+            (:func:`edgebnn.device.setup_record.record_tuned`); the record names the file (``saved_tuned``).
         use_tuned: on a device with saved defaults for this flatbuffer, run those instead of
             ``configs``' settings (the caller gave none of its own); the record says so (``tuned_from``).
 
@@ -221,17 +224,6 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
         EdgebnnError: interrupted (Ctrl-C): the records say so, and keep what was measured.
         UnsafeWorkdir: this machine's work folder is not private to this user (exit 2).
     """
-    from edgebnn.device.local import check_local_workdirs
-    from edgebnn.device.profiles import (
-        read_setup,
-        record_tuned,
-        resolve_devices,
-        setup_path,
-        short_key,
-        tuned_key,
-        tuned_settings,
-    )
-
     check_cooldown(cooldown)
     if save_tuned and not tune:
         raise UsageError("--save-tuned saves the configuration --tune chooses: add --tune")
@@ -240,8 +232,6 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
     if cooldown is not None:
         profiles = [replace(p, cooldown=cooldown) for p in profiles]
     if save_tuned:  # before the sweep, not after it: a broken setup record is refused, never replaced
-        from edgebnn.device.profiles import default_devices_file
-
         read_setup(setup_path(devices_file or default_devices_file()))
     model_file = check_flatbuffer(run)
     started = utc_now()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
 import signal
 import stat
 from pathlib import Path
@@ -35,8 +36,6 @@ class UnsafeWorkdir(DeviceError):
 
 
 def _owner(uid: int) -> str:
-    import pwd
-
     try:
         return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
     except KeyError:

@@ -6,8 +6,11 @@ arguments (``sh -c SCRIPT sh ARG...``), never spliced into it.
 
 from __future__ import annotations
 
+import time
+
 from edgebnn.device.profiles import DeviceProfile
 from edgebnn.device.roofline import PARTS, name_cores
+from edgebnn.device.transports import open_transport
 from edgebnn.errors import shell_command
 
 # Below this much available memory a benchmark's figures are doubtful: the board may swap, or the
@@ -86,7 +89,7 @@ def preflight_argv(profile: DeviceProfile, *, runtime: str | None = None, deep: 
         runtime: the runtime to check (default the profile's; ``""`` skips the check).
         deep: also check that the board's Python has LCE (a Python start-up: ``devices
             check`` does it; ``bench`` leaves it to the runner, which reports its version).
-        uploads: :class:`~edgebnn.device.ssh.Upload` items; ``present=PATH`` lines name those
+        uploads: :class:`~edgebnn.device.transport.Upload` items; ``present=PATH`` lines name those
             the board already has with the right sha256 (saves a round trip).
     """
     runtime = profile.runtime if runtime is None else runtime
@@ -206,10 +209,6 @@ async def check_device(profile: DeviceProfile, *, accept_new_host_key: bool = Fa
     Raises:
         DeviceError: the device cannot be reached or logged in to.
     """
-    import time
-
-    from edgebnn.device.transport import open_transport
-
     start = time.perf_counter()
     transport = open_transport(profile, accept_new_host_key=accept_new_host_key)
     try:

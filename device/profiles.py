@@ -4,12 +4,13 @@ A profile comes from, in order of precedence: the environment (``EDGEBNN_<NAME>_
 ``_USER``, ``_PORT``), the user's devices file, the built-ins (``local``, ``bananapi``) and,
 for a host alias, the user's ``~/.ssh/config`` (asyncssh reads it at connect time). An ad-hoc
 board is ``ssh://user@host:port`` (query parameters set any other field:
-``ssh://pi@10.0.0.7?runtime=python&python=python3``).
+``ssh://pi@10.0.0.7?runtime=python&python=python3``). Every field is checked once, whichever of
+those it came from (:data:`CHECKS`). The devices file is read by :mod:`edgebnn.device.devices_file`;
+the runtime ``edgebnn devices setup`` installed comes from :mod:`edgebnn.device.setup_record`.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
@@ -17,8 +18,10 @@ import urllib.parse
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from edgebnn.device.tune import check_cpu_list
-from edgebnn.errors import UsageError, shell_command
+from edgebnn.device.checks import number, switch, taskset_cpus, text, thread_counts, whole
+from edgebnn.device.devices_file import read_devices_file
+from edgebnn.device.setup_record import read_setup, recorded_fields, setup_path
+from edgebnn.errors import EdgebnnError, UsageError
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,6 @@ BUILTIN = {
     ),
 }
 
-DEVICES_FILE_ENV = "EDGEBNN_DEVICES_FILE"
-_FIELDS = {f.name: f for f in fields(DeviceProfile)}
-
 
 def cache_dir() -> Path:
     """edgebnn's per-user cache: ``$EDGEBNN_CACHE``, else ``~/.cache/edgebnn``."""
@@ -124,14 +124,6 @@ def local_workdir() -> Path:
     return cache_dir() / "work"
 
 
-def default_devices_file() -> Path:
-    """``$EDGEBNN_DEVICES_FILE``, else ``$XDG_CONFIG_HOME/edgebnn/devices.toml`` (``~/.config``)."""
-    if env := os.environ.get(DEVICES_FILE_ENV):
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(base) / "edgebnn" / "devices.toml"
-
-
 TRANSPORTS = ("local", "ssh")
 # The fields an ssh:// URL may set: they act on the board only. The others name files or
 # programs on this machine (transport=local runs a local program and labels its figures board
@@ -140,131 +132,62 @@ TRANSPORTS = ("local", "ssh")
 # that may have been pasted from anywhere.
 URL_FIELDS = ("runtime", "python", "workdir", "threads", "affinity", "cooldown", "throttle_temp",
               "connect_timeout", "thermal_zones", "description")
-TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 
-def _check_workdir(value: str) -> str:
-    if not value.startswith("/") or any(c in value for c in "\n\r\0"):
+def _workdir(value, *, from_text: bool = False) -> str:
+    if not text(value).startswith("/") or any(c in value for c in "\n\r\0"):
         raise ValueError("an absolute path on the device (starting with /, no newline)")
     return value
 
 
-def _check_port(value: int) -> int:
-    if not 0 <= value <= 65535:
+def _port(value, *, from_text: bool = False) -> int:
+    port = whole()(value, from_text=from_text)
+    if not 0 <= port <= 65535:
         raise ValueError("a port from 1 to 65535 (0: the SSH config's or 22)")
-    return value
+    return port
 
 
-def _check_transport(value: str) -> str:
-    if value not in TRANSPORTS:
+def _transport(value, *, from_text: bool = False) -> str:
+    if text(value) not in TRANSPORTS:
         raise ValueError(f"one of {', '.join(TRANSPORTS)}")
     return value
 
 
-def _at_least(low: float, *, strict: bool = False):
-    def check(value: float) -> float:
-        if not math.isfinite(value) or value < low or (strict and value == low):
-            raise ValueError(f"a finite number {'above' if strict else 'of at least'} {low:g}")
-        return value
-
-    return check
-
-
-# One check per field beyond its type (the type comes from the dataclass).
-CHECKS = {"workdir": _check_workdir, "affinity": check_cpu_list, "port": _check_port, "transport": _check_transport,
-          "connect_timeout": _at_least(0, strict=True), "cooldown": _at_least(0),
-          "throttle_temp": _at_least(-273.15)}
-
-
-def _typed(kind: type, value, *, from_text: bool):
-    """``value`` as ``kind``; text (environment, URL) is parsed, TOML values must have the type."""
-    if kind is tuple:
-        items = str(value).split(",") if from_text else value
-        if not isinstance(items, list) or not items:
-            raise ValueError("a list of thread counts, e.g. [1, 4]")
-        counts = []
-        for item in items:
-            if from_text and isinstance(item, str) and item.strip().isdigit():
-                item = int(item)
-            if isinstance(item, bool) or not isinstance(item, int) or item < 1:
-                raise ValueError("a list of whole thread counts of at least 1, e.g. [1, 4]")
-            counts.append(item)
-        return tuple(counts)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if from_text and str(value).lower() in TRUE + FALSE:
-            return str(value).lower() in TRUE
-        raise ValueError("true or false")
-    if kind is int:
-        if from_text and str(value).strip().isdigit():
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("a whole number")
-        return value
-    if kind is float:
-        if from_text:
-            try:
-                return float(value)
-            except ValueError:
-                raise ValueError("a number") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError("a number")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError("a string")
-    return value
+# What each field may hold (:mod:`edgebnn.device.checks`): the type of its default, narrowed for some.
+_BY_TYPE = {str: text, int: whole(), float: number(), bool: switch, tuple: thread_counts}
+_NARROWED = {"workdir": _workdir, "affinity": taskset_cpus, "port": _port, "transport": _transport,
+             "connect_timeout": number(0, above=True), "cooldown": number(0), "throttle_temp": number(-273.15)}
+CHECKS = {f.name: _NARROWED.get(f.name) or _BY_TYPE[type(f.default)] for f in fields(DeviceProfile) if f.name != "name"}
 
 
 def _coerce(name: str, key: str, value, source: str, *, from_text: bool = False):
-    """A field value from TOML, the environment or a URL, checked once: its type, then :data:`CHECKS`.
+    """A field value from TOML, the environment or a URL, checked once (:data:`CHECKS`).
 
     Raises:
         UsageError: naming the field, the value, where it came from and what is allowed.
     """
-    if key not in _FIELDS or key == "name":
-        raise UsageError(f"unknown setting {key!r} for device {name!r} in {source}: "
-                         f"use one of {', '.join(k for k in _FIELDS if k != 'name')}")
-    kind = type(getattr(DeviceProfile(name="x"), key))
+    if key not in CHECKS:
+        raise UsageError(f"unknown setting {key!r} for device {name!r} in {source}: use one of {', '.join(CHECKS)}")
     try:
-        value = _typed(kind, value, from_text=from_text)
-        return CHECKS[key](value) if key in CHECKS else value
+        return CHECKS[key](value, from_text=from_text)
     except ValueError as e:
         raise UsageError(f"bad {key} {value!r} for device {name!r} in {source}: give {e}") from None
 
 
-def load_devices_file(path: Path | None = None) -> dict:
-    """The devices file as ``{"devices": {name: {...}}, "fleets": {name: [...]}}``.
+def load_devices_file(path: str | Path | None = None) -> dict:
+    """The devices file (:func:`edgebnn.device.devices_file.read_devices_file`), every setting checked.
 
-    A missing file is an empty one.
+    Returns:
+        ``{"devices": {name: {field: value}}, "fleets": {name: [...]}, "path"}``; a missing file
+        is an empty one.
 
     Raises:
-        UsageError: the file is not valid TOML or has an unknown setting.
+        UsageError: the file cannot be read, is not valid TOML, or has an unknown or bad setting.
     """
-    import tomllib
-
-    path = Path(path) if path else default_devices_file()
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        return {"devices": {}, "fleets": {}, "path": str(path)}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UsageError(f"malformed devices file {path}: {e}; fix it or pass another --devices-file") from None
-    except OSError as e:  # a directory, an unreadable file
-        raise UsageError(f"cannot read the devices file {path}: {e.strerror or e}; give a TOML file with "
-                         "--devices-file (or unset EDGEBNN_DEVICES_FILE)") from None
-    devices = data.get("devices", {})
-    fleets = data.get("fleets", {})
-    if not isinstance(devices, dict) or not isinstance(fleets, dict):
-        raise UsageError(f"malformed devices file {path}: [devices.NAME] tables and a [fleets] table expected")
-    for name, entry in devices.items():
-        if not isinstance(entry, dict):
-            raise UsageError(f"malformed devices file {path}: devices.{name} must be a table")
-        devices[name] = {k: _coerce(name, k, v, str(path)) for k, v in entry.items()}
-    for name, members in fleets.items():
-        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise UsageError(f"malformed devices file {path}: fleets.{name} must be a list of device names")
-    return {"devices": devices, "fleets": fleets, "path": str(path)}
+    catalog = read_devices_file(path)
+    for name, entry in catalog["devices"].items():
+        catalog["devices"][name] = {k: _coerce(name, k, v, catalog["path"]) for k, v in entry.items()}
+    return catalog
 
 
 def _env_overrides(name: str) -> dict:
@@ -309,7 +232,7 @@ def parse_ssh_url(url: str) -> DeviceProfile:
         if key in ("host", "port", "user", "name"):
             raise UsageError(f"{key!r} in the query of {url!r}: give user, host and port in the URL itself, "
                              "ssh://user@host:port")
-        if key in _FIELDS and key not in URL_FIELDS:
+        if key in CHECKS and key not in URL_FIELDS:
             raise UsageError(f"{key!r} cannot be set in an ssh:// URL ({url!r}): it names something on this "
                              f"machine; put the board in your devices file instead (a URL may set "
                              f"{', '.join(URL_FIELDS)})")
@@ -341,7 +264,7 @@ def get_profile(name: str, *, devices_file: str | Path | None = None) -> DeviceP
         if "workdir" not in given:  # never the shared /tmp folder: this user's own (checked at connect)
             profile = replace(profile, workdir=str(local_workdir()))
     else:
-        profile = replace(profile, **_setup_record(catalog["path"], name))
+        profile = replace(profile, **recorded_fields(catalog["path"], name))
     if profile.transport == "ssh" and not profile.host:
         if _ssh_config_has_host(name, profile.ssh_config):
             return replace(profile, host=name)  # the SSH config supplies HostName, User, Port...
@@ -373,147 +296,8 @@ def resolve_devices(spec: str, *, devices_file: str | Path | None = None) -> lis
     return profiles
 
 
-def setup_path(devices_file: str | Path) -> Path:
-    """Where ``edgebnn devices setup`` records runtimes: beside the devices file."""
-    path = Path(devices_file)
-    return path.with_name(path.stem + ".setup.json")
-
-
-def read_setup(path: str | Path) -> dict:
-    """The setup record (``devices.setup.json``): runtimes ``devices setup`` installed, ``--save-tuned`` choices.
-
-    A missing file is an empty record.
-
-    Raises:
-        EdgebnnError: the file cannot be read or is not a JSON object, naming it and the next
-            step. It is never replaced silently: it may hold every runtime and tuned entry.
-    """
-    import json
-
-    from edgebnn.errors import EdgebnnError, shell_command
-
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-        problem = "" if isinstance(data, dict) else f"it holds a JSON {type(data).__name__}, not an object"
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        problem = getattr(e, "strerror", None) or str(e)
-    if problem:
-        raise EdgebnnError(
-            f"cannot use the setup record {path}: {problem}. It holds the runtimes `edgebnn devices setup` installed "
-            f"and the `--save-tuned` choices, so edgebnn does not replace it: repair it, or move it aside "
-            f"(`{shell_command('mv', path, str(path) + '.broken')}`) and run `edgebnn devices setup` / `edgebnn bench "
-            "--tune --save-tuned` again")
-    return data
-
-
-def _setup_record(devices_file: str, name: str) -> dict:
-    record = read_setup(setup_path(devices_file)).get(name)
-    record = record if isinstance(record, dict) else {}
-    return {"runtime_file": record["runtime_file"]} if record.get("runtime_file") else {}
-
-
-def _update_setup(devices_file: str | Path | None, change) -> Path:
-    """Read, change and atomically rewrite the setup record; one writer at a time (flock).
-
-    Raises:
-        EdgebnnError: the record exists but cannot be read (:func:`read_setup`): it is left as it is.
-    """
-    import fcntl
-
-    from edgebnn import atomic
-
-    path = setup_path(devices_file or default_devices_file())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = read_setup(path)
-        change(data)
-        atomic.write_json(path, data)
-    return path
-
-
-def record_setup(devices_file: str | Path | None, name: str, record: dict) -> Path:
-    """Remember the runtime ``edgebnn devices setup`` installed for ``name`` (its tuned settings stay)."""
-    def change(data: dict) -> None:
-        tuned = data[name].get("tuned") if isinstance(data.get(name), dict) else None
-        data[name] = {**record, **({"tuned": tuned} if isinstance(tuned, dict) else {})}
-
-    return _update_setup(devices_file, change)
-
-
-def tuned_key(model: str, input_shape, sha256: str) -> str:
-    """What tuned settings are kept per: the model, its input size and the flatbuffer's sha256
-    (``sabnn-r18@224x224x3/sha256:ab12...``). The name and size alone would apply a choice to
-    another width of the model, or to every file called ``model.tflite``: only the bytes tuned
-    get it."""
-    name = f"{model}@{'x'.join(str(d) for d in input_shape)}" if input_shape else str(model)
-    return f"{name}/sha256:{sha256}"
-
-
-def short_key(key: str) -> str:
-    """A tuned key for messages: its sha256 cut to 12 digits."""
-    name, _, digest = key.partition("/sha256:")
-    return f"{name} (flatbuffer sha256 {digest[:12]}...)" if digest else key
-
-
-def record_tuned(devices_file: str | Path | None, name: str, key: str, entry: dict) -> Path:
-    """Save ``bench --tune``'s choice as device ``name``'s defaults for the model ``key``."""
-    def change(data: dict) -> None:
-        device = data[name] if isinstance(data.get(name), dict) else {}
-        tuned = device.get("tuned") if isinstance(device.get("tuned"), dict) else {}
-        data[name] = {**device, "tuned": {**tuned, key: entry}}
-
-    return _update_setup(devices_file, change)
-
-
-def tuned_settings(devices_file: str | Path | None, name: str, key: str) -> dict | None:
-    """The saved choice of :func:`record_tuned` (``{"config": {...}, "saved", "median_ms", ...}``), or None.
-
-    Raises:
-        UsageError: an entry that is not what ``--save-tuned`` writes (edited by hand, say),
-            naming the file and the next step.
-    """
-    path = setup_path(devices_file or default_devices_file())
-    try:
-        entry = read_setup(path)[name]["tuned"][key]
-    except (KeyError, TypeError):
-        return None
-    config = entry.get("config") if isinstance(entry, dict) else None
-    problem = _tuned_problem(entry, config)
-    if problem:
-        raise UsageError(f"bad saved tuned settings for {short_key(key)} on {name} in {path}: {problem}; run "
-                         f"`edgebnn bench ... {shell_command('--device', name)} --tune --save-tuned` again, or delete "
-                         "that entry")
-    return entry
-
-
-def _tuned_problem(entry, config) -> str:
-    """What is wrong with a saved tuned entry ("" when nothing)."""
-    if not isinstance(config, dict):
-        return "no config table"
-    threads = config.get("threads")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        return f"threads {threads!r} is not a whole number of at least 1"
-    for switch in ("indirect_bgemm", "xnnpack"):
-        if not isinstance(config.get(switch, False), bool):
-            return f"{switch} {config.get(switch)!r} is not true or false"
-    try:
-        check_cpu_list(config.get("affinity") or "")
-    except (ValueError, TypeError):
-        return f"affinity {config.get('affinity')!r} is not a CPU list"
-    median = entry.get("median_ms")
-    if isinstance(median, bool) or not isinstance(median, (int, float)) or not isinstance(entry.get("saved"), str):
-        return "no median_ms or saved time"
-    return ""
-
-
 def list_devices(*, devices_file: str | Path | None = None) -> dict:
     """Built-in and configured devices and fleets, for ``edgebnn devices`` (``setup_problem``: a broken setup record)."""
-    from edgebnn.errors import EdgebnnError
-
     catalog = load_devices_file(devices_file)
     try:
         read_setup(setup_path(catalog["path"]))

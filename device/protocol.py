@@ -1,76 +1,51 @@
 """The benchmark protocol: one device, one model, several configurations, over any transport.
 
-Numbered steps, each timed: connect -> preflight (which also reports the uploads the board
-already has) -> upload what is missing (content-addressed, checksum verified) -> run every
-configuration under a time limit, with a cooldown between them (each in its own scratch
-folder, removed with the temperatures read in the same round trip) -> clean up what a failed
-configuration left. A failure is recorded with an error kind instead of raised, so one bad
-configuration (a crash at 4 threads, say) or one unreachable board does not lose the others.
+:func:`bench_device` takes these steps, each timed in the record (``steps_s``):
+
+1. connect;
+2. preflight: what the device is, whether it can run the benchmark, and which uploads it has
+   already; with ``--tune``, the sweep is planned from the cores it saw;
+3. upload what is missing (content-addressed, checksum verified: :mod:`edgebnn.device.uploads`);
+4. run every configuration under a time limit, with a cooldown between them, each in its own
+   scratch folder, removed with the temperatures read in the same round trip;
+5. clean up what a failed configuration left;
+6. warn about what only the whole run shows (heat, more threads than cores), and mark it finished.
+
+A failure is recorded with an error kind instead of raised, so one bad configuration (a crash at
+4 threads, say) or one unreachable board does not lose the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from edgebnn.device.arch import runtime_file_problems
+from edgebnn.device.checks import number, taskset_cpus, whole
 from edgebnn.device.diagnose import diagnose, lce_version_warning
 from edgebnn.device.errors import DeviceError, ErrorKind
 from edgebnn.device.output import OutputError, parse_benchmark_output
-from edgebnn.device.preflight import TEMPS, parse_preflight, preflight_argv, problems, temperatures
+from edgebnn.device.preflight import parse_preflight, preflight_argv, problems, temperatures
 from edgebnn.device.profiles import DeviceProfile
+from edgebnn.device.scratch import end_scratch, in_scratch, split_temps
 from edgebnn.device.stats import latency_stats
-from edgebnn.device.transport import KILL_GRACE, LIMIT_STATUSES, Upload, open_transport
-from edgebnn.device.tune import check_cpu_list, median_interval
-from edgebnn.errors import UsageError, shell_command
-from edgebnn.run.rundir import sha256_of
+from edgebnn.device.transport import KILL_GRACE, LIMIT_STATUSES, CommandResult
+from edgebnn.device.transports import open_transport
+from edgebnn.device.tune import device_sweep, median_interval
+from edgebnn.device.uploads import device_files, ensure_uploaded
+from edgebnn.device.validity import heat_warning, oversubscribed, oversubscription_warning
+from edgebnn.errors import UsageError
 
-# Runs the runtime ("$@") in the scratch folder "$1" under a time limit of "$3" seconds, removes
-# the folder, and reports the SoC temperatures (of the thermal zones "$2" names) on stderr: in the
-# happy path a configuration costs one round trip, cleanup included.
-# The runtime gets a process group of its own (setsid) with its `timeout`, recorded in .pgid. A
-# watchdog reads our stdin, which edgebnn holds open and never writes: it ends when edgebnn does
-# (Ctrl-C, SIGKILL, a closed SSH channel), and then the whole group is killed. Only once the
-# runtime is dead is the scratch folder removed; SIGPIPE is ignored so that a message to a stderr
-# nobody reads any more (edgebnn is gone) cannot end the wrapper before its cleanup.
-_IN_SCRATCH = r"""
-trap '' PIPE
-scratch=$1 zones=$2 limit=$3; shift 3
-mkdir -p "$scratch" && cd "$scratch" || exit 125
-exec 3<&0
-if command -v setsid >/dev/null 2>&1; then
-  setsid timeout -k KILL_GRACE "$limit" "$@" </dev/null 3<&- &
-else
-  timeout -k KILL_GRACE "$limit" "$@" </dev/null 3<&- &
-fi
-pid=$!
-echo "$pid" > .pgid
-(while read -r _ <&3; do :; done; kill -KILL -"$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null) &
-watch=$!
-exec 3<&-
-wait "$pid"; status=$?
-kill "$watch" 2>/dev/null
-kill -KILL -"$pid" 2>/dev/null
-cd / && rm -rf "$scratch"
-printf 'edgebnn-temps: ' >&2; (TEMPS) >&2
-exit $status
-""".replace("(TEMPS)", "(" + TEMPS + ")").replace("KILL_GRACE", str(KILL_GRACE))
-# Ends what a configuration left in the scratch folder "$1" (its runtime's group, when that
-# group's leader still works in the folder: a pid reused since is never touched), then removes it.
-_END_SCRATCH = r"""
-scratch=$1 zones=$2
-if [ -f "$scratch/.pgid" ]; then
-  pg=$(cat "$scratch/.pgid")
-  [ "$(readlink "/proc/$pg/cwd" 2>/dev/null)" = "$scratch" ] && kill -KILL -"$pg" 2>/dev/null
-fi
-rm -rf "$scratch"
-TEMPS
-""".replace("TEMPS", TEMPS)
-TEMPS_MARK = "edgebnn-temps: "
+# What each timing setting may hold (edgebnn.device.checks), and the name a message gives it: its flag.
+_CONFIG_CHECKS = {"affinity": ("affinity", taskset_cpus), "threads": ("--threads", whole(0)),
+                  "runs": ("--runs", whole(1)), "warmup": ("--warmup", whole(0)),
+                  "min_secs": ("--min-secs", number(0, unit="seconds")),
+                  "max_secs": ("--max-secs", number(0, above=True, unit="seconds")),
+                  "timeout": ("--timeout", number(0, above=True, unit="seconds"))}
 
 
 @dataclass(frozen=True)
@@ -90,20 +65,11 @@ class BenchConfig:
     affinity: str = ""  # CPU list for taskset ("4-7"), instead of the profile's; "": the profile's
 
     def __post_init__(self):
-        try:
-            check_cpu_list(self.affinity)
-        except ValueError as e:
-            raise UsageError(f"bad affinity {self.affinity!r}: give {e}") from None
-        counts = {"threads": (self.threads, 0), "runs": (self.runs, 1), "warmup": (self.warmup, 0)}
-        for name, (value, low) in counts.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise UsageError(f"bad --{name} {value!r}: give an integer of at least {low}")
-        seconds = {"min-secs": (self.min_secs, True), "max-secs": (self.max_secs, False),
-                   "timeout": (self.timeout, False)}
-        for name, (value, zero_ok) in seconds.items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 or zero_ok and value == 0)):
-                raise UsageError(f"bad --{name} {value!r}: give a finite number of seconds "
-                                 f"{'of at least 0' if zero_ok else 'above 0'}")
+        for key, (name, check) in _CONFIG_CHECKS.items():
+            try:
+                check(getattr(self, key))
+            except ValueError as e:
+                raise UsageError(f"bad {name} {getattr(self, key)!r}: give {e}") from None
 
     def runtime_flags(self) -> list[str]:
         flags = [
@@ -225,11 +191,10 @@ async def run_config(transport, profile: DeviceProfile, config: BenchConfig, *, 
     argv = command + config.runtime_flags()
     if affinity := config.affinity or profile.affinity:
         argv = ["taskset", "-c", affinity, *argv]
-    argv = ["sh", "-c", _IN_SCRATCH, "sh", scratch, profile.thermal_zones, f"{config.timeout:g}", *argv]
     # The wrapper enforces the limit on the device; the transport's own is a backstop.
-    cmd = await transport.run(argv, timeout=config.timeout + KILL_GRACE + 10, watch=True)
-    temps = [line for line in cmd.stderr.splitlines() if line.startswith(TEMPS_MARK)]
-    cmd.stderr = "\n".join(line for line in cmd.stderr.splitlines() if not line.startswith(TEMPS_MARK))
+    cmd = await transport.run(in_scratch(argv, scratch=scratch, zones=profile.thermal_zones, limit=config.timeout),
+                              timeout=config.timeout + KILL_GRACE + 10, watch=True)
+    cmd.stderr, temps = split_temps(cmd.stderr)
     # timeout's own statuses after its limit (coreutils and BusyBox), not the runtime's own code.
     limit_passed = cmd.exit_status in LIMIT_STATUSES and time.perf_counter() - start >= config.timeout * 0.95
     if cmd.timed_out or limit_passed:
@@ -237,18 +202,23 @@ async def run_config(transport, profile: DeviceProfile, config: BenchConfig, *, 
                              error=f"no result within {config.timeout:g} s: the runtime was killed on the device "
                                    "(raise --timeout for a slow model)", raw=cmd.stdout + cmd.stderr)
     else:
-        found = diagnose(cmd.exit_status, cmd.stdout, cmd.stderr, flags=config.runtime_flags(), **(context or {}))
-        if cmd.exit_status != 0:
-            result = BenchResult(profile.name, config, ok=False, raw=cmd.stdout + cmd.stderr,
-                                 error_kind=ErrorKind(found.kind) if found else ErrorKind.CRASH,
-                                 error=found.message if found else f"runtime exited with {cmd.exit_status}")
-        else:
-            result = summarize(profile.name, config, cmd.stdout)
-            if found is not None and result.ok:  # it ran, but not as asked: not a valid figure
-                result.valid, result.error_kind, result.error = False, ErrorKind.FLAG_IGNORED, found.message
+        result = _outcome(profile.name, config, cmd, context or {})
     result.seconds = time.perf_counter() - start
-    if temps:
-        result.temps_c = temperatures(temps[-1][len(TEMPS_MARK):])
+    if temps is not None:
+        result.temps_c = temperatures(temps)
+    return result
+
+
+def _outcome(device: str, config: BenchConfig, cmd: CommandResult, context: dict) -> BenchResult:
+    """What a runtime that ended within its limit did: figures, or the cause of its failure."""
+    found = diagnose(cmd.exit_status, cmd.stdout, cmd.stderr, flags=config.runtime_flags(), **context)
+    if cmd.exit_status != 0:
+        return BenchResult(device, config, ok=False, raw=cmd.stdout + cmd.stderr,
+                           error_kind=ErrorKind(found.kind) if found else ErrorKind.CRASH,
+                           error=found.message if found else f"runtime exited with {cmd.exit_status}")
+    result = summarize(device, config, cmd.stdout)
+    if found is not None and result.ok:  # it ran, but not as asked: not a valid figure
+        result.valid, result.error_kind, result.error = False, ErrorKind.FLAG_IGNORED, found.message
     return result
 
 
@@ -260,55 +230,6 @@ def _timed(steps: dict, name: str):
         yield
     finally:
         steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - start, 4)
-
-
-def device_files(profile: DeviceProfile, graph: Path):
-    """The uploads a run needs and the runtime's argv on the device."""
-    from edgebnn.device import runner
-
-    work = profile.workdir.rstrip("/") or "/"
-    digest = sha256_of(graph)
-    model = Upload(graph, f"{work}/models/{digest}/{graph.name}", digest)
-    uploads = {"model": model}
-    if profile.runtime == "python":
-        script = Path(runner.__file__)
-        digest = sha256_of(script)
-        uploads["runner"] = Upload(script, f"{work}/bin/{digest}/runner.py", digest)
-        command = [profile.python, uploads["runner"].remote]
-    elif profile.runtime_file:
-        binary = Path(profile.runtime_file).expanduser()
-        if not binary.is_file():
-            raise DeviceError(ErrorKind.PREFLIGHT, f"runtime_file {profile.runtime_file!r} for {profile.name} does not exist: "
-                                           f"run `{shell_command('edgebnn', 'devices', 'setup', profile.name, '--download')}` "
-                                           "or fix the path")
-        digest = sha256_of(binary)
-        uploads["runtime"] = Upload(binary, f"{work}/bin/{digest}/lce_benchmark_model", digest, mode="755")
-        command = [uploads["runtime"].remote]
-    else:
-        command = [profile.runtime]
-    return uploads, command + [f"--graph={model.remote}"]
-
-
-async def ensure_uploaded(transport, profile: DeviceProfile, uploads: dict, disk_free_mb: float | None,
-                          present: set[str] | None = None) -> dict:
-    """Upload what the board lacks (by sha256); ``{name: {"path", "uploaded", "attempts"}}``.
-
-    Raises:
-        DeviceError: ``disk_full`` when the board has no room, ``upload`` otherwise.
-    """
-    if present is None:
-        present = await transport.present(list(uploads.values()))
-    missing = [u for u in uploads.values() if u.remote not in present]
-    need_mb = sum(u.local.stat().st_size for u in missing) / 2**20
-    if missing and disk_free_mb is not None and disk_free_mb < need_mb + 1:
-        raise DeviceError(ErrorKind.DISK_FULL, f"{profile.name} has {disk_free_mb:.1f} MB free in {profile.workdir!r}, the "
-                                       f"upload needs {need_mb:.1f} MB: free space on the board or set another "
-                                       "`workdir` in your devices file")
-    report = {}
-    for name, item in uploads.items():
-        attempts = await transport.upload(item) if item in missing else 0
-        report[name] = {"path": item.remote, "sha256": item.sha256, "uploaded": bool(attempts), "attempts": attempts}
-    return report
 
 
 async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[BenchConfig], *,
@@ -331,20 +252,51 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
     Returns:
         The run: ``error_kind`` set when the device could not be used at all.
     """
-    graph = Path(graph)
     # The profile's pinning, recorded with each configuration (the record says where it ran).
     configs = [replace(c, affinity=c.affinity or profile.affinity) for c in expand_threads(profile, configs)]
-    run = DeviceRun(profile, planned=0 if tune else len(configs))  # a sweep's size is known after the preflight
-    transport = open_transport(profile, accept_new_host_key=accept_new_host_key)
-    scratch = f"{profile.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
+    bench = _DeviceBench(profile, Path(graph), accept_new_host_key=accept_new_host_key, on_result=on_result,
+                         converter_lce_version=converter_lce_version,
+                         planned=0 if tune else len(configs))  # a sweep's size is known after the preflight
     try:
-        uploads, command = device_files(profile, graph)
+        uploads, command = device_files(profile, bench.graph)
+        await bench.connect_and_preflight(uploads)  # 1. connect, 2. preflight
+        if tune:
+            configs = bench.plan_sweep(configs[0])  # the sweep, sized by what the preflight saw
+        await bench.upload(uploads)  # 3. upload what is missing
+        await bench.run_configs(configs, command)  # 4. run every configuration
+    except DeviceError as e:
+        bench.run.error_kind, bench.run.error = e.kind, str(e)
+    finally:
+        await bench.clean_up()  # 5. clean up what a failed configuration left
+    return bench.finish()  # 6. warn about heat and oversubscribed threads; finished
+
+
+class _DeviceBench:
+    """One device's run in progress: the steps of :func:`bench_device` on its :class:`DeviceRun` and transport."""
+
+    def __init__(self, profile: DeviceProfile, graph: Path, *, accept_new_host_key: bool, on_result,
+                 converter_lce_version: str | None, planned: int):
+        self.profile, self.graph = profile, graph
+        self.run = DeviceRun(profile, planned=planned)
+        self.transport = open_transport(profile, accept_new_host_key=accept_new_host_key)
+        self.scratch = f"{profile.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
+        self.on_result = on_result
+        self.converter_lce_version = converter_lce_version
+
+    async def connect_and_preflight(self, uploads: dict) -> None:
+        """Steps 1 and 2: reach the device, then read what it is, whether it can run the benchmark
+        and which of ``uploads`` it has already, in one command.
+
+        Raises:
+            DeviceError: it cannot be reached, or (``preflight``) it cannot run the benchmark.
+        """
+        run, profile = self.run, self.profile
         with _timed(run.steps, "connect"):
-            await transport.connect()
+            await self.transport.connect()
         with _timed(run.steps, "preflight"):
             argv = preflight_argv(profile, runtime="" if profile.runtime_file else None, deep=False,
                                   uploads=list(uploads.values()))
-            run.fingerprint = parse_preflight((await transport.run(argv, timeout=60)).stdout)
+            run.fingerprint = parse_preflight((await self.transport.run(argv, timeout=60)).stdout)
             run.temps["before"] = run.fingerprint["temps_c"]
             errors, run.warnings = problems(profile, run.fingerprint, deep=False,
                                             check_runtime=not profile.runtime_file)
@@ -352,26 +304,42 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
             if errors:
                 raise DeviceError(ErrorKind.PREFLIGHT, "; ".join(errors))
         run.runtime = _runtime_info(profile, run.fingerprint)
-        if tune:
-            from edgebnn.device.tune import device_sweep
 
-            configs, warnings = device_sweep(configs[0], run.fingerprint, affinity=profile.affinity)
-            run.planned = len(configs)
-            run.warnings += warnings
-            if run.fingerprint.get("governor") not in (None, "performance") and profile.board:
-                run.warnings.append("the sweep may be unreliable: the governor is not `performance`, so the clock "
-                                    "may change between configurations")
+    def plan_sweep(self, base: BenchConfig) -> list[BenchConfig]:
+        """``--tune``'s configurations: :func:`edgebnn.device.tune.device_sweep` of ``base`` over the
+        cores the preflight saw; a governor that may change the clock is warned about."""
+        run = self.run
+        configs, warnings = device_sweep(base, run.fingerprint, affinity=self.profile.affinity)
+        run.planned = len(configs)
+        run.warnings += warnings
+        if run.fingerprint.get("governor") not in (None, "performance") and self.profile.board:
+            run.warnings.append("the sweep may be unreliable: the governor is not `performance`, so the clock "
+                                "may change between configurations")
+        return configs
+
+    async def upload(self, uploads: dict) -> None:
+        """Step 3: upload what the device lacks; the record names the runtime (and runner) by sha256.
+
+        Raises:
+            DeviceError: ``disk_full`` or ``upload``.
+        """
+        run = self.run
         with _timed(run.steps, "upload"):
-            run.uploads = await ensure_uploaded(transport, profile, uploads, run.fingerprint["disk_free_mb"],
+            run.uploads = await ensure_uploaded(self.transport, self.profile, uploads, run.fingerprint["disk_free_mb"],
                                                 present=set(run.fingerprint.pop("present")))
         if "runtime" in run.uploads:
             run.runtime.update(path=run.uploads["runtime"]["path"], sha256=run.uploads["runtime"]["sha256"])
         if "runner" in run.uploads:
             run.runtime["runner_sha256"] = run.uploads["runner"]["sha256"]
-        context = {"arch": run.fingerprint.get("arch", ""), "os_bits": run.fingerprint.get("os_bits"),
-                   "mem_available_mb": run.fingerprint.get("mem_available_mb"), "model_bytes": graph.stat().st_size,
-                   "runtime_lce_version": run.runtime.get("lce_version"), "converter_lce_version": converter_lce_version}
-        if warning := lce_version_warning(run.runtime.get("lce_version"), converter_lce_version):
+
+    async def run_configs(self, configs: list[BenchConfig], command: list[str]) -> None:
+        """Step 4: every configuration in turn, ``cooldown`` seconds apart, each result saved as it comes.
+
+        A lost connection ends the step: the configurations not run yet are recorded as skipped.
+        """
+        run, profile = self.run, self.profile
+        context = self._diagnosis_context()
+        if warning := lce_version_warning(run.runtime.get("lce_version"), self.converter_lce_version):
             run.warnings.append(warning)
         if any(c.op_profiling for c in configs) and profile.runtime == "python":
             run.warnings.append("op profiling needs lce_benchmark_model: edgebnn's python runner does not profile ops")
@@ -380,116 +348,77 @@ async def bench_device(profile: DeviceProfile, graph: str | Path, configs: list[
                 if i and profile.cooldown:
                     await asyncio.sleep(profile.cooldown)
                 try:
-                    result = await run_config(transport, profile, config, command=command, scratch=scratch,
-                                              context=context)
+                    result = await self._measure(config, command, context)
                 except DeviceError as e:
                     run.results.append(BenchResult(profile.name, config, ok=False, error_kind=e.kind, error=str(e)))
                     run.results += [BenchResult(profile.name, rest, ok=False, error_kind=ErrorKind.SKIPPED,
                                                 error=f"not run: {e}") for rest in configs[i + 1:]]
                     break
-                except Exception as e:  # a bug reading one configuration: that configuration's error, not the run's
-                    result = BenchResult(profile.name, config, ok=False, error_kind=ErrorKind.INTERNAL,
-                                         error=f"{type(e).__name__}: {e} (a bug in edgebnn; the other configurations "
-                                               "are kept)")
-                oversubscribed(result, run.fingerprint)
-                run.results.append(result)
-                if result.figures.get("lce_version") and not run.runtime.get("lce_version"):
-                    run.runtime["lce_version"] = context["runtime_lce_version"] = result.figures["lce_version"]
-                    if warning := lce_version_warning(run.runtime["lce_version"], converter_lce_version):
-                        run.warnings.append(warning)
-                if on_result:
-                    on_result(run)
-    except DeviceError as e:
-        run.error_kind, run.error = e.kind, str(e)
-    finally:
+                self._keep(result, context)
+
+    def _diagnosis_context(self) -> dict:
+        """What a failed configuration is diagnosed with (:func:`edgebnn.device.diagnose.diagnose`)."""
+        found = self.run.fingerprint
+        return {"arch": found.get("arch", ""), "os_bits": found.get("os_bits"),
+                "mem_available_mb": found.get("mem_available_mb"), "model_bytes": self.graph.stat().st_size,
+                "runtime_lce_version": self.run.runtime.get("lce_version"),
+                "converter_lce_version": self.converter_lce_version}
+
+    async def _measure(self, config: BenchConfig, command: list[str], context: dict) -> BenchResult:
+        """One configuration (:func:`run_config`); a bug reading it is its error, not the run's.
+
+        Raises:
+            DeviceError: the connection to the device was lost.
+        """
+        try:
+            return await run_config(self.transport, self.profile, config, command=command, scratch=self.scratch,
+                                    context=context)
+        except DeviceError:
+            raise
+        except Exception as e:  # the other configurations are kept
+            return BenchResult(self.profile.name, config, ok=False, error_kind=ErrorKind.INTERNAL,
+                               error=f"{type(e).__name__}: {e} (a bug in edgebnn; the other configurations are kept)")
+
+    def _keep(self, result: BenchResult, context: dict) -> None:
+        """Add ``result`` to the run (invalid when its threads exceed the cores) and save the run; the
+        first LCE version a runtime prints is the run's (and diagnoses the configurations after it)."""
+        run = self.run
+        oversubscribed(result, run.fingerprint)
+        run.results.append(result)
+        if result.figures.get("lce_version") and not run.runtime.get("lce_version"):
+            run.runtime["lce_version"] = context["runtime_lce_version"] = result.figures["lce_version"]
+            if warning := lce_version_warning(run.runtime["lce_version"], self.converter_lce_version):
+                run.warnings.append(warning)
+        if self.on_result:
+            self.on_result(self.run)
+
+    async def clean_up(self) -> None:
+        """Step 5: remove what a failed configuration left (a successful one cleans up after itself)."""
+        run, transport = self.run, self.transport
         with _timed(run.steps, "cleanup"):
-            await _clean_up(run, transport, scratch)
-    if run.results and run.results[-1].temps_c is not None:
-        run.temps["after"] = run.results[-1].temps_c
-    # Each configuration's temperatures, not only the last: a hot SoC mid-sweep may cool by the end.
-    readings = [(max(r.temps_c), f"threads={r.config.threads}") for r in run.results if r.temps_c]
-    if run.temps.get("after") and not (run.results and run.results[-1].temps_c):
-        readings.append((max(run.temps["after"]), "cleanup"))
-    hot = [(t, when) for t, when in readings if t >= profile.throttle_temp]
-    if hot:
-        run.warnings.append(
-            f"{profile.name} reached {max(t for t, _ in hot):.0f} C during the run (>= {profile.throttle_temp:g} C, "
-            f"after {', '.join(dict.fromkeys(w for _, w in hot))}): those figures are probably throttled; add "
-            f"cooling or a longer `cooldown` (now {profile.cooldown:g} s) for {profile.name} and run again")
-    over = sorted({r.config.threads for r in run.results if r.ok and r.cores_available is not None
-                   and r.config.threads > r.cores_available})
-    if over:
-        run.warnings.append(f"threads {', '.join(map(str, over))} exceed the cores available "
-                            f"({run.fingerprint.get('cores')} online): those figures are kept but marked invalid")
-    run.finished = True
-    if on_result:
-        on_result(run)
-    return run
+            try:
+                if run.fingerprint and not (run.results and run.results[-1].temps_c is not None):
+                    if not transport.connected:  # the link dropped mid-run: reconnect to leave the board clean
+                        await transport.connect()
+                    after = await transport.run(end_scratch(self.scratch, self.profile.thermal_zones), timeout=30)
+                    run.temps["after"] = temperatures(after.stdout)
+            except DeviceError as e:
+                run.warnings.append(f"cleanup on {self.profile.name} failed: {e}")
+            finally:
+                run.connections = transport.connections
+                await transport.close()
 
-
-def oversubscribed(result: BenchResult, fingerprint: dict) -> None:
-    """Record the cores ``result``'s configuration could use; more threads than those make it invalid.
-
-    Threads beyond the online cores (or the CPUs it was pinned to) take turns on them: the figure
-    measures the scheduler's time slicing, not the model at that thread count, so it is kept but
-    never valid (a report shows it as such, and ``--tune`` never chooses it).
-    """
-    from edgebnn.device.tune import parse_cpu_list
-
-    cores = fingerprint.get("cores")
-    if not isinstance(cores, int) or cores < 1:
-        return  # the device did not tell: nothing to hold the threads against
-    if result.config.affinity:
-        ids = fingerprint.get("cpu_ids") or list(range(cores))
-        cores = len([cpu for cpu in parse_cpu_list(result.config.affinity) if cpu in ids]) or cores
-    result.cores_available = cores
-    if result.ok and result.config.threads > cores:
-        where = f"the {cores} CPUs it is pinned to ({result.config.affinity})" if result.config.affinity else \
-            f"the {cores} online cores the preflight saw"
-        why = (f"threads={result.config.threads} exceed {where}: the threads take turns, so the figure is kept but "
-               f"not valid; give --threads {cores} or fewer")
-        result.valid = False
-        if result.error_kind:  # already invalid for another reason: say both
-            result.error = f"{result.error}; {why}"
-        else:
-            result.error_kind, result.error = ErrorKind.OVERSUBSCRIBED, why
-
-
-async def _clean_up(run: DeviceRun, transport, scratch: str) -> None:
-    """Remove what a failed configuration left (a successful one cleans up after itself)."""
-    try:
-        if run.fingerprint and not (run.results and run.results[-1].temps_c is not None):
-            if not transport.connected:  # the link dropped mid-run: reconnect to leave the board clean
-                await transport.connect()
-            after = await transport.run(["sh", "-c", _END_SCRATCH, "sh", scratch, run.profile.thermal_zones],
-                                        timeout=30)
-            run.temps["after"] = temperatures(after.stdout)
-    except DeviceError as e:
-        run.warnings.append(f"cleanup on {run.profile.name} failed: {e}")
-    finally:
-        run.connections = transport.connections
-        await transport.close()
-
-
-def runtime_file_problems(profile: DeviceProfile, fingerprint: dict) -> list[str]:
-    """A local runtime to upload must be an executable built for the device's architecture."""
-    if not profile.runtime_file:
-        return []
-    from edgebnn.device.setup import elf_arch, machine_arch
-
-    path = Path(profile.runtime_file).expanduser()
-    if not path.is_file():
-        return []  # device_files() names the missing file
-    built, board = elf_arch(path), machine_arch(fingerprint.get("arch", ""))
-    if built is None and path.read_bytes()[:2] == b"#!":
-        return []  # a script: it runs wherever its interpreter does
-    if built is None:
-        return [f"runtime_file {str(path)!r} for {profile.name} is not an ELF executable: give the "
-                "lce_benchmark_model built for the board"]
-    if board and built != board:
-        return [f"runtime_file {str(path)!r} is built for {built}, {profile.name} is {board} "
-                f"(uname -m: {fingerprint.get('arch')}): give the lce_benchmark_model built for {board}"]
-    return []
+    def finish(self) -> DeviceRun:
+        """Step 6: the temperatures after the run, the warnings only the whole run shows; the run
+        marked finished and saved."""
+        run = self.run
+        if run.results and run.results[-1].temps_c is not None:
+            run.temps["after"] = run.results[-1].temps_c
+        run.warnings += [w for w in (heat_warning(run), oversubscription_warning(run)) if w]
+        run.finished = True
+        if self.on_result:
+            self.on_result(run)
+        return run
 
 
 def _runtime_info(profile: DeviceProfile, fingerprint: dict) -> dict:

@@ -9,11 +9,15 @@ Standalone on purpose (standard library, numpy and LCE only): it is copied to bo
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import resource
 import statistics
 import sys
 import time
+import types
+
+import numpy as np
 
 PER_RUN_PREFIX = "edgebnn per-run us:"
 
@@ -64,9 +68,6 @@ def _peak_rss_mb() -> float:
 def _lce_interpreter():
     """LCE's Interpreter without TensorFlow: the package's ``__init__`` imports the converter
     (and with it TensorFlow, seconds of start-up), the interpreter needs neither."""
-    import importlib.util
-    import types
-
     if "larq_compute_engine" not in sys.modules:
         spec = importlib.util.find_spec("larq_compute_engine")
         if spec is None or not spec.submodule_search_locations:
@@ -95,12 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--enable_op_profiling", type=_flag, default=False)
     args = p.parse_args(argv)
 
-    import numpy as np
-
     Interpreter = _lce_interpreter()
 
     print("STARTING!")
-    try:
+    try:  # the import too: a Python before 3.8 has no importlib.metadata
         from importlib import metadata
 
         print(f"LCE version: [{metadata.version('larq-compute-engine')}]")

@@ -16,6 +16,8 @@ import shlex
 import time
 from pathlib import Path
 
+import asyncssh
+
 from edgebnn.device.errors import DeviceError, ErrorKind
 from edgebnn.device.profiles import DeviceProfile
 from edgebnn.device.transport import KILL_GRACE, LIMIT_STATUSES, CommandResult, Transport
@@ -61,8 +63,6 @@ class _KnownHostsLookup:
         self.text = "".join(_read_known_hosts(name) + "\n" for name in files)
 
     def __call__(self, host: str, addr: str, port: int | None):
-        import asyncssh
-
         self.asked = (host, port)
         keys, cas, revoked = asyncssh.import_known_hosts(self.text).match(host, addr, port)[:3]
         self.found = bool(keys or cas or revoked)
@@ -114,8 +114,6 @@ class SshTransport(Transport):
 
     def _resolved(self, host: str, options: dict):
         """asyncssh's options for ``host`` after the SSH config applied (HostName, Port, ProxyJump...)."""
-        import asyncssh
-
         return asyncssh.SSHClientConnectionOptions(
             host=host, **{k: v for k, v in options.items() if k not in ("known_hosts", "tunnel")})
 
@@ -200,8 +198,6 @@ class SshTransport(Transport):
 
     async def _hop(self, host: str, options: dict, *, tunnel, via: str, where: str, auth_hint: str):
         """One SSH connection (directly, or through ``tunnel``, which ``ssh VIA`` reaches), host key checked."""
-        import asyncssh
-
         p = self.profile
         check = (f"check the host in your devices file or {p.ssh_config or '~/.ssh/config'}, or run "
                  f"`{shell_command('edgebnn', 'devices', 'check', p.name)}`")
@@ -285,8 +281,6 @@ class SshTransport(Transport):
         Raises:
             DeviceError: the connection was lost (kind ``connection``).
         """
-        import asyncssh
-
         if self._conn is None:
             await self.connect()
         command = shlex.join(["timeout", "-k", str(KILL_GRACE), f"{timeout:g}", *argv])

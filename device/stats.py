@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 
 def latency_stats(times_us) -> dict:
     """Mean, std, min, max, median, p90 and p99 in milliseconds over per-run times in us."""
-    import numpy as np  # here, not at import: `edgebnn bench` starts faster without it
-
     t = np.asarray(times_us, dtype="float64") / 1e3
     return {
         "runs": int(t.size),

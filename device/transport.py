@@ -4,7 +4,7 @@ A transport runs argv lists (never a shell string built from input) under a time
 places files at content-addressed paths. :class:`Transport` implements placing on top of
 ``run``, the same shell script for every device, so the protocol has no "if remote" branch:
 ``local`` is one more transport (:mod:`edgebnn.device.local`), SSH another
-(:mod:`edgebnn.device.ssh`).
+(:mod:`edgebnn.device.ssh`); :func:`edgebnn.device.transports.open_transport` picks one.
 """
 
 from __future__ import annotations
@@ -146,14 +146,3 @@ class Transport:
             if result.exit_status != 12:  # only a checksum mismatch is worth sending again
                 break
         raise DeviceError(ErrorKind.UPLOAD, f"cannot upload {item.local.name} to {where}: {last}")
-
-
-def open_transport(profile, *, accept_new_host_key: bool = False) -> Transport:
-    """The transport for ``profile``: this machine, or SSH (not connected yet)."""
-    if profile.transport == "local":
-        from edgebnn.device.local import LocalTransport
-
-        return LocalTransport(profile)
-    from edgebnn.device.ssh import SshTransport
-
-    return SshTransport(profile, accept_new_host_key=accept_new_host_key)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from dataclasses import replace
 
 RULE = ("lowest median among valid configurations; overlapping 95% intervals of the median are ties, "
@@ -57,18 +56,6 @@ def cpu_list(cpus: list[int]) -> str:
             runs.append(f"{start}-{prev}" if prev != start else str(start))
             start = cpu
     return ",".join(runs)
-
-
-def check_cpu_list(text: str) -> str:
-    """``text`` when it is a CPU list ``taskset -c`` takes (``4-7``, ``0,2``, ranges low-high; ``""``: none).
-
-    Raises:
-        ValueError: what a CPU list looks like.
-    """
-    if text and not (re.fullmatch(r"[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*", text) and all(
-            int(r[0]) <= int(r[-1]) for r in (part.split("-") for part in text.split(",")))):
-        raise ValueError("a CPU list such as 4-7 or 0,2 (ranges low-high)")
-    return text
 
 
 def parse_cpu_list(text: str) -> list[int]:

@@ -721,8 +721,10 @@ def devices_setup(ctx, name, runtime_file, download, sub_devices_file, accept_ne
     import asyncio
     from pathlib import Path
 
-    from edgebnn.device.profiles import default_devices_file, get_profile, record_setup
+    from edgebnn.device.devices_file import default_devices_file
+    from edgebnn.device.profiles import get_profile
     from edgebnn.device.setup import download_runtime, install_runtime, lce_version
+    from edgebnn.device.setup_record import record_setup
     from edgebnn.errors import UsageError
 
     if bool(runtime_file) == bool(download):

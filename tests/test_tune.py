@@ -43,7 +43,7 @@ def test_tune_sweeps_threads_indirect_and_xnnpack_on_the_local_device(tiny_run, 
     assert table.exit_code == 0, table.output
     assert "chosen: threads=" in table.output and "fewer threads" in table.output
     assert "saved as local's defaults for bireal-tiny@32x32x1 (flatbuffer sha256" in table.output
-    from edgebnn.device.profiles import record_tuned, tuned_key
+    from edgebnn.device.setup_record import record_tuned, tuned_key
     from edgebnn.run.rundir import sha256_of
 
     key = tuned_key("bireal-tiny", [32, 32, 1], sha256_of(tiny_run.tflite_path))
@@ -134,7 +134,7 @@ def test_a_pinned_result_is_held_to_its_cluster_s_limit_and_clock():
 
 
 def test_devices_setup_keeps_the_saved_tuned_settings(tmp_path):
-    from edgebnn.device.profiles import record_setup, record_tuned, tuned_key, tuned_settings
+    from edgebnn.device.setup_record import record_setup, record_tuned, tuned_key, tuned_settings
     from edgebnn.errors import EdgebnnError
 
     devices = tmp_path / "devices.toml"
