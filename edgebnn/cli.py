@@ -98,7 +98,8 @@ def source_flags(fn):
     fn = click.option("--custom-objects", metavar="FILE.py|MODULE",
                       help="The module defining a model file's custom classes.")(fn)
     return click.option("--weights", metavar="imagenet|PATH",
-                        help="Weights for a model name: a weights file, or Larq Zoo's ImageNet ones.")(fn)
+                        help="Weights for a model name: a Keras weights file, the BNext authors' .pth.tar, or "
+                             "Larq Zoo's ImageNet ones.")(fn)
 
 
 def json_option(fn):
@@ -189,10 +190,12 @@ def _print_card(row: dict, spec) -> None:
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory.")
 @click.option("--strategy", type=click.Choice(["auto", "mirrored", "multiworker"]), default=None,
               help="tf.distribute strategy [auto; on --resume: the run's].")
+@click.option("--weights", metavar="PATH",
+              help="Start from these weights: a Keras weights file, or the BNext authors' .pth.tar.")
 @model_flags
 @quiet_option
-def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, seed, out, resume, strategy, quiet,
-          model_flags):
+def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, seed, out, resume, strategy, weights,
+          quiet, model_flags):
     """Train MODEL with its paper's recipe into a run directory (or --resume one).
 
     Checkpoints are written every epoch and on Ctrl-C/SIGTERM; `--resume DIR` continues with
@@ -205,10 +208,10 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
     if resume:
         from edgebnn.training.train import resume as resume_run
 
-        if model or out or teachers or recipe_name or any(model_flags.values()):
+        if model or out or teachers or recipe_name or weights or any(model_flags.values()):
             raise UsageError("--resume DIR reads the model, its size and options, the recipe, --out and teachers "
-                             "from DIR's manifest: drop MODEL/--recipe/--out/--teacher/--input-size/--width/"
-                             "--model-arg (change recipe fields with --set)")
+                             "from DIR's manifest: drop MODEL/--recipe/--out/--teacher/--weights/--input-size/"
+                             "--width/--model-arg (change recipe fields with --set)")
         run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose)
     else:
         from edgebnn.registry import load_model_file
@@ -221,7 +224,7 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
         run, metrics = train_new(model, data=data, out=out, recipe=recipe_name, settings=settings,
                                  overrides=overrides, teachers=teachers, seed=seed, strategy=strategy or "auto",
                                  verbose=verbose, input_size=model_flags["input_size"], width=model_flags["width"],
-                                 model_args=model_flags["model_args"])
+                                 model_args=model_flags["model_args"], weights=weights)
     name = run.manifest["model"] if run.manifest_path.exists() else model  # other workers write no manifest
     click.echo(f"trained {name}: val_accuracy {metrics.get('val_accuracy', float('nan')):.4f} -> {run.path}")
 

@@ -202,6 +202,8 @@ def train(
     resume: bool = False,
     override_lr: bool = False,
     callbacks: Sequence[Any] = (),
+    weights: str | None = None,
+    weights_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model_name`` by ``recipe`` on ``data_spec`` and save the run.
 
@@ -229,6 +231,11 @@ def train(
         override_lr: on ``resume``, ``recipe.lr`` was given explicitly and replaces the learning
             rate the checkpoint restores (see :func:`restore`).
         callbacks: extra Keras callbacks.
+        weights: a fresh run's starting weights: a Keras weights file, or a PyTorch checkpoint
+            of the BNext authors' (the model built with
+            :func:`edgebnn.run.sources.checkpoint_spec`'s options); see
+            :func:`edgebnn.run.sources.load_weights`.
+        weights_source: their provenance, recorded as the manifest's ``weights_source``.
 
     Returns:
         The final metrics (``val_accuracy``, ``val_loss``, ``accuracy``, ``loss``, ``epochs``...).
@@ -242,6 +249,7 @@ def train(
 
     from edgebnn.data.pipelines import Augment, load_dataset
     from edgebnn.registry import get_card
+    from edgebnn.run.rundir import file_record
     from edgebnn.training import callbacks as cb
     from edgebnn.training.optim import is_chief, make_strategy
 
@@ -263,6 +271,12 @@ def train(
         "teachers": [str(Path(t).resolve()) for t in teachers], "input_shape": list(shape),
         "num_classes": dataset.num_classes, "status": "training",
     }
+    if weights and not state:
+        from edgebnn.run.sources import load_weights
+
+        load_weights(built.student, weights, card=card, source=weights_source)
+        sections["weights_source"] = weights_source or {"format": "keras", "file": Path(weights).name,
+                                                        **file_record(Path(weights))}
     if state:
         restore(built.checkpoint, str(run.path / CHECKPOINTS / state["prefix"]), optimizer=built.optimizer,
                 recipe=recipe, override_lr=override_lr)
@@ -340,7 +354,8 @@ def _stopped(run: RunDir, chief: bool, status: str) -> None:
 def train_new(model: str, *, data: str, out: str | Path | None = None, recipe: str | None = None,
               settings: Sequence[str] = (), overrides: dict[str, Any] | None = None, teachers: Sequence[str] = (),
               seed: int = 0, strategy: str = "auto", verbose: int = 1, input_size: str | None = None,
-              width: float | None = None, model_args: Sequence[str] = ()) -> tuple[RunDir, dict]:
+              width: float | None = None, model_args: Sequence[str] = (),
+              weights: str | None = None) -> tuple[RunDir, dict]:
     """Start a new run of ``model``: everything the command line says is checked before TensorFlow loads.
 
     Args:
@@ -352,6 +367,9 @@ def train_new(model: str, *, data: str, out: str | Path | None = None, recipe: s
         teachers, seed, strategy, verbose: as for :func:`train`.
         input_size, width, model_args: ``--input-size``, ``--width``, ``--model-arg`` (see
             :func:`edgebnn.registry.model_options`).
+        weights: the starting weights (``--weights``): a Keras weights file, or the BNext
+            authors' ``.pth.tar`` (then the builder options it needs are set, and a checkpoint
+            that cannot be imported is refused before anything loads).
 
     Returns:
         ``(run, final metrics)``.
@@ -363,13 +381,24 @@ def train_new(model: str, *, data: str, out: str | Path | None = None, recipe: s
     card = get_card(model)
     shape = parse_input_size(input_size, card.input_shape[2])
     options = model_options(card, width=width, model_args=model_args)
+    source = None
+    if weights:
+        from edgebnn.run.sources import checkpoint_spec, is_checkpoint_file
+
+        if weights == "imagenet" or not Path(weights).is_file():
+            raise UsageError(f"no weights file {weights!r}: give a Keras weights file or a BNext .pth.tar to start "
+                             "from")
+        if is_checkpoint_file(Path(weights)):
+            spec = checkpoint_spec(card, shape, options, Path(weights))
+            options, source = spec.options, spec.weights_source
     parse_spec(data)
     resolved = get_recipe(recipe or card.recipe).with_settings(list(settings)).override(**(overrides or {}))
     path = Path(out) if out else Path("runs") / card.name
     check_fresh(path)
     run = RunDir(path)  # train() writes the manifest once data and teachers have loaded
     return run, train(run, model_name=card.name, recipe=resolved, data_spec=data, strategy=strategy,
-                      verbose=verbose, seed=seed, teachers=teachers, model_options=options, input_shape=shape)
+                      verbose=verbose, seed=seed, teachers=teachers, model_options=options, input_shape=shape,
+                      weights=weights, weights_source=source)
 
 
 def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, settings: Sequence[str] = (),
