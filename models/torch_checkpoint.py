@@ -35,7 +35,7 @@ STORAGE_DTYPES = {
     "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16", "CharStorage": "int8",
     "ByteStorage": "uint8", "BoolStorage": "bool", "UntypedStorage": "uint8",
 }
-SUFFIXES = (".pth.tar", ".pth", ".pt", ".tar", ".ckpt")
+SUFFIXES = (".pth.tar", ".pth", ".pt")  # the names torch.save's files go by (the format is found by content)
 
 
 class CheckpointError(EdgebnnError):

@@ -184,6 +184,44 @@ def _authors_eval_identity(pixels, size=64):
     return ((crop / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])).astype("float32")
 
 
+@pytest.fixture(scope="module")
+def imagenet_1000_train(tmp_path_factory):
+    """An ImageNet ``train/`` of 1000 class folders (one 4x4 image each): the class list."""
+    root = tmp_path_factory.mktemp("imagenet") / "train"
+    rng = np.random.default_rng(7)
+    for c in range(1000):
+        write_jpeg(root / f"n{c:04d}" / "a.JPEG", rng, size=(4, 4))
+    return root
+
+
+@pytest.mark.slow  # 150 s: tracing the training step of a 600-layer model
+def test_train_starts_from_the_authors_weights(imported, bnext_authors, imagenet_1000_train, tmp_path):
+    """``train --weights`` starts from the checkpoint: after an epoch at a learning rate of 1e-12
+    the binary kernels keep their signs and every other weight (BN's running statistics aside) its
+    value, and the run records where they came from."""
+    root = tmp_path / "imagenet"
+    (root / "val" / "n0000").mkdir(parents=True)
+    write_jpeg(root / "val" / "n0000" / "v.JPEG", np.random.default_rng(1), size=(70, 80))
+    (root / "train").symlink_to(imagenet_1000_train)
+    result = _invoke(["train", "bnext-tiny", *SIZE, "--weights", str(bnext_authors / CHECKPOINT), "--data",
+                      f"imagenet:{root}", "--epochs", "1", "--batch-size", "500", "--lr", "1e-12", "--set",
+                      "randaugment_ops=0", "--set", "warmup_epochs=0", "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    run = RunDir(tmp_path / "run")
+    assert run.manifest["weights_source"]["sha256"] == imported[0].manifest["weights_source"]["sha256"]
+    assert run.manifest["model_options"]["rotate_input"] is True
+    trained, start = run.load_model(), imported[0].load_model()
+    moving = [w for w in trained.weights if "moving_" in w.name]
+    assert moving and any(not np.array_equal(a.numpy(), b.numpy())
+                          for a, b in zip(moving, [w for w in start.weights if "moving_" in w.name]))
+    kernels = {id(l.kernel) for l in trained.layers if type(l).__name__ == "QuantConv2D"}
+    for a, b in zip(trained.weights, start.weights):
+        if id(a) in kernels:  # latent weights beyond the 1.5 clip are clipped by the first step
+            np.testing.assert_array_equal(np.sign(a.numpy()), np.sign(b.numpy()), err_msg=a.name)
+        elif "moving_" not in a.name:
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-9, err_msg=a.name)
+
+
 def _bilinear_0875(pixels, size=64):
     """edgebnn's default validation transform, redone here to pick the images (shorter side to
     size / 0.875, bilinear, center crop)."""
@@ -196,7 +234,8 @@ def _bilinear_0875(pixels, size=64):
     return ((x / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])).astype("float32")
 
 
-def test_evaluate_on_an_imagenet_folder_uses_the_authors_transform(imported, bnext_authors, tmp_path):
+def test_evaluate_on_an_imagenet_folder_uses_the_authors_transform(imported, bnext_authors, imagenet_1000_train,
+                                                                   tmp_path):
     """Each validation image is filed under the class the imported model predicts for it under the
     authors' transform, so evaluating with that transform scores 100 %. Three of the images are
     ones the model classifies otherwise under edgebnn's own transform (crop 0.875, bilinear), so a
@@ -225,8 +264,7 @@ def test_evaluate_on_an_imagenet_folder_uses_the_authors_transform(imported, bne
         path = root / "val" / f"n{label:04d}" / f"{i}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(tf.io.encode_png(pixels).numpy())
-    for c in range(1000):  # the class list comes from train/: all 1000
-        write_jpeg(root / "train" / f"n{c:04d}" / "a.JPEG", rng, size=(4, 4))
+    (root / "train").symlink_to(imagenet_1000_train)
     result = _invoke(["evaluate", "bnext-tiny", *SIZE, "--weights", str(bnext_authors / CHECKPOINT),
                       "--data", f"imagenet:{root}", "--out", str(tmp_path / "run"), "--json"])
     assert result.exit_code == 0, result.output

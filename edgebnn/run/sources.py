@@ -113,10 +113,11 @@ def run_path(card, spec: ModelSpec) -> Path:
     """Where a run of ``card`` goes without ``--out``: ``runs/<model>``; a checkpoint's run in
     ``runs/<checkpoint name>``, apart from the random-weight run of the same model."""
     if spec.weights_source:
+        from edgebnn.models.torch_checkpoint import SUFFIXES
+
         name = spec.weights_source["file"]
-        for suffix in (".pth.tar", ".pth", ".pt", ".tar", ".ckpt"):
-            name = name.removesuffix(suffix)
-        return Path("runs") / name
+        stem = next((name[: -len(s)] for s in SUFFIXES if name.lower().endswith(s)), name)
+        return Path("runs") / (stem or name)
     return Path("runs") / card.name
 
 
