@@ -57,10 +57,6 @@ UNIT_PARTS = {  # the authors' unit member -> (edgebnn layer suffix, weight)
 BN_PARTS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 
 
-def is_checkpoint_model(name: str) -> bool:
-    return name in SIZES
-
-
 def checkpoint_options(card, options: dict[str, Any], input_shape) -> dict[str, Any]:
     """The builder options for the authors' weights: ``options`` plus :data:`OPTIONS`.
 
