@@ -15,6 +15,10 @@ function of the latent weights at inference, so its output can be stored as the 
   the same binarized input, with m = (a+ + a-)/2 and b = (a+ - a-)/2. The box sum has three
   forms verified with LCE 0.16.0 (``BOX_SUM_FORMS``); ``benchmarks/sabnn_rewrite_forms.py``
   measures them, and :data:`DEFAULT_BOX_SUM` is the fastest there.
+
+And one for LCE itself: its zero-padded binary conv is wrong on maps smaller than the kernel,
+so such a conv becomes the one-padded conv minus the padding's constant contribution
+(:func:`correct_small_zero_padding`).
 """
 
 from __future__ import annotations
@@ -160,8 +164,112 @@ def bake_kernels(model, *, box_sum: str | None = None):
     return new
 
 
-# Per-family rewrites: fn(model) -> model or None (None: nothing to rewrite).
-REWRITES = [bake_kernels]
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's "same" padding (before, after) along one axis."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def small_zero_padded(layer) -> bool:
+    """A zero-padded "same" binary conv whose input map is smaller than its kernel.
+
+    LCE 0.16.0's zero-padded LceBconv2d disagrees with TensorFlow there (measured: 1x1 and 2x2
+    maps under a 3x3 kernel; exact from 3x3 up).
+    """
+    if type(layer).__name__ != "QuantConv2D" or layer.padding != "same" or float(layer.pad_values) != 0.0 \
+            or layer.input_quantizer is None or len(layer._inbound_nodes) != 1:
+        return False
+    height, width = layer.input_shape[1:3]
+    return bool(height and width and (height < layer.kernel_size[0] or width < layer.kernel_size[1]))
+
+
+def _make_corrected_layer():
+    import larq as lq
+    import tf_keras as keras
+
+    class OnePaddedWithCorrection(keras.layers.Layer):
+        """A zero-padded binary conv as a constant map minus a one-padded conv (conversion only).
+
+        What the +1 padding adds does not depend on the input: at each output position it is
+        the sum of the binary kernel taps that fall on the padding, a constant (H, W, C) map C.
+        So conv_zero(x) = conv_one(x) - C = (bias - C) - conv_one(x; -kernel). The constant
+        stands first on purpose: LCE 0.16.0 fuses ``bconv + constant`` (and ``bconv - constant``)
+        into the bconv's per-channel bias without checking its shape, and the interpreter then
+        fails to allocate; ``constant - bconv`` is left as a SUB op.
+        """
+
+        def __init__(self, source, **kwargs):
+            super().__init__(name=source.name, **kwargs)
+            config = source.get_config()
+            config.update(pad_values=1.0, name=f"{source.name}_one_padded", use_bias=False, kernel_quantizer=None,
+                          kernel_constraint=None, kernel_regularizer=None, bias_regularizer=None,
+                          bias_constraint=None)
+            self.main = lq.layers.QuantConv2D.from_config(config)
+            self.map_shape = tuple(source.output_shape[1:])
+
+        def build(self, input_shape):
+            self.constant = self.add_weight("constant", self.map_shape, initializer="zeros", trainable=False)
+            self.main.build(input_shape)
+            super().build(input_shape)
+
+        def call(self, inputs):
+            return self.constant - self.main(inputs)
+
+    return OnePaddedWithCorrection
+
+
+def _binary_kernel(layer):
+    """The kernel ``layer`` computes with: its quantizer applied to the latent weights."""
+    import tensorflow as tf
+
+    latent = tf.constant(layer.get_weights()[0])
+    return (layer.kernel_quantizer(latent) if layer.kernel_quantizer is not None else latent).numpy()
+
+
+def _padding_correction(layer, kernel):
+    """What +1 padding adds to ``layer``'s output: ``kernel`` over the padding alone."""
+    import numpy as np
+    import tensorflow as tf
+
+    height, width, channels = layer.input_shape[1:]
+    pads = [_same_padding(n, k, s) for n, k, s in zip((height, width), layer.kernel_size, layer.strides)]
+    ones = np.ones((1, height + sum(pads[0]), width + sum(pads[1]), channels), "float32")
+    ones[:, pads[0][0]:pads[0][0] + height, pads[1][0]:pads[1][0] + width] = 0.0  # 1 on the padding only
+    return tf.nn.conv2d(ones, kernel, strides=layer.strides, padding="VALID").numpy()[0]
+
+
+def correct_small_zero_padding(model):
+    """A copy of ``model`` whose zero-padded binary convs on maps smaller than their kernel
+    (:func:`small_zero_padded`) are one-padded convs minus a constant correction; None when it
+    has none. Both compute the same; LCE converts the second exactly."""
+    import tf_keras as keras
+
+    if not any(small_zero_padded(layer) for layer in flat_layers(model)):
+        return None
+    corrected_class = _make_corrected_layer()
+    replaced = {}
+
+    def clone(layer):
+        if small_zero_padded(layer):
+            replaced[layer.name] = layer
+            return corrected_class(layer)
+        return layer.__class__.from_config(layer.get_config())
+
+    new = keras.models.clone_model(model, clone_function=clone)
+    for layer in new.layers:
+        if layer.name in replaced:
+            source = replaced[layer.name]
+            kernel = _binary_kernel(source)
+            layer.main.set_weights([-kernel])
+            bias = source.bias.numpy() if source.use_bias else 0.0
+            layer.constant.assign(bias - _padding_correction(source, kernel))
+        elif layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return new
+
+
+# Rewrites, in order: fn(model) -> model or None (None: nothing to rewrite).
+REWRITES = [bake_kernels, correct_small_zero_padding]
 
 
 def prepare_for_lce(model):

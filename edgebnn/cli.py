@@ -128,7 +128,8 @@ def source_flags(fn):
                            help="The module defining a model file's custom classes.")(command)
     command = trust_option(command)
     return click.option("--weights", metavar="imagenet|PATH",
-                        help="Weights for a model name: a weights file, or Larq Zoo's ImageNet ones.")(command)
+                        help="Weights for a model name: a Keras weights file, the BNext authors' .pth.tar, or "
+                             "Larq Zoo's ImageNet ones.")(command)
 
 
 def json_option(fn):
@@ -265,11 +266,13 @@ def _print_card(row: dict, spec) -> None:
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this directory.")
 @click.option("--strategy", type=click.Choice(["auto", "mirrored", "multiworker"]), default=None,
               help="tf.distribute strategy [auto; on --resume: the run's].")
+@click.option("--weights", metavar="PATH",
+              help="Start from these weights: a Keras weights file, or the BNext authors' .pth.tar.")
 @model_flags
 @trust_option
 @quiet_option
-def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, seed, out, resume, strategy, trust_code,
-          quiet, model_flags):
+def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, seed, out, resume, strategy, weights,
+          trust_code, quiet, model_flags):
     """Train MODEL with its paper's recipe into a run directory (or --resume one).
 
     Checkpoints are written every epoch and on Ctrl-C/SIGTERM; `--resume DIR` continues with
@@ -283,10 +286,10 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
         from edgebnn.run.trust import Trust
         from edgebnn.training.train import resume as resume_run
 
-        if model or data or out or recipe_name or any(model_flags.values()):
+        if model or data or out or recipe_name or weights or any(model_flags.values()):
             raise UsageError("--resume DIR reads the model, its size and options, the recipe, the data and --out "
-                             "from DIR's manifest: drop MODEL/--data/--recipe/--out/--input-size/--width/--model-arg "
-                             "(change recipe fields with --set)")
+                             "from DIR's manifest: drop MODEL/--data/--recipe/--out/--weights/--input-size/--width/"
+                             "--model-arg (change recipe fields with --set)")
         run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose,
                                   trust=Trust(code=trust_code, teachers=teachers))
     else:
@@ -301,7 +304,8 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
                                  overrides=overrides, teachers=teachers, trust_code=trust_code, seed=seed,
                                  strategy=strategy or "auto",
                                  verbose=verbose, input_size=model_flags["input_size"], width=model_flags["width"],
-                                 model_args=model_flags["model_args"], note=lambda line: click.echo(line, err=True))
+                                 model_args=model_flags["model_args"], note=lambda line: click.echo(line, err=True),
+                                 weights=weights)
     name = run.manifest["model"] if run.manifest_path.exists() else model  # other workers write no manifest
     click.echo(f"trained {name}: val_accuracy {metrics.get('val_accuracy', float('nan')):.4f} -> {run.path}")
 

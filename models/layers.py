@@ -93,3 +93,16 @@ class ChannelGroupMean(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "groups": self.groups}
+
+
+@register
+class Rotate180(keras.layers.Layer):
+    """The image turned by 180 degrees (height and width reversed): one REVERSE_V2 op in TFLite.
+
+    At a BNext model's input, with every 3x3 kernel turned the same way, it makes TensorFlow's
+    "same" stride-2 padding (bottom/right only) see what PyTorch's symmetric padding sees (see
+    ``edgebnn.models.bnext_weights``); the global pool before the classifier undoes the turn.
+    """
+
+    def call(self, inputs):
+        return tf.reverse(inputs, axis=[1, 2])

@@ -67,6 +67,9 @@ def bireal_resnet(
     base: int = 64,
     cifar_stem: bool = False,
     multiple: int = 32,
+    stem_prelu: bool = False,
+    head_relu: bool = True,
+    basic_block=None,
 ):
     """Build a Bi-Real-style ResNet with the family's binary ``unit``.
 
@@ -79,16 +82,20 @@ def bireal_resnet(
         base: the first stage's width at ``width=1``.
         cifar_stem: a 3x3 stride-1 stem without max-pool (CIFAR) instead of 7x7/2 + max-pool.
         multiple: round the widths to multiples of this.
+        stem_prelu: a PReLU between the stem conv and its BN.
+        head_relu: a ReLU before the global pool.
+        basic_block: ``basic_block(x, filters, strides) -> tensor`` instead of two
+            :func:`residual_unit` calls with ``unit`` (a family whose two units share a layer).
     """
     kind, blocks = LAYOUTS[layout]
     first = scaled(base, width, multiple=multiple)
     inputs = keras.Input(shape=input_shape)
-    if cifar_stem:
-        x = keras.layers.Conv2D(first, 3, padding="same", use_bias=False)(inputs)
-        x = keras.layers.BatchNormalization(momentum=0.9)(x)
-    else:
-        x = keras.layers.Conv2D(first, 7, strides=2, padding="same", use_bias=False)(inputs)
-        x = keras.layers.BatchNormalization(momentum=0.9)(x)
+    x = keras.layers.Conv2D(first, 3 if cifar_stem else 7, strides=1 if cifar_stem else 2, padding="same",
+                            use_bias=False)(inputs)
+    if stem_prelu:
+        x = keras.layers.PReLU(shared_axes=[1, 2])(x)
+    x = keras.layers.BatchNormalization(momentum=0.9)(x)
+    if not cifar_stem:
         x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
     for stage, count in enumerate(blocks):
         filters = first * 2**stage
@@ -96,10 +103,13 @@ def bireal_resnet(
             strides = 2 if stage > 0 and block == 0 else 1
             if kind == "bottleneck":
                 x = _bottleneck(x, unit, filters, strides)
+            elif basic_block is not None:
+                x = basic_block(x, filters, strides)
             else:
                 x = residual_unit(x, unit, filters, 3, strides)
                 x = residual_unit(x, unit, filters, 3, 1)
-    x = keras.layers.Activation("relu")(x)
+    if head_relu:
+        x = keras.layers.Activation("relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dense(num_classes)(x)
     outputs = keras.layers.Activation("softmax", dtype="float32")(x)

@@ -48,3 +48,30 @@ def cli_runner():
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+def shared_fixtures():
+    """``shared/fixtures`` beside the repository (the checkout's parent holds ``shared/``), or
+    ``EDGEBNN_SHARED_FIXTURES``."""
+    import os
+    from pathlib import Path
+
+    return Path(os.environ.get("EDGEBNN_SHARED_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+
+
+@pytest.fixture(scope="session")
+def bnext_authors():
+    """The checkpoints PyTorch saved from the BNext authors' own model, and their logits.
+
+    Missing, the tests that need them skip on a developer's machine and fail in CI (CI=true),
+    where a skipped check would pass unseen.
+    """
+    import os
+
+    folder = shared_fixtures() / "bnext-authors"
+    if not (folder / "bnext-tiny-w025-epoch511.pth.tar").is_file():
+        message = f"no BNext fixtures at {folder}: place shared/ beside the checkout or set EDGEBNN_SHARED_FIXTURES"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder

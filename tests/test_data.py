@@ -161,3 +161,43 @@ def test_synthetic_has_full_batches():
     data = load_dataset("synthetic", input_shape=(16, 16, 3), batch_size=32)
     batches = _batches(data.train)
     assert len(batches) == data.steps_per_epoch == 16 and all(len(y) == 32 for _, y in batches)
+
+
+def _timm_eval(pixels, size, crop_pct=0.95):
+    """timm's evaluation transform, as the BNext authors run it: PIL bicubic resize of the shorter
+    side to floor(size / crop_pct), torchvision's CenterCrop, ImageNet mean/std."""
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    short = int(size / crop_pct)
+    new = (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
+    resized = np.asarray(Image.fromarray(pixels).resize((new[1], new[0]), Image.BICUBIC), "float32")
+    top, left = int(round((new[0] - size) / 2.0)), int(round((new[1] - size) / 2.0))
+    crop = resized[top:top + size, left:left + size]
+    return (crop / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+
+
+def test_the_bnext_authors_eval_transform_is_timm_s(tmp_path):
+    from edgebnn.registry import get_card
+
+    preprocessing = get_card("bnext-tiny").preprocessing
+    assert (preprocessing["crop_fraction"], preprocessing["interpolation"]) == (0.95, "bicubic")
+    rng = np.random.default_rng(3)
+    images = []
+    for i, shape in enumerate([(300, 400), (130, 90), (50, 61), (224, 224)]):  # down- and upsampled
+        low = tf.image.resize(rng.uniform(0, 255, (1, 5, 6, 3)), shape, method="bicubic").numpy()[0]
+        pixels = np.clip(low + rng.normal(0, 15, (*shape, 3)), 0, 255).astype(np.uint8)
+        path = tmp_path / "imagenet" / "val" / "n01" / f"{i}.png"  # lossless: the decoders cannot differ
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(tf.io.encode_png(pixels).numpy())
+        images.append(pixels)
+    write_jpeg(tmp_path / "imagenet" / "train" / "n01" / "a.JPEG", rng)
+    data = load_dataset(f"imagenet:{tmp_path / 'imagenet'}", input_shape=(64, 64, 3), batch_size=8,
+                        preprocessing=preprocessing)
+    (x, _), = _batches(data.val)
+    expected = np.stack([_timm_eval(p, 64) for p in images])
+    # TensorFlow's antialiased bicubic is PIL's kernel: a few levels apart at most (0.07 = 4 levels).
+    assert np.abs(x - expected).max() < 0.07 and np.abs(x - expected).mean() < 0.005
+    (default, _), = _batches(load_dataset(f"imagenet:{tmp_path / 'imagenet'}", input_shape=(64, 64, 3),
+                                          batch_size=8, preprocessing=NORM).val)
+    assert np.abs(default - expected).mean() > 0.1  # edgebnn's own transform crops another region

@@ -38,6 +38,8 @@ def _randomize(model, seed=0):
         if hasattr(q, "a_plus"):
             q.a_plus.assign(rng.uniform(0.5, 1.5, q.a_plus.shape).astype("float32"))
             q.a_minus.assign(rng.uniform(0.5, 1.5, q.a_minus.shape).astype("float32"))
+        if type(layer).__name__ == "QuantConv2D" and layer.use_bias:  # Equal Bits' biases
+            layer.bias.assign(rng.normal(0, 0.5, layer.bias.shape).astype("float32"))
         if type(layer).__name__ == "BatchNormalization":
             gamma, beta, mean, var = layer.get_weights()
             layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
@@ -85,20 +87,75 @@ def test_save_and_load_with_custom_objects(card, tmp_path):
     keras.backend.clear_session()
 
 
+def _trainable(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+# The authors' code at 1000 classes (papers.md): parameters their forward pass uses, and the ones
+# it defines and never calls (the stem's PReLU, the input PReLU of every plain unit).
+BNEXT_PARAMS = {"bnext-tiny": (30_853_276, 8_960, 30.86e6), "bnext-small": (68_581_174, 13_440, 68.59e6),
+                "bnext-middle": (134_479_894, 22_080, 134.50e6), "bnext-large": (326_504_912, 41_728, 326.55e6)}
+
+
 def test_bnext_tiny_parameters_and_binary_macs_match_the_paper():
     from edgebnn.models.stats import model_stats
 
-    stats = model_stats(create_model("bnext-tiny"))
-    assert stats["params"] == pytest.approx(30.86e6, rel=0.02)  # the authors' code
-    assert stats["binary_macs"] == pytest.approx(4.82e9, rel=0.02)
+    model = create_model("bnext-tiny")
+    used, unused, authors = BNEXT_PARAMS["bnext-tiny"]
+    assert _trainable(model) == used and round(used + unused, -4) == authors
+    assert model_stats(model)["binary_macs"] == pytest.approx(4.82e9, rel=0.02)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,params", [("bnext-small", 68.59e6), ("bnext-middle", 134.50e6), ("bnext-large", 326.55e6)])
-def test_bnext_parameters_match_the_authors_code(name, params):
+@pytest.mark.parametrize("name", ["bnext-small", "bnext-middle", "bnext-large"])
+def test_bnext_parameters_match_the_authors_code(name):
     import tf_keras as keras
 
-    assert create_model(name, input_shape=(32, 32, 3)).count_params() == pytest.approx(params, rel=0.02)
+    used, unused, authors = BNEXT_PARAMS[name]
+    assert _trainable(create_model(name, input_shape=(32, 32, 3))) == used and round(used + unused, -4) == authors
+    keras.backend.clear_session()
+
+
+def test_bnext_elm_units_sit_on_the_odd_blocks():
+    """The authors' placement: block 0 plain, then alternating, every stride-2 block an ELM unit
+    (its shortcut PReLU is the ELM's mark)."""
+    import tf_keras as keras
+
+    model = create_model("bnext-tiny", input_shape=(64, 64, 3), width=0.25)
+    elm = sorted(int(l.name[5:].split("_")[0]) for l in model.layers if l.name.endswith("_shortcut_prelu"))
+    strided = sorted(int(l.name[5:].split("_")[0]) for l in model.layers
+                     if l.name.endswith("_3x3_conv") and l.strides == (2, 2))
+    assert elm == [1, 3, 5, 7, 9, 11] and strided == [1, 3, 5, 11]
+    keras.backend.clear_session()
+
+
+def test_bnext_18_is_the_authors_birealnet_layout():
+    """Per block an ELM 3x3 unit and a plain 3x3 unit, a 1x1-conv shortcut where the stage
+    changes, no 1x1 binary convs and no concatenation; 16 binary convs."""
+    import tf_keras as keras
+
+    model = create_model("bnext-18")
+    binary = [l for l in model.layers if type(l).__name__ == "QuantConv2D"]
+    assert len(binary) == 16 and all(l.kernel_size == (3, 3) for l in binary)
+    assert not any(type(l).__name__ == "Concatenate" for l in model.layers)
+    assert sum(l.name.endswith("_downsample_conv") for l in model.layers) == 3
+    assert sum(l.name.endswith("shortcut_prelu") for l in model.layers) == 8  # one ELM unit per block
+    keras.backend.clear_session()
+
+
+def test_equalbits_authors_structure_options():
+    """All five options together: the authors' 11,695,336 trainable parameters (papers.md)."""
+    import tf_keras as keras
+
+    authors = {"stem_prelu": True, "head_relu": False, "padding": "zero", "conv_bias": True, "shared_prelu": True}
+    model = create_model("equalbits-r18", **authors)
+    assert _trainable(model) == 11_695_336
+    assert sum(type(l).__name__ == "PReLU" for l in model.layers) == 1 + 8  # the stem's and one per block
+    assert not any(getattr(l, "activation", None) is keras.activations.relu for l in model.layers
+                   if type(l).__name__ == "Activation")
+    # Bi-Real's default: no bias (3,840) and no stem PReLU (64), but two PReLUs per block (+1,920).
+    assert _trainable(create_model("equalbits-r18")) == 11_695_336 - 3_840 - 64 + 2 * (64 + 128 + 256 + 512)
+    assert "no ResNet-20 in the Equal Bits repository" in get_card("equalbits-r20").notes
     keras.backend.clear_session()
 
 
@@ -171,10 +228,13 @@ FAMILY_CASES = {
     "sabnn-r18": ("sabnn-r18", {}),
     "sabnn-r50": ("sabnn-r50", {}),
     "bnext-18-one": ("bnext-18", {}),
-    # LCE 0.16.0's zero-padded bconv disagrees with TF on maps smaller than the kernel
-    # (1x1, 2x2: measured), so this case keeps every map at 3x3 or more (96 -> 3x3).
-    "bnext-18-zero": ("bnext-18", {"padding": "zero", "input_shape": (96, 96, 3)}),
+    # Zero padding down to 2x2 maps (64 -> 2x2), where LCE 0.16.0's own zero-padded bconv is
+    # wrong and edgebnn's rewrite stands in (converters/rewrites.py).
+    "bnext-18-zero": ("bnext-18", {"padding": "zero", "input_shape": (64, 64, 3)}),
     "equalbits-r20": ("equalbits-r20", {}),
+    # The authors' structure: biases on binary convs, zero padding on 2x2 and 1x1 maps at 32x32.
+    "equalbits-r18-authors": ("equalbits-r18", {"stem_prelu": True, "head_relu": False, "padding": "zero",
+                                                "conv_bias": True, "shared_prelu": True}),
     "tang2017-k2": ("tang2017-compact", {"terms": 2}),
 }
 

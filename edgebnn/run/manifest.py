@@ -16,9 +16,10 @@ from edgebnn.errors import EdgebnnError
 SECTIONS: dict[str, type] = {
     # every run
     "model": str, "created": str, "updated": str, "versions": dict, "files": dict,
-    # the source: a registered model (card, random weights) or a user's file (source)
+    # the source: a registered model (card, random weights or a PyTorch checkpoint's, weights_source)
+    # or a user's file (source)
     "card": dict, "weights": str, "seed": int, "input_shape": list, "num_classes": int, "stats": dict,
-    "model_options": dict, "source": dict,
+    "model_options": dict, "source": dict, "weights_source": dict,
     # train / evaluate
     "recipe": dict, "dataset": dict, "data": str, "strategy": str, "teachers": list, "status": str,
     "metrics": dict, "best": dict, "flips": dict, "evaluation": dict,

@@ -3,7 +3,9 @@
 - A run directory is opened as it is.
 - A registered model name (built-in, a plugin's, or ``--model-file``'s) is built with weights
   drawn from a seed (latency does not depend on the weights, and that is how architectures are
-  compared on a board before training them), at the size and options of a :class:`ModelSpec`.
+  compared on a board before training them), at the size and options of a :class:`ModelSpec`,
+  or with its ``--weights``: a Keras weights file, Larq Zoo's, or the BNext authors' PyTorch
+  checkpoint (checked before TensorFlow loads, its run in ``runs/<checkpoint name>``).
 - A Keras file (``.keras``, ``.h5``) or SavedModel folder becomes a run holding a copy of the
   model and a record of where it came from.
 
@@ -20,7 +22,7 @@ from typing import Any
 
 from edgebnn.errors import EdgebnnError, UsageError
 from edgebnn.run import manifest as sections
-from edgebnn.run.rundir import MANIFEST, RunDir
+from edgebnn.run.rundir import MANIFEST, RunDir, file_record
 from edgebnn.run.trust import Trust, custom_objects_record, digest
 
 
@@ -33,16 +35,23 @@ class ModelSpec:
         options: builder options (``width``, ``padding``...), typed.
         weights: ``None`` (random, from ``seed``), ``"imagenet"`` (Larq Zoo's download) or a
             weights file.
+        weights_source: for a PyTorch checkpoint, its provenance (``format``, ``layout``,
+            ``epoch``, ``file``, ``sha256``, ``bytes``): the manifest's ``weights_source``, and
+            the file name is its ``weights``, so a run of other weights is never taken for it.
     """
 
     input_shape: tuple[int, int, int] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
+    weights_source: dict[str, Any] | None = None
 
     def describe(self, card) -> dict[str, Any]:
         """The manifest sections this spec gives a run of ``card``."""
-        return {"input_shape": list(self.input_shape or card.input_shape), "model_options": dict(self.options),
-                "weights": self.weights or "random"}
+        described = {"input_shape": list(self.input_shape or card.input_shape), "model_options": dict(self.options),
+                     "weights": self.weights or "random"}
+        if self.weights_source:
+            described.update(weights=self.weights_source["file"], weights_source=dict(self.weights_source))
+        return described
 
 
 def model_spec(src: str | None, *, input_size: str | None = None, width: float | None = None,
@@ -66,14 +75,51 @@ def model_spec(src: str | None, *, input_size: str | None = None, width: float |
         return ModelSpec()
     if is_model_name(src) and not Path(src).exists():
         card = get_card(src)
-        return ModelSpec(input_shape=parse_input_size(input_size, card.input_shape[2]),
-                         options=model_options(card, width=width, model_args=model_args), weights=weights)
+        shape = parse_input_size(input_size, card.input_shape[2])
+        options = model_options(card, width=width, model_args=model_args)
+        if weights and is_checkpoint_file(Path(weights)):
+            return checkpoint_spec(card, shape, options, Path(weights))
+        return ModelSpec(input_shape=shape, options=options, weights=weights)
     from edgebnn.models.files import is_keras_source
 
     if Path(src).exists() and is_keras_source(Path(src)) and given == ["--input-size"]:
         return ModelSpec(input_shape=parse_input_size(input_size, None))  # channels: the model's own
     raise UsageError(f"{', '.join(given)} apply to a model name (and --input-size to a Keras file); {src!r} "
                      "records its own: drop them, or give a model name")
+
+
+def is_checkpoint_file(path: Path) -> bool:
+    """A PyTorch checkpoint: the ZIP format ``torch.save`` writes, or a ``.pth``-like name."""
+    from edgebnn.models.torch_checkpoint import is_torch_checkpoint, looks_like_torch_file
+
+    return is_torch_checkpoint(path) or (path.is_file() and looks_like_torch_file(path))
+
+
+def checkpoint_spec(card, input_shape, options: dict[str, Any], path: Path) -> ModelSpec:
+    """The spec of ``card`` with the PyTorch checkpoint at ``path``, checked before TensorFlow loads.
+
+    Raises:
+        UsageError: ``card`` takes no checkpoint, or an option contradicts the authors' network.
+        EdgebnnError: the checkpoint cannot be read or imported (the message says why).
+    """
+    from edgebnn.models.bnext_weights import check_checkpoint, checkpoint_options
+
+    options = checkpoint_options(card, options, input_shape)
+    source = {**check_checkpoint(path, card=card, options=options, input_shape=input_shape), "file": path.name,
+              **file_record(path)}
+    return ModelSpec(input_shape=input_shape, options=options, weights=str(path), weights_source=source)
+
+
+def run_path(card, spec: ModelSpec) -> Path:
+    """Where a run of ``card`` goes without ``--out``: ``runs/<model>``; a checkpoint's run in
+    ``runs/<checkpoint name>``, apart from the random-weight run of the same model."""
+    if spec.weights_source:
+        from edgebnn.models.torch_checkpoint import SUFFIXES
+
+        name = spec.weights_source["file"]
+        stem = next((name[: -len(s)] for s in SUFFIXES if name.lower().endswith(s)), name)
+        return Path("runs") / (stem or name)
+    return Path("runs") / card.name
 
 
 def resolve_source(src: str, *, out: str | None = None, seed: int = 0, spec: ModelSpec = ModelSpec(),
@@ -101,7 +147,7 @@ def resolve_source(src: str, *, out: str | None = None, seed: int = 0, spec: Mod
         get_card(src)  # raises with the nearest names
     card = get_card(src)
     wanted = {"model": card.name, **spec.describe(card)}
-    return reuse_or_build(Path(out) if out else Path("runs") / card.name, wanted,
+    return reuse_or_build(Path(out) if out else run_path(card, spec), wanted,
                            lambda where: random_weight_run(card, where, seed=seed, spec=spec))
 
 
@@ -153,19 +199,31 @@ def random_weight_run(card, path: Path, *, seed: int = 0, spec: ModelSpec = Mode
     keras.utils.set_random_seed(seed)
     model = create_model(card.name, input_shape=spec.input_shape, **spec.options)
     if spec.weights:
-        load_weights(model, spec.weights, card=card)
+        load_weights(model, spec.weights, card=card, source=spec.weights_source)
     manifest = {"model": card.name, "card": card.to_dict(), "seed": seed, "num_classes": card.num_classes,
                 **spec.describe(card), "stats": model_stats(model)}
     return RunDir.build(path, manifest, lambda run: run.save_model(model))
 
 
-def load_weights(model, weights: str, *, card) -> None:
+def load_weights(model, weights: str, *, card, source: dict[str, Any] | None = None) -> None:
     """Weights from a file into ``model``, or Larq Zoo's ImageNet weights (downloaded and cached by larq-zoo).
+
+    A PyTorch checkpoint (the BNext authors') is imported by :mod:`edgebnn.models.bnext_weights`
+    into a model built with :func:`checkpoint_spec`'s options; ``source`` is the record that
+    spec made, whose sha256 the file must still have once read.
 
     Raises:
         UsageError: ``imagenet`` for a model that is not from Larq Zoo, or no such file.
         EdgebnnError: the weights do not fit the model, or cannot be downloaded.
     """
+    if Path(weights).is_file() and is_checkpoint_file(Path(weights)):
+        from edgebnn.models.bnext_weights import load_checkpoint
+
+        load_checkpoint(model, weights, card=card)
+        if source and file_record(Path(weights))["sha256"] != source["sha256"]:
+            raise EdgebnnError(f"{weights} changed while it was read (its sha256 is no longer {source['sha256'][:12]}"
+                               "...): run the command again")
+        return
     if weights == "imagenet":
         if card.family != "larq-zoo":
             raise UsageError(f"--weights imagenet is for the Larq Zoo models; {card.name} has none: give a weights file")

@@ -215,6 +215,8 @@ def train(
     resume: bool = False,
     override_lr: bool = False,
     callbacks: Sequence[Any] = (),
+    weights: str | None = None,
+    weights_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``model_name`` by ``recipe`` on ``data_spec`` and save the run.
 
@@ -243,6 +245,11 @@ def train(
         override_lr: on ``resume``, ``recipe.lr`` was given explicitly and replaces the learning
             rate the checkpoint restores (see :func:`restore`).
         callbacks: extra Keras callbacks.
+        weights: a fresh run's starting weights: a Keras weights file, or a PyTorch checkpoint
+            of the BNext authors' (the model built with
+            :func:`edgebnn.run.sources.checkpoint_spec`'s options); see
+            :func:`edgebnn.run.sources.load_weights`.
+        weights_source: their provenance, recorded as the manifest's ``weights_source``.
 
     Returns:
         The final metrics (``val_accuracy``, ``val_loss``, ``accuracy``, ``loss``, ``epochs``...).
@@ -263,6 +270,7 @@ def train(
             return _train(run, model_name=model_name, recipe=recipe, data_spec=data_spec, strategy=strategy,
                           model_options=model_options, input_shape=input_shape, verbose=verbose, seed=seed,
                           teachers=teachers, trust_code=trust_code, resume=resume, override_lr=override_lr,
+                          weights=weights, weights_source=weights_source,
                           callbacks=callbacks, chief=chief)
         except Exception as e:
             if full_disk(e):
@@ -281,13 +289,14 @@ def full_disk(error: BaseException) -> bool:
 
 
 def _train(run: RunDir, *, model_name, recipe, data_spec, strategy, model_options, input_shape, verbose, seed,
-           teachers, trust_code, resume, override_lr, callbacks, chief) -> dict[str, Any]:
+           teachers, trust_code, resume, override_lr, callbacks, chief, weights, weights_source) -> dict[str, Any]:
     """:func:`train`'s steps, with the run held."""
     import tensorflow as tf
     import tf_keras as keras
 
     from edgebnn.data.pipelines import Augment, load_dataset
     from edgebnn.registry import get_card
+    from edgebnn.run.rundir import file_record
     from edgebnn.run.trust import teacher_records
     from edgebnn.training import callbacks as cb
     from edgebnn.training.optim import make_strategy
@@ -309,6 +318,12 @@ def _train(run: RunDir, *, model_name, recipe, data_spec, strategy, model_option
         "teachers": teacher_records(teachers), "input_shape": list(shape),
         "num_classes": dataset.num_classes, "status": "training",
     }
+    if weights and not state:
+        from edgebnn.run.sources import load_weights
+
+        load_weights(built.student, weights, card=card, source=weights_source)
+        sections["weights_source"] = weights_source or {"format": "keras", "file": Path(weights).name,
+                                                        **file_record(Path(weights))}
     if state:
         restore(built.checkpoint, str(run.path / CHECKPOINTS / state["prefix"]), optimizer=built.optimizer,
                 recipe=recipe, override_lr=override_lr)
@@ -387,7 +402,7 @@ def train_new(model: str, *, data: str | None = None, out: str | Path | None = N
               settings: Sequence[str] = (), overrides: dict[str, Any] | None = None, teachers: Sequence[str] = (),
               trust_code: bool = False, seed: int = 0, strategy: str = "auto", verbose: int = 1,
               input_size: str | None = None, width: float | None = None, model_args: Sequence[str] = (),
-              note: Callable[[str], None] | None = None) -> tuple[RunDir, dict]:
+              note: Callable[[str], None] | None = None, weights: str | None = None) -> tuple[RunDir, dict]:
     """Start a new run of ``model``: everything the command line says is checked before TensorFlow loads.
 
     Args:
@@ -402,6 +417,9 @@ def train_new(model: str, *, data: str | None = None, out: str | Path | None = N
             than the model's default input is trained at its own size (see :func:`choose_input`).
         note: called with each line telling what data and input size are used, before training
             [printed on stderr].
+        weights: the starting weights (``--weights``): a Keras weights file, or the BNext
+            authors' ``.pth.tar`` (then the builder options it needs are set, and a checkpoint
+            that cannot be imported is refused before anything loads).
 
     Returns:
         ``(run, final metrics)``.
@@ -415,13 +433,23 @@ def train_new(model: str, *, data: str | None = None, out: str | Path | None = N
     data, shape, lines = choose_input(card, data, shape)
     for line in lines:
         (note or _stderr)(line)
+    source = None
+    if weights:
+        from edgebnn.run.sources import checkpoint_spec, is_checkpoint_file
+
+        if weights == "imagenet" or not Path(weights).is_file():
+            raise UsageError(f"no weights file {weights!r}: give a Keras weights file or a BNext .pth.tar to start "
+                             "from")
+        if is_checkpoint_file(Path(weights)):
+            spec = checkpoint_spec(card, shape, options, Path(weights))
+            options, source = spec.options, spec.weights_source
     resolved = get_recipe(recipe or card.recipe).with_settings(list(settings)).override(**(overrides or {}))
     path = Path(out) if out else Path("runs") / card.name
     check_fresh(path)
     run = RunDir(path)  # train() writes the manifest once data and teachers have loaded
     return run, train(run, model_name=card.name, recipe=resolved, data_spec=data, strategy=strategy,
                       verbose=verbose, seed=seed, teachers=teachers, trust_code=trust_code, model_options=options,
-                      input_shape=shape)
+                      input_shape=shape, weights=weights, weights_source=source)
 
 
 def choose_input(card, data: str | None, shape: tuple | None) -> tuple[str, tuple | None, list[str]]:
