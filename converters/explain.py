@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgebnn.converters.rewrites import small_zero_padded
 from edgebnn.models.introspection import (
     QUANTIZED_WEIGHTS,
     bit_width,
@@ -175,7 +176,11 @@ def diagnose(layer, *, became_bconv: bool) -> tuple[list[str], list[str]]:
                             "kernels fall back to slower paths; use multiples of 8")
         if groups > 1 and (in_channels // groups) % 32:
             warnings.append(f"{in_channels // groups} input channels per group are not a multiple of 32")
-        if getattr(layer, "padding", "") == "same" and getattr(layer, "pad_values", 0.0) != 1.0:
+        if small_zero_padded(layer):
+            warnings.append(f"LCE 0.16's zero-padded binary convolution is wrong on this "
+                            f"{layer.input_shape[1]}x{layer.input_shape[2]} map (smaller than the kernel): converted "
+                            "as a one-padded convolution minus the padding's constant, which LCE computes exactly")
+        elif getattr(layer, "padding", "") == "same" and getattr(layer, "pad_values", 0.0) != 1.0:
             warnings.append("padding 'same' with pad_values=0 needs LCE's padding correction; "
                             "pad_values=1.0 is the fast path")
     q = getattr(layer, "input_quantizer", None)

@@ -201,10 +201,12 @@ def _make_corrected_layer():
         def __init__(self, source, **kwargs):
             super().__init__(name=source.name, **kwargs)
             config = source.get_config()
+            # The activation (a fused ReLU, say) acts on the corrected sum, so it moves out of the conv.
             config.update(pad_values=1.0, name=f"{source.name}_one_padded", use_bias=False, kernel_quantizer=None,
                           kernel_constraint=None, kernel_regularizer=None, bias_regularizer=None,
-                          bias_constraint=None)
+                          bias_constraint=None, activation="linear")
             self.main = lq.layers.QuantConv2D.from_config(config)
+            self.activation = source.activation
             self.map_shape = tuple(source.output_shape[1:])
 
         def build(self, input_shape):
@@ -213,7 +215,7 @@ def _make_corrected_layer():
             super().build(input_shape)
 
         def call(self, inputs):
-            return self.constant - self.main(inputs)
+            return self.activation(self.constant - self.main(inputs))
 
     return OnePaddedWithCorrection
 
