@@ -82,7 +82,9 @@ def cli(ctx, debug):
         noise.show()  # third-party warnings too
 
 
-MODEL_FLAGS = ("input_size", "width", "model_args", "model_file")
+MODEL_FLAG_NAMES = {"input_size": "--input-size", "width": "--width", "model_args": "--model-arg",
+                    "model_file": "--model-file"}
+MODEL_FLAGS = tuple(MODEL_FLAG_NAMES)
 
 
 def model_flags(fn):
@@ -286,10 +288,13 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
         from edgebnn.run.trust import Trust
         from edgebnn.training.train import resume as resume_run
 
-        if model or data or out or recipe_name or weights or any(model_flags.values()):
+        given = [flag for flag, value in [("MODEL", model), ("--data", data), ("--recipe", recipe_name),
+                                          ("--out", out), ("--weights", weights),
+                                          *((MODEL_FLAG_NAMES[k], v) for k, v in model_flags.items())]
+                 if value]
+        if given:
             raise UsageError("--resume DIR reads the model, its size and options, the recipe, the data and --out "
-                             "from DIR's manifest: drop MODEL/--data/--recipe/--out/--weights/--input-size/--width/"
-                             "--model-arg (change recipe fields with --set)")
+                             f"from DIR's manifest: drop {'/'.join(given)} (change recipe fields with --set)")
         run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose,
                                   trust=Trust(code=trust_code, teachers=teachers))
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import inspect
 import math
 from collections.abc import Callable
@@ -83,6 +84,7 @@ class ModelCard:
 _CARDS: dict[str, ModelCard] = {}
 _ALIASES: dict[str, str] = {}
 _ORIGIN = ["edgebnn"]  # the origin of the cards registered now (a plugin's, a model file's)
+_FILE_BYTES: dict[str, str] = {}  # a model file's origin -> the sha256 of the file it was loaded from
 PLUGIN_GROUP = "edgebnn.models"
 PLUGIN_FAILURES: dict[str, str] = {}  # entry point -> why it failed to load (the others still load)
 
@@ -121,7 +123,7 @@ def register_model(
         )
         for key in (name, *aliases):
             taken = _ALIASES.get(_key(key))
-            if taken is not None and (taken != name or _CARDS[taken].origin != card.origin):
+            if taken is not None and (taken != name or not _same_origin(_CARDS[taken].origin, card.origin)):
                 # A model file or plugin never takes over a name silently: which model ran would
                 # depend on what was loaded, and its figures would be filed under the other's name.
                 raise UsageError(f"model name {key!r} is registered twice: by {_CARDS[taken].origin} "
@@ -156,6 +158,11 @@ def _load_families() -> None:
             _ORIGIN.pop()
 
 
+def _same_origin(a: str, b: str) -> bool:
+    """The same code registered both: one origin, or model files holding the same bytes."""
+    return a == b or (a in _FILE_BYTES and _FILE_BYTES.get(a) == _FILE_BYTES.get(b))
+
+
 def load_model_file(path: str | Path) -> list[str]:
     """Import a Python file that registers models with :func:`register_model` (``--model-file``).
 
@@ -176,6 +183,7 @@ def load_model_file(path: str | Path) -> list[str]:
     spec = importlib.util.spec_from_file_location(f"edgebnn_user_models_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     _ORIGIN.append(f"file {path}")
+    _FILE_BYTES[_ORIGIN[-1]] = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
         spec.loader.exec_module(module)
     except Exception as e:

@@ -241,7 +241,7 @@ def test_bad_files_are_refused_naming_the_file(tmp_path, cli_runner):
 
     garbage = tmp_path / "garbage.keras"
     garbage.write_bytes(b"PK\x03\x04 not really a zip")
-    _fails(cli_runner.invoke(cli, ["convert", str(garbage), "--out", str(tmp_path / "g")]), 1,
+    _fails(cli_runner.invoke(cli, ["convert", str(garbage), "--out", str(tmp_path / "g")]), 2,
            f"{garbage} is not a Keras model")
     fake = tmp_path / "fake.tflite"
     fake.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\xff" * 64)

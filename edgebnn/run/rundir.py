@@ -209,8 +209,9 @@ class RunDir:
         """Hold the run for a training process's lifetime: a second one is refused, not queued.
 
         The lock (``.train.lock``, holding the holder's pid) is released by the kernel when the
-        process ends, however it ends, so no stale lock survives a crash. A folder made here
-        that still holds nothing but the lock when training fails (bad data, say) is removed.
+        process ends, however it ends, so no stale lock survives a crash; a process that ends
+        without being killed also removes the file, leaving the run as it found it. A folder made here that
+        still holds nothing when training fails (bad data, say) is removed.
 
         Raises:
             UsageError: another process holds it.
@@ -218,11 +219,10 @@ class RunDir:
         made = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path / TRAIN_LOCK, os.O_CREAT | os.O_RDWR, 0o666)
         except OSError as e:
             raise write_error(self.path, e, what="the run directory") from None
+        fd = self._take_train_lock()
         try:
-            self._refuse_if_held(fd)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             try:
@@ -231,7 +231,28 @@ class RunDir:
                 if made and [p.name for p in self.path.iterdir()] == [TRAIN_LOCK]:
                     shutil.rmtree(self.path, ignore_errors=True)
                 raise
+            finally:
+                with contextlib.suppress(OSError):  # unlinked while held: a waiter sees it gone
+                    (self.path / TRAIN_LOCK).unlink()
         finally:
+            os.close(fd)
+
+    def _take_train_lock(self) -> int:
+        """Open and lock ``.train.lock``; retried when the holder removed the file meanwhile."""
+        while True:
+            try:
+                fd = os.open(self.path / TRAIN_LOCK, os.O_CREAT | os.O_RDWR, 0o666)
+            except OSError as e:
+                raise write_error(self.path, e, what="the run directory") from None
+            try:
+                self._refuse_if_held(fd)
+                if os.path.samestat(os.fstat(fd), os.stat(self.path / TRAIN_LOCK)):
+                    return fd
+            except FileNotFoundError:
+                pass  # locked a file its last holder had just removed: take the new one
+            except BaseException:
+                os.close(fd)
+                raise
             os.close(fd)
 
     def check_not_held(self) -> None:
@@ -344,7 +365,7 @@ class RunDir:
         """
         path = self.path / name
         if not path.exists():
-            raise EdgebnnError(f"no {name} in {str(self.path)!r}: the run did not finish; "
+            raise EdgebnnError(f"no {name} in {str(self.path)!r}: the training run did not finish; "
                                f"resume it with `{shell_command('edgebnn', 'train', '--resume', self.path)}`")
         recorded = self.section("files").get(name)
         if not path.is_file() or not isinstance(recorded, dict) or recorded.get("sha256") != sha256_of(path):
