@@ -280,37 +280,18 @@ def train(model, data, epochs, batch_size, lr, settings, recipe_name, teachers, 
     Checkpoints are written every epoch and on Ctrl-C/SIGTERM; `--resume DIR` continues with
     the model, recipe, data and seed recorded in DIR's manifest.
     """
-    from edgebnn.errors import UsageError
+    from edgebnn.run.trust import Trust
+    from edgebnn.training import start
 
-    verbose = 0 if quiet else 1
-    overrides = {"epochs": epochs, "batch_size": batch_size, "lr": lr}
-    if resume:
-        from edgebnn.run.trust import Trust
-        from edgebnn.training.train import resume as resume_run
-
-        given = [flag for flag, value in [("MODEL", model), ("--data", data), ("--recipe", recipe_name),
-                                          ("--out", out), ("--weights", weights),
-                                          *((MODEL_FLAG_NAMES[k], v) for k, v in model_flags.items())]
-                 if value]
-        if given:
-            raise UsageError("--resume DIR reads the model, its size and options, the recipe, the data and --out "
-                             f"from DIR's manifest: drop {'/'.join(given)} (change recipe fields with --set)")
-        run, metrics = resume_run(resume, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose,
-                                  trust=Trust(code=trust_code, teachers=teachers))
-    else:
-        from edgebnn.registry import load_model_file
-        from edgebnn.training.train import train_new
-
-        if not model:
-            raise UsageError("give a MODEL to train (see `edgebnn models`) or --resume DIR")
-        for path in model_flags["model_file"]:
-            load_model_file(path)
-        run, metrics = train_new(model, data=data, out=out, recipe=recipe_name, settings=settings,
-                                 overrides=overrides, teachers=teachers, trust_code=trust_code, seed=seed,
-                                 strategy=strategy or "auto",
-                                 verbose=verbose, input_size=model_flags["input_size"], width=model_flags["width"],
-                                 model_args=model_flags["model_args"], note=lambda line: click.echo(line, err=True),
-                                 weights=weights)
+    given = [flag for flag, value in [("MODEL", model), ("--data", data), ("--recipe", recipe_name),
+                                      ("--out", out), ("--weights", weights),
+                                      *((MODEL_FLAG_NAMES[k], v) for k, v in model_flags.items())] if value]
+    run, metrics = start(model, resume_path=resume, given=given, model_files=model_flags["model_file"],
+                         trust=Trust(code=trust_code, teachers=teachers), settings=settings, strategy=strategy,
+                         overrides={"epochs": epochs, "batch_size": batch_size, "lr": lr}, verbose=0 if quiet else 1,
+                         data=data, out=out, recipe=recipe_name, seed=seed, weights=weights,
+                         input_size=model_flags["input_size"], width=model_flags["width"],
+                         model_args=model_flags["model_args"], note=lambda line: click.echo(line, err=True))
     name = run.manifest["model"] if run.manifest_path.exists() else model  # other workers write no manifest
     click.echo(f"trained {name}: val_accuracy {metrics.get('val_accuracy', float('nan')):.4f} -> {run.path}")
 

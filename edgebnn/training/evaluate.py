@@ -8,7 +8,7 @@ from typing import Any
 from edgebnn.errors import EdgebnnError, UsageError
 from edgebnn.run.rundir import RunDir
 from edgebnn.run.trust import Trust
-from edgebnn.training.train import BEST_MODEL
+from edgebnn.training.steps import BEST_MODEL
 
 
 def evaluate_source(src: str, *, data: str | None = None, batch_size: int = 256, which: str = "last",

@@ -20,43 +20,31 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tensorflow as tf
+import tf_keras as keras
+
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
-from edgebnn.run.rundir import RunDir
-from edgebnn.run.trust import Trust
-
-CHECKPOINTS = "checkpoints"
-BEST_MODEL = "best.keras"
-
-
-def restore(checkpoint, prefix: str, *, optimizer, recipe, override_lr: bool = False) -> None:
-    """Read a checkpoint of model and optimizer; an explicit learning rate wins over the restored one.
-
-    Constant and plateau schedules keep the learning rate in an optimizer variable, which the
-    checkpoint restores (with the plateau's reductions): ``--resume --lr X`` sets X after reading.
-    Step and cosine schedules are rebuilt from the recipe, so X is in them already.
-    """
-    checkpoint.read(prefix).assert_existing_objects_matched()
-    if override_lr and recipe.schedule in ("constant", "plateau"):
-        optimizer.learning_rate = recipe.lr
-
-
-def _end_epoch(model, validation, callbacks: Sequence[Any], epoch: int, train_logs: dict[str, float]) -> None:
-    """What fit() does after an epoch's last batch: validate, then the callbacks' epoch end.
-
-    For a run stopped in its validation: the epoch's training metrics come from the checkpoint.
-    """
-    import tf_keras as keras
-
-    hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
-    hooks.on_train_begin()
-    hooks.on_epoch_begin(epoch)
-    val_logs = model.evaluate(validation, verbose=0, return_dict=True, callbacks=hooks)
-    hooks.on_epoch_end(epoch, {**train_logs, **{f"val_{k}": v for k, v in val_logs.items()}})
-    hooks.on_train_end()
+from edgebnn.registry import get_card, load_model_file, model_options, parse_input_size
+from edgebnn.run.rundir import RunDir, file_record
+from edgebnn.run.trust import Trust, recorded_teachers, teacher_records
+from edgebnn.training import callbacks as cb
+from edgebnn.training.optim import is_chief, make_strategy
+from edgebnn.training.recipes import Recipe, get_recipe
+from edgebnn.training.steps import (
+    CHECKPOINTS,
+    build,
+    clear_previous,
+    finish,
+    fit,
+    full_disk,
+    make_callbacks,
+    restore,
+    start_point,
+    stopped,
+)
 
 
 def check_fresh(path: str | Path, *, held: bool = False) -> None:
@@ -70,133 +58,15 @@ def check_fresh(path: str | Path, *, held: bool = False) -> None:
         UsageError: ``path`` holds a run that stopped before its last epoch, or another process
             is training into it.
     """
-    from edgebnn.training.callbacks import read_state
-    from edgebnn.training.optim import is_chief
 
     if not held and is_chief():  # other workers of a multi-worker job share the chief's --out
         RunDir(path).check_not_held()
-    state = read_state(Path(path) / CHECKPOINTS)
+    state = cb.read_state(Path(path) / CHECKPOINTS)
     if state and not state.get("finished"):
         raise UsageError(
             f"{path} holds an unfinished run (checkpoint after epoch {state['epoch']}): continue it with "
             f"`{shell_command('edgebnn', 'train', '--resume', path)}`, or choose another --out"
         )
-
-
-def _start_point(run: RunDir, recipe, *, resume: bool) -> tuple[dict | None, int, int]:
-    """``(checkpoint state, epoch, batch)`` this run starts from; checks a resume makes sense."""
-    from edgebnn.training import callbacks as cb
-
-    ckpt_dir = run.path / CHECKPOINTS
-    state = cb.read_state(ckpt_dir) if resume else None
-    if resume and state is None:
-        raise EdgebnnError(f"no checkpoint in {ckpt_dir}: nothing to resume; start the run again without --resume")
-    start_epoch, start_step = (state["epoch"], state["step"]) if state else (0, 0)
-    if state and state.get("finished") and start_epoch >= recipe.epochs:
-        raise UsageError(f"the run in {run.path} already finished its {start_epoch} epochs: "
-                         "raise --epochs to continue it")
-    if start_epoch >= recipe.epochs:
-        raise UsageError(f"the checkpoint in {ckpt_dir} is at epoch {start_epoch}: raise --epochs above it to continue")
-    return state, start_epoch, start_step
-
-
-@dataclass
-class _Built:
-    """The models of a run, built in the strategy's scope."""
-
-    student: Any  # the BNN being trained (what is saved)
-    model: Any  # what fit() runs: the student, or the distiller around it
-    layers: dict  # the student's binary layers with a kernel, by name
-    optimizer: Any
-    checkpoint: Any
-
-
-def _build(card, dataset, recipe, *, strategy, teachers: Sequence[str], model_options: dict, input_shape,
-           trust_code: bool = False) -> _Built:
-    """Student (with the recipe's regularizer), optional distiller, optimizer and checkpoint."""
-    import tensorflow as tf
-
-    from edgebnn.models.introspection import binary_kernel_layers
-    from edgebnn.registry import create_model
-    from edgebnn.training.optim import add_bipolar, compile_model, make_optimizer
-
-    with strategy.scope():
-        student = create_model(card.name, input_shape=input_shape, num_classes=dataset.num_classes, **model_options)
-        layers = binary_kernel_layers(student)
-        kernels = {name: layer.kernel for name, layer in layers.items()}
-        lam = float(recipe.extra.get("bipolar_lambda", 0.0))
-        if lam:
-            add_bipolar(student, kernels, lam)
-        optimizer = make_optimizer(recipe, dataset.steps_per_epoch, binary_kernels=list(kernels.values()))
-        model = student
-        if teachers:
-            from edgebnn.training.distill import Distiller, load_teacher
-
-            model = Distiller(student, [load_teacher(t, trust_code=trust_code) for t in teachers], alpha=recipe.distill_alpha,
-                              temperature=recipe.distill_temperature)
-        compile_model(model, recipe, optimizer, num_classes=dataset.num_classes)
-        optimizer.build(student.trainable_variables)
-        checkpoint = tf.train.Checkpoint(model=student, optimizer=optimizer)
-    return _Built(student, model, layers, optimizer, checkpoint)
-
-
-def _callbacks(run: RunDir, built: _Built, recipe, *, state, start_epoch: int, start_step: int, chief: bool,
-               distilling: bool, extra: Sequence[Any]):
-    """The run's callbacks; the last one is the :class:`Checkpointer` that owns the resumable state."""
-    import tf_keras as keras
-
-    from edgebnn.training import callbacks as cb
-
-    logs = run.path / "logs"
-    if chief:
-        logs.mkdir(parents=True, exist_ok=True)
-        if state:
-            for name in ("metrics.csv", "flips.csv"):
-                cb.truncate_csv(logs / name, start_epoch)
-    best = cb.BestModel(built.student, run.path / BEST_MODEL, is_chief=chief, on_save=run.record_file)
-    stateful: dict[str, Any] = {"best_model": best}
-    found: list[Any] = [cb.FlipRatio(built.layers, logs / "flips.csv", write=chief), best]
-    if recipe.schedule == "plateau":
-        plateau = cb.PlateauLR(monitor="loss", factor=recipe.gamma, patience=recipe.plateau_patience,
-                               min_lr=recipe.lr * 1e-4, verbose=0)
-        stateful["plateau"] = plateau
-        found.append(plateau)
-    if distilling:
-        found.insert(0, cb.DistillRound(built.model, recipe.epochs))
-    if state:
-        for name, item in stateful.items():
-            item.load_state(state.get(name) or {})
-    if chief:
-        found += [
-            keras.callbacks.CSVLogger(str(logs / "metrics.csv"), append=True),
-            keras.callbacks.TensorBoard(str(logs / "tensorboard"), write_graph=False, profile_batch=0),
-        ]
-    found += list(extra)
-    found.append(cb.Checkpointer(run.path / CHECKPOINTS, built.checkpoint, initial_epoch=start_epoch,
-                                 initial_step=start_step, partial=(state or {}).get("partial"),
-                                 epochs=recipe.epochs, stateful=stateful, is_chief=chief))
-    return found, best
-
-
-def _fit(built: _Built, dataset, callbacks, *, epochs: int, start_epoch: int, start_step: int, state, verbose: int):
-    """Run the epochs left: the rest of an interrupted epoch (or its validation) first."""
-    from edgebnn.data.pipelines import data_errors
-
-    steps, model = dataset.steps_per_epoch, built.model
-    with data_errors():
-        epoch = start_epoch
-        if start_step >= steps:  # stopped in the validation: only it and the epoch's end are left
-            _end_epoch(model, dataset.val, callbacks, epoch, state["partial"]["means"])
-            epoch += 1
-        elif start_step:  # finish the interrupted epoch first
-            model.fit(dataset.train_epochs(epoch, epoch + 1, skip_batches=start_step),
-                      validation_data=dataset.val, initial_epoch=epoch, epochs=epoch + 1,
-                      steps_per_epoch=steps - start_step, callbacks=callbacks, verbose=verbose)
-            epoch += 1
-        if epoch < epochs:
-            model.fit(dataset.train_epochs(epoch, epochs), validation_data=dataset.val,
-                      initial_epoch=epoch, epochs=epochs, steps_per_epoch=steps,
-                      callbacks=callbacks, verbose=verbose)
 
 
 def train(
@@ -259,7 +129,6 @@ def train(
         EdgebnnError: a NaN loss (the last good checkpoint is kept), an interruption by a signal
             (a checkpoint is written first), unreadable data, a full disk.
     """
-    from edgebnn.training.optim import is_chief
 
     chief = is_chief()
     # Only the chief writes the run directory; other workers of a multi-worker job share its --out.
@@ -281,36 +150,22 @@ def train(
             raise
 
 
-def full_disk(error: BaseException) -> bool:
-    """An ENOSPC, as Python's OSError or as a TensorFlow/HDF5 error that only says so in words."""
-    import errno
-
-    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error)
-
-
 def _train(run: RunDir, *, model_name, recipe, data_spec, strategy, model_options, input_shape, verbose, seed,
            teachers, trust_code, resume, override_lr, callbacks, chief, weights, weights_source) -> dict[str, Any]:
     """:func:`train`'s steps, with the run held."""
-    import tensorflow as tf
-    import tf_keras as keras
 
     from edgebnn.data.pipelines import Augment, load_dataset
-    from edgebnn.registry import get_card
-    from edgebnn.run.rundir import file_record
-    from edgebnn.run.trust import teacher_records
-    from edgebnn.training import callbacks as cb
-    from edgebnn.training.optim import make_strategy
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     card = get_card(model_name)
     shape = tuple(input_shape or card.input_shape)
-    state, start_epoch, start_step = _start_point(run, recipe, resume=resume)
+    state, start_epoch, start_step = start_point(run, recipe, resume=resume)
     dist = make_strategy(strategy)  # before any other TensorFlow op: collectives are set up at start-up
     augment = Augment(recipe.randaugment_ops, recipe.randaugment_magnitude, recipe.randaugment_std)
     dataset = load_dataset(data_spec, input_shape=shape, batch_size=recipe.batch_size, seed=seed,
                            preprocessing=card.preprocessing, augment=augment)
-    built = _build(card, dataset, recipe, strategy=dist, teachers=teachers, model_options=model_options or {},
+    built = build(card, dataset, recipe, strategy=dist, teachers=teachers, model_options=model_options or {},
                    input_shape=shape, trust_code=trust_code)
     sections = {
         "card": card.to_dict(), "model_options": model_options or {}, "recipe": recipe.to_dict(),
@@ -333,69 +188,27 @@ def _train(run: RunDir, *, model_name, recipe, data_spec, strategy, model_option
         # Data, teachers and model have loaded: only now is a previous run here replaced. Other
         # workers write nothing into the run directory.
         RunDir.create(run.path, {"model": card.name, **sections})
-        _clear_previous(run)
-    run_callbacks, best = _callbacks(run, built, recipe, state=state, start_epoch=start_epoch,
+        clear_previous(run)
+    run_callbacks, best = make_callbacks(run, built, recipe, state=state, start_epoch=start_epoch,
                                      start_step=start_step, chief=chief, distilling=bool(teachers), extra=callbacks)
     saver = run_callbacks[-1]
     saver.install_signal_handlers()
     resume_command = shell_command("edgebnn", "train", "--resume", run.path)
     try:
-        _fit(built, dataset, run_callbacks, epochs=recipe.epochs, start_epoch=start_epoch, start_step=start_step,
+        fit(built, dataset, run_callbacks, epochs=recipe.epochs, start_epoch=start_epoch, start_step=start_step,
              state=state, verbose=verbose)
     except cb.NanLoss as e:
-        _stopped(run, chief, "nan")
+        stopped(run, chief, "nan")
         raise EdgebnnError(
             f"{e}: the run stopped; the last good checkpoint (after epoch {e.last_epoch}) is kept in "
             f"{run.path / CHECKPOINTS}. Resume with a lower learning rate: `{resume_command} --lr ...`"
         ) from None
     except cb.Interrupted as e:
-        _stopped(run, chief, "interrupted")
+        stopped(run, chief, "interrupted")
         raise EdgebnnError(f"interrupted by {e}: checkpoint saved; continue with `{resume_command}`") from None
     finally:
         saver.restore_signal_handlers()
-    return _finish(run, built, saver, best, epochs=recipe.epochs, chief=chief)
-
-
-def _finish(run: RunDir, built: _Built, saver, best, *, epochs: int, chief: bool) -> dict[str, Any]:
-    """Save the model, mark the checkpoint finished, and write the run's final sections once."""
-    from edgebnn import atomic
-    from edgebnn.models.stats import model_stats
-    from edgebnn.run.rundir import file_record
-    from edgebnn.training import callbacks as cb
-
-    final = {**saver.last_logs, "epochs": epochs}
-    cb.save_model(built.student, run.keras_path, is_chief=chief)
-    # Every worker computes the statistics: reading the distributed BN statistics is a collective.
-    stats = model_stats(built.student)
-    if not chief:
-        return final
-    ckpt_dir = run.path / CHECKPOINTS
-    atomic.write_json(ckpt_dir / cb.STATE, {**(cb.read_state(ckpt_dir) or {}), "finished": True})
-    files = {p.name: file_record(p) for p in (run.keras_path, run.path / BEST_MODEL) if p.exists()}
-
-    def final_sections(data: dict) -> None:
-        data.setdefault("files", {}).update(files)
-        data.update(stats=stats, metrics=final, status="finished",
-                    best={"val_accuracy": best.state()["best"], "epoch": best.best_epoch, "file": BEST_MODEL},
-                    flips=cb.flip_summary(run.path / "logs" / "flips.csv"))
-
-    run.edit(final_sections)
-    return final
-
-
-def _clear_previous(run: RunDir) -> None:
-    """A fresh run over a finished one: drop its checkpoints and logs (they would mix)."""
-    import shutil
-
-    shutil.rmtree(run.path / CHECKPOINTS, ignore_errors=True)
-    for name in ("metrics.csv", "flips.csv"):
-        (run.path / "logs" / name).unlink(missing_ok=True)
-    (run.path / BEST_MODEL).unlink(missing_ok=True)
-
-
-def _stopped(run: RunDir, chief: bool, status: str) -> None:
-    if chief:
-        run.update(status=status)
+    return finish(run, built, saver, best, epochs=recipe.epochs, chief=chief)
 
 
 def train_new(model: str, *, data: str | None = None, out: str | Path | None = None, recipe: str | None = None,
@@ -424,8 +237,6 @@ def train_new(model: str, *, data: str | None = None, out: str | Path | None = N
     Returns:
         ``(run, final metrics)``.
     """
-    from edgebnn.registry import get_card, model_options, parse_input_size
-    from edgebnn.training.recipes import get_recipe
 
     card = get_card(model)
     shape = parse_input_size(input_size, card.input_shape[2])
@@ -505,8 +316,6 @@ def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, setting
     Returns:
         ``(run, final metrics)``.
     """
-    from edgebnn.run.trust import recorded_teachers
-    from edgebnn.training.recipes import Recipe
 
     run = RunDir.open(path)
     manifest = run.manifest
@@ -527,3 +336,32 @@ def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, setting
         resume=True, override_lr=override_lr, callbacks=callbacks,
     )
     return run, metrics
+
+
+def start(model: str | None, *, resume_path: str | Path | None = None, given: Sequence[str] = (),
+          model_files: Sequence[str] = (), trust: Trust = Trust(), overrides: dict[str, Any] | None = None,
+          settings: Sequence[str] = (), strategy: str | None = None, verbose: int = 1,
+          **new_run: Any) -> tuple[RunDir, dict]:
+    """``edgebnn train``: continue the run in ``resume_path``, or start a new run of ``model``.
+
+    Args:
+        given: the options of a new run that were given (``--data``, ``--recipe``...): a resumed
+            run reads them from its manifest, so they are refused with ``resume_path``.
+        model_files: ``--model-file`` Python files registering models, imported first.
+        new_run: the rest of :func:`train_new`'s arguments.
+
+    Returns:
+        ``(run, final metrics)``.
+    """
+    if resume_path:
+        if given:
+            raise UsageError("--resume DIR reads the model, its size and options, the recipe, the data and --out "
+                             f"from DIR's manifest: drop {'/'.join(given)} (change recipe fields with --set)")
+        return resume(resume_path, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose,
+                      trust=trust)
+    if not model:
+        raise UsageError("give a MODEL to train (see `edgebnn models`) or --resume DIR")
+    for path in model_files:
+        load_model_file(path)
+    return train_new(model, overrides=overrides, settings=settings, strategy=strategy or "auto", verbose=verbose,
+                     teachers=trust.teachers, trust_code=trust.code, **new_run)
