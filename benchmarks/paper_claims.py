@@ -62,7 +62,7 @@ def _val_accuracy(run_path: Path) -> list[float]:
 
 
 def _train(model: str, model_args, overrides, *, epochs: int, seed: int, out: Path) -> dict:
-    from edgebnn.training.train import train_new
+    from edgebnn.training.launch import train_new
 
     start = time.perf_counter()
     run, _ = train_new(model, data="digits", input_size="32", width=0.25, model_args=list(model_args),

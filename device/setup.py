@@ -11,6 +11,7 @@ devices file (:mod:`edgebnn.device.setup_record`), so later runs reuse it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import urllib.error
 import urllib.request
@@ -19,12 +20,14 @@ from pathlib import Path
 
 from edgebnn import atomic
 from edgebnn.device.arch import check_aarch64_executable, check_runtime_for, machine_arch
+from edgebnn.device.devices_file import default_devices_file
 from edgebnn.device.preflight import parse_preflight, preflight_argv
-from edgebnn.device.profiles import cache_dir
+from edgebnn.device.profiles import cache_dir, get_profile
+from edgebnn.device.setup_record import record_setup
 from edgebnn.device.ssh import SshTransport
 from edgebnn.device.transport import Upload
 from edgebnn.device.uploads import ensure_uploaded
-from edgebnn.errors import EdgebnnError
+from edgebnn.errors import EdgebnnError, UsageError
 from edgebnn.run.rundir import sha256_of
 
 RELEASES = "https://github.com/larq/compute-engine/releases/download"
@@ -98,3 +101,29 @@ async def install_runtime(profile, binary: Path, *, accept_new_host_key: bool = 
     finally:
         await transport.close()
     return report["runtime"]
+
+
+def setup_device(name: str, *, devices_file: str | None = None, runtime_file: str | None = None,
+                 download: bool = False, accept_new_host_key: bool = False) -> dict:
+    """``edgebnn devices setup``: install a runtime on device ``name`` and record it in the devices file's setup.
+
+    Exactly one of ``runtime_file`` (a local lce_benchmark_model) and ``download`` (LCE's
+    released one for the installed LCE) is given; either is checked against the board's
+    architecture before it is placed.
+
+    Returns:
+        What :func:`install_runtime` placed (``path``, ``sha256``, ``uploaded``), with ``device``,
+        ``binary`` (the local file) and ``saved`` (the setup record written).
+
+    Raises:
+        UsageError: neither or both of ``runtime_file`` and ``download``.
+    """
+    if bool(runtime_file) == bool(download):
+        raise UsageError("give exactly one of --runtime FILE and --download")
+    profile = get_profile(name, devices_file=devices_file)
+    binary = download_runtime() if download else Path(runtime_file).resolve()
+    placed = asyncio.run(install_runtime(profile, binary, accept_new_host_key=accept_new_host_key))
+    record = {"runtime_file": str(binary), "sha256": placed["sha256"], "remote_path": placed["path"],
+              "source": "download" if download else "file", "lce_version": lce_version() if download else None}
+    saved = record_setup(devices_file or default_devices_file(), profile.name, record)
+    return {**placed, "device": profile.name, "binary": binary, "saved": saved}

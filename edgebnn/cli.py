@@ -7,30 +7,14 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from edgebnn import __version__
+from edgebnn import __version__, printing
 from edgebnn.errors import EdgebnnError, printable
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "EDGEBNN"}
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    # Piped or captured, rich would fold tables into 80 columns: a log is read wider than that.
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
-
-
-def _cell(value) -> str:
-    """A table cell from data (a device's output, a run's name): no terminal controls, no rich markup."""
-    from rich.markup import escape
-
-    return escape(printable(value))
 
 
 class Cli(click.Group):
@@ -161,8 +145,7 @@ def models(pattern, as_json, model_flags):
     spec = model_spec(pattern, **model_flags)
     cards = [get_card(pattern)] if pattern and is_model_name(pattern) else list_models(pattern)
     rows = []
-    console = _console(stderr=True)
-    with console.status("computing model statistics...") as status:
+    with printing.console(stderr=True).status("computing model statistics...") as status:
         for card in cards:
             status.update(f"computing statistics of {card.name}...")
             rows.append({**card.to_dict(), "stats": card_stats(card, input_shape=spec.input_shape,
@@ -170,83 +153,11 @@ def models(pattern, as_json, model_flags):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     elif pattern and is_model_name(pattern):
-        _print_card(rows[0], spec)
+        printing.print_card(rows[0], spec)
     else:
-        import os
-
-        console = _console()
-        if os.environ.get("COLUMNS", "").isdigit():  # as for a terminal, also when piped
-            console.width = int(os.environ["COLUMNS"])
-        console.print(_models_table(rows, console.width))
+        printing.print_models(rows)
     for point, why in PLUGIN_FAILURES.items():
         click.echo(f"note: the model plugin {point} failed to load ({why}); the other models are listed", err=True)
-
-
-def short_paper(paper: str) -> str:
-    """A citation in a few characters: first author's surname, venue and year ("Liu ECCV 2018")."""
-    import re
-
-    parts = [p.strip() for p in paper.split(",")]
-    if len(parts) < 2:
-        return paper
-    venue = re.sub(r"\s*\(.*?\)", "", parts[-1]).strip()
-    return f"{parts[0].removesuffix(' et al.').split()[-1]} {venue}"
-
-
-def _models_table(rows: list[dict], width: int):
-    """The registry as one line per model, at most ``width`` columns.
-
-    At narrower widths the paper is cited short ("Liu ECCV 2018"), then aliases, family and
-    origin go (``edgebnn models NAME`` and ``--json`` show everything).
-    """
-    from rich.table import Table
-
-    cells = {
-        "model": [r["name"] for r in rows],
-        "aliases": [", ".join(r["aliases"]) for r in rows],
-        "family": [r["family"] for r in rows],
-        "paper": [r["paper"] for r in rows],
-        "origin": [r["origin"] for r in rows],
-        "input": ["x".join(map(str, r["input_shape"])) + f" / {r['num_classes']}" for r in rows],
-        "params (M)": [f"{r['stats']['params'] / 1e6:.2f}" for r in rows],
-        "binary MACs": [f"{r['stats']['binary_mac_share']:.1%}" for r in rows],
-    }
-
-    def needed():  # rich pads each column with one space on either side
-        return sum(max(len(h), *(len(v) for v in vs)) + 2 for h, vs in cells.items())
-
-    for step in ("paper", "aliases", "family", "origin"):
-        if needed() <= width:
-            break
-        if step == "paper":
-            cells["paper"] = [short_paper(p) for p in cells["paper"]]
-        else:
-            del cells[step]
-    table = Table(box=None)
-    for header in cells:
-        table.add_column(header, no_wrap=True, overflow="ellipsis")
-    for values in zip(*cells.values()):
-        table.add_row(*values)
-    return table
-
-
-def _print_card(row: dict, spec) -> None:
-    shape = spec.input_shape or row["input_shape"]
-    stats = row["stats"]
-    for label, value in [
-        ("model", row["name"] + (f" (aliases {', '.join(row['aliases'])})" if row["aliases"] else "")),
-        ("family", row["family"]), ("paper", row["paper"]), ("origin", row["origin"]),
-        ("input", "x".join(map(str, shape)) + f", {row['num_classes']} classes"), ("recipe", row["recipe"]),
-        ("published", ", ".join(f"{k} {v}" for k, v in row["published"].items()) or "-"),
-        ("params", f"{stats['params']:,} ({stats['binary_params']:,} binary)"),
-        ("binary MACs", f"{stats['binary_macs']:,} ({stats['binary_mac_share']:.1%} of MACs)"),
-        ("notes", row["notes"] or "-"),
-    ]:
-        click.echo(f"{label:12} {value}")
-    click.echo("options      (--model-arg KEY=VALUE; --width for width)")
-    for key, default in row["options"].items():
-        chosen = f" -> {spec.options[key]!r}" if key in spec.options else ""
-        click.echo(f"  {key:22} {default!r}{chosen}")
 
 
 # -- train ----------------------------------------------------------------------------------
@@ -337,21 +248,13 @@ def recipes(name, settings, as_json):
 
     if not name:
         rows = [r.to_dict() for r in RECIPES.values()]
-        if as_json:
-            click.echo(json.dumps(rows, indent=2))
-            return
-        for r in rows:
-            click.echo(f"{r['name']:<20} {r['optimizer']:<6} lr {r['lr']:<8g} {r['epochs']:>4} epochs  "
-                       f"batch {r['batch_size']:<4} {r['schedule']}")
+        click.echo(json.dumps(rows, indent=2)) if as_json else printing.print_recipes(rows)
         return
-    recipe = get_recipe(get_card(name).recipe if is_model_name(name) else name).with_settings(settings)
-    data = recipe.to_dict()
+    data = get_recipe(get_card(name).recipe if is_model_name(name) else name).with_settings(settings).to_dict()
     if as_json:
         click.echo(json.dumps(data, indent=2))
-        return
-    click.echo(f"recipe {data.pop('name')}" + (f" (model {name})" if is_model_name(name) else ""))
-    for key, value in data.items():
-        click.echo(f"  {key:<22} {value}")
+    else:
+        printing.print_recipe(data, model=name if is_model_name(name) else None)
 
 
 # -- convert --------------------------------------------------------------------------------
@@ -470,7 +373,7 @@ def _bench_table(record):
     table = Table(
         "threads", *(("indirect", "xnnpack") if switched else ()), *(("CPUs",) if pinned else ()), "median ms", "p90 ms", "mean ms", "std ms", "min ms",
         "runs", "GBMAC/s", "peak MB", "status",
-        title=_cell(f"{record['model']} on {record['device']} ({record['figure_kind']} figures)"),
+        title=printing.cell(f"{record['model']} on {record['device']} ({record['figure_kind']} figures)"),
         box=None,
     )
     for i, r in enumerate(record["results"]):
@@ -484,7 +387,7 @@ def _bench_table(record):
         table.add_row(str(r["config"]["threads"]) + (" *" if chosen else ""), *(switches if switched else ()),
                       *((r["config"].get("affinity") or "all",) if pinned else ()),
                       fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"), fmt("min_ms"),
-                      str(lat.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"), _cell(status))
+                      str(lat.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"), printing.cell(status))
     return table
 
 
@@ -572,7 +475,7 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
             click.echo(note, err=True)
         if not as_json:
             if not record["error_kind"] or record["results"]:
-                _console().print(_bench_table(record))
+                printing.console().print(_bench_table(record))
                 click.echo(_bench_context(record))
                 for line in _tune_lines(record):
                     click.echo(line)
@@ -603,49 +506,13 @@ def devices(ctx, devices_file, as_json):
     ctx.obj["devices_file"] = devices_file
     if ctx.invoked_subcommand:
         return
-    from rich.table import Table
-
     from edgebnn.device.profiles import list_devices
 
     listing = list_devices(devices_file=devices_file)
     if as_json:
         click.echo(json.dumps(listing, indent=2))
-        return
-    table = Table("device", "where", "runtime", "threads", "description", title=_cell(f"devices ({listing['path']})"),
-                  box=None)
-    for row in listing["devices"]:
-        p = row["profile"]
-        where = "this machine" if p["transport"] == "local" else (p["host"] and _address(p)) or "host not set"
-        runtime = p["runtime_file"] and f"{p['runtime_file']} (uploaded)" or p["runtime"]
-        table.add_row(*(_cell(v) for v in (p["name"], where, runtime, ",".join(map(str, p["threads"])),
-                                           p["description"])))
-    _console().print(table)
-    for name, members in listing["fleets"].items():
-        click.echo(printable(f"fleet {name}: {', '.join(members)}"))
-    for row in listing["devices"]:
-        if row["problem"]:
-            click.echo(printable(f"note: {row['problem']}"))
-    if listing["setup_problem"]:
-        click.echo(printable(f"warning: {listing['setup_problem']}"), err=True)
-
-
-def _known(value, spec: str = "") -> str:
-    """A figure the device reported, or ``-`` when it could not be read."""
-    return "-" if value is None else format(value, spec)
-
-
-def _address(p: dict) -> str:
-    return f"{p['user'] + '@' if p['user'] else ''}{p['host']}{':' + str(p['port']) if p['port'] else ''}"
-
-
-def _runtime_line(profile, found: dict) -> str:
-    if profile.runtime_file:
-        return f"{profile.runtime_file} (uploaded by hash at bench time)"
-    if profile.transport == "local":
-        return f"{sys.executable} (LCE's Python interpreter)"
-    state = "executable" if found.get("exec") else "MISSING" if not found.get("exists", found.get("exec")) else "not executable"
-    extra = f", LCE {found['lce_version']}" if found.get("lce_version") else ""
-    return f"{profile.runtime} -> {found.get('path', '-')} ({state}{extra})"
+    else:
+        printing.print_devices(listing)
 
 
 def sub_devices_file_option(fn):
@@ -672,28 +539,7 @@ def devices_check(ctx, name, sub_devices_file, accept_new_host_key, as_json):
     if as_json:
         click.echo(json.dumps({"device": profile.name, **report}, indent=2))
     else:
-        fp = report["fingerprint"]
-        unread = [what for what, value in (("OS word size (no getconf)", fp["os_bits"]), ("core count", fp["cores"]),
-                                           ("memory (/proc/meminfo)", fp["mem_total_mb"]),
-                                           ("free disk (df)", fp["disk_free_mb"])) if value is None]
-        lines = [
-            ("device", f"{profile.name} ({'this machine' if profile.transport == 'local' else profile.address})"),
-            ("board", fp["board"] or "-"),
-            ("os", f"{fp['kernel'] or '-'} {fp['arch'] or '-'} ({_known(fp['os_bits'])}-bit)"),
-            ("cpu", f"{fp['cpu'] or '-'} ({_known(fp['cores'])} cores)"),
-            ("governor", f"{fp['governor'] or '-'} at {_known(fp['freq_mhz'])} / {_known(fp['max_freq_mhz'])} MHz"),
-            ("temperature", ", ".join(f"{t:.0f} C" for t in fp["temps_c"]) or "-"),
-            ("memory", f"{_known(fp['mem_available_mb'])} MB free of {_known(fp['mem_total_mb'])} MB"),
-            ("disk", f"{_known(fp['disk_free_mb'], '.0f')} MB free in {profile.workdir}"),
-            ("runtime", _runtime_line(profile, fp["runtime"])),
-            ("checked in", f"{report['seconds']:.2f} s"),
-        ]
-        for label, value in lines:  # every value but the labels came from the device: nothing reaches the terminal raw
-            click.echo(printable(f"{label:12} {value}"))
-        for warning in report["warnings"]:
-            click.echo(printable(f"warning: {warning}"), err=True)
-        if unread:
-            click.echo(printable(f"note: {profile.name} did not tell: {', '.join(unread)} (shown as -)"), err=True)
+        printing.print_device_check(profile, report)
     if report["errors"]:
         raise EdgebnnError(f"{profile.name} is not ready: " + "; ".join(report["errors"]))
 
@@ -708,26 +554,12 @@ def devices_check(ctx, name, sub_devices_file, accept_new_host_key, as_json):
 @click.pass_context
 def devices_setup(ctx, name, runtime_file, download, sub_devices_file, accept_new_host_key):
     """Install lce_benchmark_model on NAME once: uploaded by hash, recorded for later runs."""
-    import asyncio
-    from pathlib import Path
+    from edgebnn.device.setup import setup_device
 
-    from edgebnn.device.devices_file import default_devices_file
-    from edgebnn.device.profiles import get_profile
-    from edgebnn.device.setup import download_runtime, install_runtime, lce_version
-    from edgebnn.device.setup_record import record_setup
-    from edgebnn.errors import UsageError
-
-    if bool(runtime_file) == bool(download):
-        raise UsageError("give exactly one of --runtime FILE and --download")
-    devices_file = sub_devices_file or ctx.obj["devices_file"]
-    profile = get_profile(name, devices_file=devices_file)
-    binary = download_runtime() if download else Path(runtime_file).resolve()  # checked against the board's arch
-    placed = asyncio.run(install_runtime(profile, binary, accept_new_host_key=accept_new_host_key))
-    record = {"runtime_file": str(binary), "sha256": placed["sha256"], "remote_path": placed["path"],
-              "source": "download" if download else "file", "lce_version": lce_version() if download else None}
-    saved = record_setup(devices_file or default_devices_file(), profile.name, record)
-    click.echo(f"{'uploaded' if placed['uploaded'] else 'already on the board:'} {binary.name} -> "
-               f"{profile.name}:{placed['path']} (sha256 {placed['sha256'][:16]}...); recorded in {saved}")
+    done = setup_device(name, devices_file=sub_devices_file or ctx.obj["devices_file"], runtime_file=runtime_file,
+                        download=download, accept_new_host_key=accept_new_host_key)
+    click.echo(f"{'uploaded' if done['uploaded'] else 'already on the board:'} {done['binary'].name} -> "
+               f"{done['device']}:{done['path']} (sha256 {done['sha256'][:16]}...); recorded in {done['saved']}")
 
 
 # -- quickstart -----------------------------------------------------------------------------
@@ -741,7 +573,7 @@ def quickstart(out, epochs, quiet):
 
     from edgebnn.quickstart import quickstart as run_quickstart
 
-    console = _console(stderr=True)
+    console = printing.console(stderr=True)
     result = run_quickstart(out, epochs=epochs, verbose=0 if quiet else 2,
                             progress=(lambda line: None) if quiet else console.print)
     stats, report, metrics = result["stats"], result["conversion"], result["metrics"]
@@ -760,7 +592,7 @@ def quickstart(out, epochs, quiet):
         ("wall time", f"{result['seconds']:.0f} s"),
     ]:
         table.add_row(label, value)
-    _console().print(table)
+    printing.console().print(table)
 
 
 # -- doctor ---------------------------------------------------------------------------------
@@ -870,8 +702,8 @@ def compare(a, b, devices, as_json):
     click.echo(printable(f"B: {result['label_b']}  ({result['b']})"))
     table = Table(*result["header"], box=None)
     for row in result["rows"]:
-        table.add_row(*map(_cell, row))
-    _console().print(table)
+        table.add_row(*map(printing.cell, row))
+    printing.console().print(table)
     for warning in result["warnings"]:
         click.echo(printable(f"note: {warning}"), err=True)
 

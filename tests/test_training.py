@@ -251,7 +251,7 @@ def test_the_product_card_command_trains_sabnn_r18_at_32(tmp_path, cli_runner):
 ])
 def test_the_input_size_a_dataset_chooses(model, data, size, shape, said):
     from edgebnn.registry import get_card
-    from edgebnn.training.train import choose_input
+    from edgebnn.training.launch import choose_input
 
     chosen_data, chosen, lines = choose_input(get_card(model), data, size)
     assert (chosen_data, chosen) == (data or "digits", shape)

@@ -9,7 +9,7 @@ __all__ = ["evaluate_source", "start"]
 
 def __getattr__(name: str):
     if name == "start":
-        from edgebnn.training.train import start
+        from edgebnn.training.launch import start
 
         return start
     if name == "evaluate_source":
