@@ -1,6 +1,7 @@
 """The one exception type the CLI turns into a clean message, and what messages are made of."""
 
 import re
+import shlex
 
 
 class EdgebnnError(Exception):
@@ -24,8 +25,6 @@ class UsageError(EdgebnnError, ValueError):
 
 def shell_command(*argv) -> str:
     """A command a message suggests, quoted so that pasting it runs exactly that (odd names included)."""
-    import shlex
-
     return shlex.join(str(a) for a in argv)
 
 

@@ -12,8 +12,15 @@
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import logging
+import os
+import shutil
+import tempfile
+import time
 import warnings
+from pathlib import Path
 
 # (category, message regex, regex of the module the warning is attributed to)
 HIDDEN = (
@@ -89,13 +96,6 @@ def private_tempdir() -> str | None:
     Returns:
         The private folder, or None when it cannot be made (the temp folder is then used as is).
     """
-    import atexit
-    import fcntl
-    import os
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     parent = Path(tempfile.gettempdir())
     for folder in parent.glob(f"{PREFIX}[0-9]*-*"):
         _remove_if_dead(folder)
@@ -118,10 +118,6 @@ def private_tempdir() -> str | None:
 
 def _remove_if_dead(folder) -> None:
     """Remove a private temp folder whose process has ended (its lock is free)."""
-    import fcntl
-    import shutil
-    import time
-
     try:
         if time.time() - (folder / LOCK).stat().st_mtime < SETTLE_S:
             return

@@ -10,7 +10,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from edgebnn.converters.convert import convert_run
 from edgebnn.errors import EdgebnnError
+from edgebnn.registry import get_card
+from edgebnn.run.rundir import RunDir
+from edgebnn.training.recipes import get_recipe
 
 MODEL = "bireal-tiny"
 DATA = "digits"
@@ -29,11 +33,7 @@ def quickstart(out: str | Path = "runs/quickstart", *, epochs: int | None = None
     Returns:
         ``{"run", "metrics", "stats", "conversion", "bench", "seconds"}``.
     """
-    from edgebnn.converters.convert import convert_run
     from edgebnn.device.bench import bench_configs, bench_run
-    from edgebnn.registry import get_card
-    from edgebnn.run.rundir import RunDir
-    from edgebnn.training.recipes import get_recipe
     from edgebnn.training.train import check_fresh, train
 
     start = time.perf_counter()

@@ -8,12 +8,15 @@ so listing names and resolving typos stay instant.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import functools
 import hashlib
+import importlib.util
 import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -143,8 +146,6 @@ def _key(name: str) -> str:
 
 @functools.cache
 def _load_families() -> None:
-    from importlib.metadata import entry_points
-
     import edgebnn.models  # noqa: F401  (importing the package registers every family)
 
     for point in entry_points(group=PLUGIN_GROUP):
@@ -172,8 +173,6 @@ def load_model_file(path: str | Path) -> list[str]:
     Raises:
         UsageError: no such file, or it fails to import (naming the error).
     """
-    import importlib.util
-
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no model file {str(path)!r}: give a Python file that defines models with "
@@ -195,8 +194,6 @@ def load_model_file(path: str | Path) -> list[str]:
 
 def list_models(pattern: str | None = None) -> list[ModelCard]:
     """All registered cards, sorted by family then name; ``pattern`` is a shell glob."""
-    import fnmatch
-
     _load_families()
     cards = sorted(_CARDS.values(), key=lambda c: (c.family, c.name))
     if pattern:

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from edgebnn.errors import EdgebnnError, UsageError
+from edgebnn.models.bnext import SIZES as WIDTHS
+from edgebnn.models.bnext import se_width, stage_widths
 
 SIZES = {"bnext-tiny": "tiny", "bnext-small": "small", "bnext-middle": "middle", "bnext-large": "large"}
 BINARY_TEMPERATURE = 1e-7  # HardBinaryConv: sign(w) once temperature < 1e-7, else clamp(w / T, -1, 1)
@@ -152,8 +154,6 @@ def _plan(size: str, *, width: float, channels: int, num_classes: int):
     Their block ``i`` (from 0 after the stem) is ``feature.<i+1>``; its 3x3 unit is always the
     attribute ``Attention``, an ELM unit on odd ``i`` and a plain ``FFN_3x3`` on even ``i``.
     """
-    from edgebnn.models.bnext import se_width, stage_widths
-
     widths = stage_widths(size, width)
     stem, last = widths[0], widths[-1]
     plan = {"feature.0.conv1.weight": ("stem_conv", "kernel", (stem, channels, 3, 3)),
@@ -243,8 +243,6 @@ def load_checkpoint(model, path: str | Path, *, card) -> dict[str, Any]:
 
 def _width_hint(tensors, plan, card, options) -> str:
     """``: give --width X`` when the checkpoint's stem shows another width."""
-    from edgebnn.models.bnext import SIZES as WIDTHS
-
     stem = tensors.get("feature.0.conv1.weight")
     built = plan["feature.0.conv1.weight"][2][0]
     if stem is None or stem.shape[0] == built:

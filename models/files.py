@@ -17,6 +17,8 @@ import zipfile
 from pathlib import Path
 
 from edgebnn.errors import EdgebnnError, UsageError
+from edgebnn.models import register_custom_objects
+from edgebnn.models.file_config import check_model_file
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -102,13 +104,9 @@ def load_keras_file(path: Path, custom_objects: dict | None = None, *, trust_cod
             and ``--custom-objects``).
         EdgebnnError: the file is not a Keras model, or is damaged.
     """
-    from edgebnn.models.file_config import check_model_file
-
     fmt = check_model_file(path, custom_objects={**dict.fromkeys(known_names()), **(custom_objects or {})},
                            trust_code=trust_code)  # before TensorFlow loads: a refusal is instant
     import tf_keras as keras
-
-    from edgebnn.models import register_custom_objects
 
     objects = {**known_objects(), **(custom_objects or {})}
     register_custom_objects()

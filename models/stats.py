@@ -12,11 +12,16 @@ This module imports no TensorFlow: ``edgebnn models`` answers from the cache wit
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
 
+import edgebnn
+from edgebnn import atomic
 from edgebnn.models.introspection import FLOAT_BITS, bit_width, flat_layers, unclassified_quantizers
+from edgebnn.registry import create_model
+from edgebnn.run.rundir import sha256_of
 
 
 def _weight_bits(weight) -> int | None:
@@ -123,8 +128,6 @@ def model_stats(model) -> dict:
 
 def cache_path(cache_dir=None) -> Path:
     """The statistics cache of this edgebnn version (``~/.cache/edgebnn`` or ``$EDGEBNN_CACHE``)."""
-    import edgebnn
-
     root = Path(cache_dir or os.environ.get("EDGEBNN_CACHE") or Path.home() / ".cache" / "edgebnn")
     return root / f"model-stats-{edgebnn.__version__}.json"
 
@@ -143,10 +146,6 @@ def cache_key(card, *, input_shape=None, options=None) -> str:
 
 
 def _source_hash(fn) -> str:
-    import inspect
-
-    from edgebnn.run.rundir import sha256_of
-
     try:
         return sha256_of(Path(inspect.getfile(fn)))[:16]
     except (OSError, TypeError):
@@ -160,9 +159,6 @@ def card_stats(card, *, cache_dir=None, input_shape=None, options=None) -> dict:
     Building the largest models takes seconds and gigabytes, so results are kept in
     :func:`cache_path`, keyed by :func:`cache_key`; a cached answer needs no TensorFlow.
     """
-    from edgebnn import atomic
-    from edgebnn.registry import create_model
-
     path = cache_path(cache_dir)
     try:
         cache = json.loads(path.read_text())

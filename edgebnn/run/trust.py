@@ -10,11 +10,14 @@ Either way the file must still hold the bytes whose sha256 the manifest recorded
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.models.file_config import TRUST_FLAG
+from edgebnn.run.rundir import sha256_of
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,6 @@ class Trust:
 
 def digest(path: Path) -> str:
     """sha256 of a file, or of a folder's files (names and contents, in sorted order)."""
-    import hashlib
-
-    from edgebnn.run.rundir import sha256_of
-
     if path.is_file():
         return sha256_of(path)
     combined = hashlib.sha256()
@@ -50,7 +49,6 @@ def module_file(spec: str) -> Path | None:
     """The file a ``--custom-objects`` spec names (a ``.py`` path), or the file of a module path."""
     if spec.endswith(".py") or "/" in spec:
         return Path(spec).resolve()
-    import importlib.util
 
     try:
         found = importlib.util.find_spec(spec)

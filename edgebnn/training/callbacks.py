@@ -12,6 +12,7 @@ cover all its batches, and a checkpoint taken in the validation can have it run 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import shutil
@@ -25,6 +26,7 @@ import numpy as np
 import tf_keras as keras
 
 from edgebnn import atomic
+from edgebnn.models.introspection import kernel_quantizer
 
 STATE = "state.json"
 
@@ -47,8 +49,6 @@ class NanLoss(Exception):
 
 def read_state(directory: Path) -> dict[str, Any] | None:
     """The checkpoint state of a run (None before the first checkpoint)."""
-    import json
-
     path = Path(directory) / STATE
     if not path.exists():
         return None
@@ -209,8 +209,6 @@ class FlipRatio(keras.callbacks.Callback):
 
     def _snapshot(self) -> dict[str, np.ndarray]:
         import tensorflow as tf
-
-        from edgebnn.models.introspection import kernel_quantizer
 
         signs = {}
         for name, layer in self.layers.items():

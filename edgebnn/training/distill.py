@@ -22,6 +22,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from edgebnn.errors import UsageError
+from edgebnn.models.files import load_keras_file
+from edgebnn.run.rundir import RunDir
+from edgebnn.run.trust import Trust
 
 EPS = 1e-7
 
@@ -36,10 +39,6 @@ def load_teacher(source: str, *, trust_code: bool = False):
         UsageError: ``source`` does not exist, or carries code without ``trust_code``.
         EdgebnnError: it cannot be loaded.
     """
-    from edgebnn.models.files import load_keras_file
-    from edgebnn.run.rundir import RunDir
-    from edgebnn.run.trust import Trust
-
     path = Path(source)
     if path.is_dir() and (path / "manifest.json").exists():
         model = RunDir.open(path).load_model(trust=Trust(code=trust_code))

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,9 +14,14 @@ from typing import Any
 import tf_keras as keras
 
 from edgebnn import atomic
+from edgebnn.data.pipelines import data_errors
 from edgebnn.errors import EdgebnnError, UsageError
+from edgebnn.models.introspection import binary_kernel_layers
+from edgebnn.models.stats import model_stats
+from edgebnn.registry import create_model
 from edgebnn.run.rundir import RunDir, file_record
 from edgebnn.training import callbacks as cb
+from edgebnn.training.optim import add_bipolar, compile_model, make_optimizer
 
 CHECKPOINTS = "checkpoints"
 BEST_MODEL = "best.keras"
@@ -78,10 +84,6 @@ def build(card, dataset, recipe, *, strategy, teachers: Sequence[str], model_opt
     """Student (with the recipe's regularizer), optional distiller, optimizer and checkpoint."""
     import tensorflow as tf
 
-    from edgebnn.models.introspection import binary_kernel_layers
-    from edgebnn.registry import create_model
-    from edgebnn.training.optim import add_bipolar, compile_model, make_optimizer
-
     with strategy.scope():
         student = create_model(card.name, input_shape=input_shape, num_classes=dataset.num_classes, **model_options)
         layers = binary_kernel_layers(student)
@@ -139,8 +141,6 @@ def make_callbacks(run: RunDir, built: Built, recipe, *, state, start_epoch: int
 
 def fit(built: Built, dataset, callbacks, *, epochs: int, start_epoch: int, start_step: int, state, verbose: int):
     """Run the epochs left: the rest of an interrupted epoch (or its validation) first."""
-    from edgebnn.data.pipelines import data_errors
-
     steps, model = dataset.steps_per_epoch, built.model
     with data_errors():
         epoch = start_epoch
@@ -160,15 +160,11 @@ def fit(built: Built, dataset, callbacks, *, epochs: int, start_epoch: int, star
 
 def full_disk(error: BaseException) -> bool:
     """An ENOSPC, as Python's OSError or as a TensorFlow/HDF5 error that only says so in words."""
-    import errno
-
     return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error)
 
 
 def finish(run: RunDir, built: Built, saver, best, *, epochs: int, chief: bool) -> dict[str, Any]:
     """Save the model, mark the checkpoint finished, and write the run's final sections once."""
-    from edgebnn.models.stats import model_stats
-
     final = {**saver.last_logs, "epochs": epochs}
     cb.save_model(built.student, run.keras_path, is_chief=chief)
     # Every worker computes the statistics: reading the distributed BN statistics is a collective.
