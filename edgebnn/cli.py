@@ -481,52 +481,54 @@ def bench_options(fn):
 
 
 def _bench_table(record):
+    """One device's results as a table (``record``: a :class:`edgebnn.run.records.BenchRecord`)."""
     from rich.table import Table
 
-    tuned = record.get("tune")
-    pinned = any(r["config"].get("affinity") for r in record["results"])
-    switched = tuned or any(r["config"]["indirect_bgemm"] or r["config"]["xnnpack"] for r in record["results"])
+    results, tuned = record.results, record.tune
+    pinned = any(r.affinity for r in results)
+    switched = tuned or any(r.indirect_bgemm or r.xnnpack for r in results)
     table = Table(
-        "threads", *(("indirect", "xnnpack") if switched else ()), *(("CPUs",) if pinned else ()), "median ms", "p90 ms", "mean ms", "std ms", "min ms",
-        "runs", "GBMAC/s", "peak MB", "status",
-        title=_cell(f"{record['model']} on {record['device']} ({record['figure_kind']} figures)"),
-        box=None,
+        "threads", *(("indirect", "xnnpack") if switched else ()), *(("CPUs",) if pinned else ()), "median ms",
+        "p90 ms", "mean ms", "std ms", "min ms", "runs", "GBMAC/s", "peak MB", "status",
+        title=_cell(f"{record.model} on {record.device} ({record.figure_kind} figures)"), box=None,
     )
-    for i, r in enumerate(record["results"]):
-        lat = r["latency"]
-        invalid = f"invalid: {r['error']}" if r["error"] else "invalid: too few runs or too short"
-        status = ("valid" if r["valid"] else invalid) if r["ok"] else f"{r['error_kind']}: {r['error']}"
-        fmt = lambda k, lat=lat: f"{lat[k]:.3f}" if k in lat else "-"
-        chosen = tuned and tuned["index"] == i
-        switches = ("on" if r["config"]["indirect_bgemm"] else "off", "on" if r["config"]["xnnpack"] else "off")
-        gbmacs = (r.get("roofline") or {}).get("achieved_gbmacs")
-        table.add_row(str(r["config"]["threads"]) + (" *" if chosen else ""), *(switches if switched else ()),
-                      *((r["config"].get("affinity") or "all",) if pinned else ()),
+    for i, r in enumerate(results):
+        fmt = lambda k, r=r: f"{r.latency[k]:.3f}" if k in r.latency else "-"  # noqa: E731
+        chosen = " *" if tuned and tuned.index == i else ""
+        switches = ("on" if r.indirect_bgemm else "off", "on" if r.xnnpack else "off")
+        gbmacs = r.limit("achieved_gbmacs")
+        table.add_row(f"{r.config.get('threads')}{chosen}", *(switches if switched else ()),
+                      *((r.affinity or "all",) if pinned else ()),
                       fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"), fmt("min_ms"),
-                      str(lat.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"), _cell(status))
+                      str(r.latency.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"),
+                      _cell(_result_status(r)))
     return table
 
 
-def _tune_lines(record: dict) -> list[str]:
-    """What ``--tune`` chose and what ``--save-tuned`` saved, or which saved choice this bench ran."""
-    from edgebnn.device.bench import tune_summary
+def _result_status(r) -> str:
+    if not r.ok:
+        return f"{r.error_kind}: {r.error}"
+    return "valid" if r.valid else f"invalid: {r.error}" if r.error else "invalid: too few runs or too short"
 
-    lines = []
-    if choice := record.get("tune"):
-        lines.append(tune_summary(choice))
-    if saved := record.get("saved_tuned"):
-        lines.append(f"saved as {record['device']}'s defaults for {saved['label']} in {saved['path']}: a later "
+
+def _tune_lines(record) -> list[str]:
+    """What ``--tune`` chose and what ``--save-tuned`` saved, or which saved choice this bench ran."""
+    from edgebnn.device import tune_summary
+
+    lines = [tune_summary(record.tune)] if record.tune else []
+    if saved := record.saved_tuned:
+        lines.append(f"saved as {record.device}'s defaults for {saved['label']} in {saved['path']}: a later "
                      "`edgebnn bench` of this flatbuffer uses them (--threads, --use-xnnpack or --use-indirect-bgemm "
                      "choose instead)")
     return [printable(line) for line in lines]
 
 
-def _tuned_note(record: dict) -> str | None:
+def _tuned_note(record) -> str | None:
     """Which saved ``--tune`` choice this bench ran (on stderr, with --json too: a user must know)."""
-    from edgebnn.device.bench import describe
+    from edgebnn.device import describe
 
-    if used := record.get("tuned_from"):
-        return printable(f"note: {record['device']}: ran the tuned configuration saved {used['saved']} "
+    if used := record.tuned_from:
+        return printable(f"note: {record.device}: ran the tuned configuration saved {used['saved']} "
                          f"({describe(used['config'])}, median then {used['median_ms']:.3f} ms); give --threads, "
                          "--use-xnnpack or --use-indirect-bgemm to choose yourself")
     return None
@@ -534,13 +536,37 @@ def _tuned_note(record: dict) -> str | None:
 
 def _bench_context(record) -> str:
     """One line: what ran where, and where the time went."""
-    fp, rt = record["fingerprint"], record["runtime"]
+    fp, rt = record.fingerprint, record.runtime
     version = f"LCE {rt['lce_version']}" if rt.get("lce_version") else f"sha256 {(rt.get('sha256') or '?')[:12]}"
-    reused = [name for name, u in record["uploads"].items() if not u["uploaded"]]
-    steps = ", ".join(f"{k} {v:.2f} s" for k, v in record["steps_s"].items())
-    return printable(f"{record['device']}: {fp.get('cpu') or '?'} ({fp.get('cores')} cores, {fp.get('kernel', '')} "
+    reused = [name for name, u in record.uploads.items() if not u["uploaded"]]
+    steps = ", ".join(f"{k} {v:.2f} s" for k, v in record.steps_s.items())
+    return printable(f"{record.device}: {fp.get('cpu') or '?'} ({fp.get('cores')} cores, {fp.get('kernel', '')} "
                      f"{fp.get('arch', '')}); {rt.get('kind')} ({version}); {steps}"
                      + (f"; reused on the board: {', '.join(reused)}" if reused else ""))
+
+
+def _show_bench(saved: list[dict], *, as_json: bool) -> None:
+    """Print what ``bench_run`` returns: JSON, or per device a table, its context and where it is saved."""
+    from edgebnn.run.records import BenchRecord
+
+    if as_json:
+        click.echo(json.dumps(saved[0] if len(saved) == 1 else saved, indent=2))
+    for returned in saved:
+        record = BenchRecord.from_dict(returned)
+        if note := _tuned_note(record):
+            click.echo(note, err=True)
+        if not as_json:
+            if not record.error_kind or record.results:
+                _console().print(_bench_table(record))
+                click.echo(_bench_context(record))
+                for line in _tune_lines(record):
+                    click.echo(line)
+            if "unsaved" not in returned:
+                click.echo(f"saved {returned['file']}")
+        if record.error_kind:
+            click.echo(printable(f"error: {record.device}: {record.error_kind}: {record.error}"), err=True)
+        for warning in record.warnings:
+            click.echo(printable(f"warning: {record.device}: {warning}"), err=True)
 
 
 @cli.command()
@@ -563,49 +589,20 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     bench/<device>-<utc>.json, and one that cannot be reached does not stop the others.
     """
     from edgebnn.converters.convert import converted_run
-    from edgebnn.device.bench import bench_configs, bench_run, check_cooldown
-    from edgebnn.device.local import check_local_workdirs
-    from edgebnn.device.profiles import resolve_devices
-    from edgebnn.errors import UsageError
+    from edgebnn.device import bench_configs, bench_run
     from edgebnn.run.sources import model_spec
 
-    check_local_workdirs(resolve_devices(device, devices_file=devices_file))  # before a model is converted
-    if tune and (threads or xnnpack or indirect_bgemm):
-        raise UsageError("--tune sweeps --threads, --use-xnnpack and --use-indirect-bgemm itself: drop them")
-    if save_tuned and not tune:
-        raise UsageError("--save-tuned saves the configuration --tune chooses: add --tune")
+    def converted():  # once the options are checked: a usage error costs no conversion
+        run, warning = converted_run(src, out=out, spec=model_spec(src, weights=weights, **model_flags), trust=trust)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
+        return run
+
     configs = bench_configs(threads, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
                             op_profiling=op_profiling, xnnpack=xnnpack, indirect_bgemm=indirect_bgemm)
-    check_cooldown(cooldown)
-    spec = model_spec(src, weights=weights, **model_flags)
-    run, warning = converted_run(src, out=out, spec=spec, trust=trust)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
-    records = bench_run(run, devices=device, configs=configs, devices_file=devices_file,
-                        accept_new_host_key=accept_new_host_key, cooldown=cooldown, tune=tune, save_tuned=save_tuned,
-                        use_tuned=not (threads or xnnpack or indirect_bgemm))
-    if as_json:
-        click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2))
-    for record in records:
-        if note := _tuned_note(record):
-            click.echo(note, err=True)
-        if not as_json:
-            if not record["error_kind"] or record["results"]:
-                _console().print(_bench_table(record))
-                click.echo(_bench_context(record))
-                for line in _tune_lines(record):
-                    click.echo(line)
-            if "unsaved" not in record:
-                click.echo(f"saved {record['file']}")
-        if record["error_kind"]:
-            click.echo(printable(f"error: {record['device']}: {record['error_kind']}: {record['error']}"), err=True)
-        for warning in record["warnings"]:
-            click.echo(printable(f"warning: {record['device']}: {warning}"), err=True)
-    if unsaved := [record["unsaved"] for record in records if "unsaved" in record]:
-        raise EdgebnnError("; ".join(unsaved))
-    if not any(r["ok"] for record in records for r in record["results"]):
-        names = ", ".join(r["device"] for r in records)
-        raise EdgebnnError(f"every configuration failed on {names}: see {', '.join(r['file'] for r in records)}")
+    bench_run(converted, devices=device, configs=configs, devices_file=devices_file,
+              accept_new_host_key=accept_new_host_key, cooldown=cooldown, tune=tune, save_tuned=save_tuned,
+              use_tuned=not (threads or xnnpack or indirect_bgemm), show=functools.partial(_show_bench, as_json=as_json))
 
 
 # -- devices --------------------------------------------------------------------------------
