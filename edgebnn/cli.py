@@ -809,47 +809,15 @@ def report(runs, device, fmt, out):
     Reads only manifest.json and bench/*.json: no TensorFlow, instant. Host figures are
     labelled as host; published figures (other boards) are shown apart from measured ones.
     """
-    from pathlib import Path
+    from edgebnn.reporting import build_report, write_report
 
-    from edgebnn import atomic
-    from edgebnn.reporting.load import build_report
-    from edgebnn.reporting.render import FORMATS, render
-
-    suffix = Path(out).suffix.lstrip(".").lower() if out else ""
-    fmt = fmt or {"markdown": "md", "htm": "html"}.get(suffix, suffix if suffix in FORMATS else "md")
     data = build_report(runs, device=device)
-    plots, plot_files = None, None
-    if fmt in ("md", "html"):
-        from edgebnn.reporting.plots import draw_all
-
-        if fmt == "html" or out:
-            plots = draw_all(data)
-        if out and plots:
-            plot_files = {}
-            for name, png in plots.items():
-                path = Path(out).with_name(f"{Path(out).stem}-{name}.png")
-                try:
-                    atomic.write_bytes(path, png)
-                except OSError as e:
-                    raise _report_write_error(path, e) from None
-                plot_files[name] = path.name
-    text = render(data, fmt=fmt, plots=plots, plot_files=plot_files)
+    text, plot_files = write_report(data, out, fmt)
     if out:
-        try:
-            atomic.write_text(out, text)
-        except OSError as e:
-            raise _report_write_error(Path(out), e) from None
         extra = f" and {len(plot_files)} PNG plots beside it" if plot_files else ""
         click.echo(printable(f"wrote {out}{extra} ({len(data['runs'])} runs)"), err=True)
     else:
         click.echo(printable(text), nl=False)  # run and device names come from shared files
-
-
-def _report_write_error(path: Path, error: OSError) -> EdgebnnError:
-    """A report file that could not be written: the path, why, and the next step (a full disk above all)."""
-    step = ("free some space there or give another --out" if error.errno == 28 else "give a writable --out")
-    return EdgebnnError(f"cannot write the report file {str(path)!r}: {error.strerror or error}; {step} (files "
-                        "written before it are complete; none is half-written)")
 
 
 @cli.command()
@@ -861,22 +829,13 @@ def _report_write_error(path: Path, error: OSError) -> EdgebnnError:
 def compare(a, b, devices, as_json):
     """Two runs (A B), or one run on two devices (A --device X --device Y), side by side with B/A ratios."""
     from edgebnn.errors import UsageError
-    from edgebnn.reporting.compare import compare as compare_runs
-    from edgebnn.reporting.load import find_runs, load_run
+    from edgebnn.reporting import compare_paths
 
     if len(devices) > 2:
         raise UsageError(f"--device given {len(devices)} times: give it once (both runs) or twice (A's, then B's)")
     if b is None and len(devices) != 2:
         raise UsageError("compare needs two runs (A B), or one run and two devices (A --device X --device Y)")
-    summaries = []
-    for src in (a, b or a):
-        found = find_runs([src])
-        if len(found) != 1:
-            raise UsageError(f"{src!r} holds {len(found)} runs: give one run directory")
-        summaries.append(load_run(found[0]))
-    device_a = devices[0] if devices else None
-    device_b = devices[-1] if devices else None
-    result = compare_runs(*summaries, device_a=device_a, device_b=device_b)
+    result = compare_paths(a, b, device_a=devices[0] if devices else None, device_b=devices[-1] if devices else None)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgebnn.errors import UsageError, shell_command
-from edgebnn.reporting.load import DASH, config_key
+from edgebnn.reporting.load import DASH, config_key, find_runs, load_run
 from edgebnn.reporting.tables import accuracy_cell, config_label, format_value, latency_cell, latency_of, size_cell
 
 
@@ -39,6 +39,22 @@ def compare(a: dict, b: dict, *, device_a: str | None = None, device_b: str | No
         "label_a": _side_label(a, device_a, ea, sa), "label_b": _side_label(b, device_b, eb, sb),
         "header": ["", "A", "B", "B / A"], "rows": rows, "warnings": _warnings(a, b, sa, sb, kinds),
     }
+
+
+def compare_paths(a: str, b: str | None = None, *, device_a: str | None = None,
+                  device_b: str | None = None) -> dict:
+    """:func:`compare` of the runs in two run directories (``b`` None: ``a`` on two devices).
+
+    Raises:
+        UsageError: a path is not one run directory, or a run has no benchmark on the device asked for.
+    """
+    summaries = []
+    for src in (a, b or a):
+        found = find_runs([src])
+        if len(found) != 1:
+            raise UsageError(f"{src!r} holds {len(found)} runs: give one run directory")
+        summaries.append(load_run(found[0]))
+    return compare(*summaries, device_a=device_a, device_b=device_b)
 
 
 def _measured_on(run: dict) -> list[str]:
