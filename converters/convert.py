@@ -130,9 +130,9 @@ def convert_run(run: RunDir, options: ConvertOptions = ConvertOptions(), *, pari
         previous = data.get("conversion") or {}
         if options.to == "tflite":
             data["conversion"] = {**{k: v for k, v in previous.items() if k in TARGETS},
-                                  **ConversionReport.from_dict(report).to_dict()}
+                                  **ConversionReport.made(report).to_dict()}
         else:
-            data["conversion"] = {**previous, options.to: ConversionReport.from_dict({**report, "file": name}).to_dict()}
+            data["conversion"] = {**previous, options.to: ConversionReport.made({**report, "file": name}).to_dict()}
 
     run.commit({name: write}, record)
     error = report.get("parity", {}).get("error")
@@ -349,7 +349,7 @@ def flatbuffer_run(path: Path, *, out: str | None = None) -> RunDir:
     except EdgebnnError as e:
         raise EdgebnnError(f"{path}: {e}; give a .tflite written by a TFLite or LCE converter") from None
     source = {"path": str(path), **file_record(path), "format": "tflite"}
-    conversion = ConversionReport.from_dict({**report, "converted": utc_now()}).to_dict()
+    conversion = ConversionReport.made({**report, "converted": utc_now()}).to_dict()
     manifest = {"model": path.stem, "weights": "file", "source": source, "conversion": conversion}
 
     def fill(run: RunDir) -> None:

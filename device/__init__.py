@@ -9,7 +9,7 @@ import importlib
 
 import edgebnn  # noqa: F401
 
-EXPORTS = {"bench_run": "bench", "bench_configs": "bench", "check_outcome": "bench", "tune_summary": "bench",
+EXPORTS = {"bench_run": "bench", "bench_configs": "bench", "tune_summary": "bench",
            "describe": "bench"}
 __all__ = list(EXPORTS)
 

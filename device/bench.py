@@ -244,19 +244,11 @@ def bench_run(run: RunDir | Callable[[], RunDir], *, devices: str, configs: list
     session.index(records)
     if session.interrupted:
         raise EdgebnnError(session.interruption(records))
+    returned = [session.returned(r) for r in records]
     if show:
-        show(records)
-    check_outcome(records)
-    return records
-
-
-def check_outcome(records: list[dict]) -> None:
-    """Raises EdgebnnError when a record could not be saved, or when every configuration failed."""
-    if unsaved := [record["unsaved"] for record in records if "unsaved" in record]:
-        raise EdgebnnError("; ".join(unsaved))
-    if not any(r["ok"] for record in records for r in record["results"]):
-        names = ", ".join(r["device"] for r in records)
-        raise EdgebnnError(f"every configuration failed on {names}: see {', '.join(r['file'] for r in records)}")
+        show(returned)
+    session.check_outcome(records)
+    return returned
 
 
 class _Session:
@@ -276,6 +268,7 @@ class _Session:
         self.latest: dict[str, DeviceRun] = {}  # each device's run as last seen: what an interruption keeps
         self.kept: dict[str, int] = {}  # configurations in the last copy saved of each device's record
         self.failed: dict[str, OSError] = {}  # the last save that failed (a full disk), per device
+        self.unsaved: dict[str, str] = {}  # what is not on disk of a device's record, in words
         self.interrupted = False
 
     def plans(self, configs: list[BenchConfig], *, use_tuned: bool) -> list[tuple]:
@@ -332,17 +325,30 @@ class _Session:
         self.save(device_run)
         return device_run
 
-    def finish(self, device_run: DeviceRun, *, save_tuned: bool) -> dict:
-        """The device's record as returned: the tuned choice saved (``save_tuned``), its file, what is unsaved."""
+    def finish(self, device_run: DeviceRun, *, save_tuned: bool) -> BenchRecord:
+        """The device's final record, with the tuned choice saved (``save_tuned``); what is unsaved is noted."""
         name, path = device_run.profile.name, self.paths[device_run.profile.name]
         record = self.record(device_run)
         if save_tuned and record.tune and record.tune.index is not None:
             self.save_choice(record, path)
             self.write(name, record)
-        returned = {**record.to_dict(), "file": str(path)}
         if name in self.failed:
-            returned["unsaved"] = _unsaved(path, self.failed[name], self.kept.get(name), len(record.results))
-        return returned
+            self.unsaved[name] = _unsaved(path, self.failed[name], self.kept.get(name), len(record.results))
+        return record
+
+    def returned(self, record: BenchRecord) -> dict:
+        """The record as :func:`bench_run` returns it: with its ``file``, and ``unsaved`` if it is not on disk."""
+        unsaved = {"unsaved": self.unsaved[record.device]} if record.device in self.unsaved else {}
+        return {**record.to_dict(), "file": str(self.paths[record.device]), **unsaved}
+
+    def check_outcome(self, records: list[BenchRecord]) -> None:
+        """Raises EdgebnnError when a record could not be saved, or when every configuration failed."""
+        if self.unsaved:
+            raise EdgebnnError("; ".join(self.unsaved[r.device] for r in records if r.device in self.unsaved))
+        if not any(result.ok for record in records for result in record.results):
+            names = ", ".join(r.device for r in records)
+            raise EdgebnnError(f"every configuration failed on {names}: see "
+                               f"{', '.join(str(self.paths[r.device]) for r in records)}")
 
     def save_choice(self, record: BenchRecord, path) -> None:
         """Save the device's ``--tune`` choice as its defaults for this flatbuffer; the record says where."""
@@ -357,24 +363,23 @@ class _Session:
             record.warnings.append(f"could not save the tuned settings: {e.strerror or e} ({e.filename}); "
                                    "pass a writable --devices-file folder")
 
-    def index(self, records: list[dict]) -> None:
+    def index(self, records: list[BenchRecord]) -> None:
         """Append the records on disk to ``manifest["benchmarks"]``; one that cannot be indexed says so."""
-        index = [{"device": r["device"], "file": str(self.paths[r["device"]].relative_to(self.run.path)),
-                  "started": self.started, "figure_kind": r["figure_kind"], "ok": r["ok"],
-                  "error_kind": r["error_kind"], "model_sha256": self.model_file["sha256"], "complete": r["complete"],
-                  **({"tuned": r["tune"]["config"]} if "tune" in r else {})}
-                 for r in records if r["device"] in self.kept]  # only records on disk
+        index = [{"device": r.device, "file": str(self.paths[r.device].relative_to(self.run.path)),
+                  "started": self.started, "figure_kind": r.figure_kind, "ok": r.ok, "error_kind": r.error_kind,
+                  "model_sha256": self.model_file["sha256"], "complete": r.complete,
+                  **({"tuned": r.tune.config} if r.tune else {})}
+                 for r in records if r.device in self.kept]  # only records on disk
         try:
             self.run.edit(lambda data: data.__setitem__("benchmarks", [*(data.get("benchmarks") or []), *index]))
         except EdgebnnError as e:  # the records hold the figures; the index is what could not be written
-            for record in records:
-                record.setdefault("unsaved", f"the manifest could not index {record['file']}: {e}")
+            for r in records:
+                self.unsaved.setdefault(r.device, f"the manifest could not index {self.paths[r.device]}: {e}")
 
-    def interruption(self, records: list[dict]) -> str:
+    def interruption(self, records: list[BenchRecord]) -> str:
         """What an interrupted bench measured, and where it is kept."""
-        files = ", ".join(r["file"] for r in records if self.kept.get(r["device"]))
-        ran = "; ".join(f"{r['device']}: {r['configurations']['ran']} of {r['configurations']['planned'] or '?'}"
-                        for r in records)
+        files = ", ".join(str(self.paths[r.device]) for r in records if self.kept.get(r.device))
+        ran = "; ".join(f"{r.device}: {r.ran} of {r.planned or '?'}" for r in records)
         return (f"interrupted: configurations measured {ran}"
                 + (f"; kept in {files} (marked incomplete)" if files else "; nothing was measured yet"))
 

@@ -11,7 +11,7 @@ that is not a finite number reads as None.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 SCHEMA = 2
@@ -284,6 +284,11 @@ class ConversionReport:
         other = {k: v for k, v in d.items() if k not in CONVERSION_FIELDS and k != "schema"}
         schema = d.get("schema") if isinstance(d.get("schema"), int) else 1
         return cls(**typed, other=other, given=frozenset(typed), schema=schema)
+
+    @classmethod
+    def made(cls, report: dict) -> ConversionReport:
+        """A report this edgebnn just made (of :data:`SCHEMA`), from the converter's fields."""
+        return replace(cls.from_dict(report), schema=SCHEMA)
 
     def figure(self, name: str) -> float | int | None:
         """A numeric field (``bconv``, ``tflite_bytes``...), None where absent or not a finite number."""
