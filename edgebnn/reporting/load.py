@@ -255,6 +255,29 @@ def load_run(path: str | Path) -> dict:
     }
 
 
+def _name_runs(runs: list[dict], found: list[Path]) -> None:
+    """Name runs by their path below the folder they share, so two "tiny" runs stay apart."""
+    common = Path(os.path.commonpath([p.resolve() for p in found]))
+    for r, p in zip(runs, found):
+        relative = p.resolve().relative_to(common)
+        r["name"] = p.resolve().name if len(found) == 1 or len(relative.parts) <= 1 else str(relative)
+
+
+def _only_device(runs: list[dict], device: str) -> None:
+    """Keep only ``device``'s figures (stale ones too).
+
+    Raises:
+        UsageError: no run has a figure on ``device``.
+    """
+    seen = sorted({b["device"] for r in runs for b in r["benchmarks"]})
+    seen_stale = sorted({b["device"] for r in runs for b in r["stale"]} - set(seen))
+    if device not in seen and device not in seen_stale:
+        raise UsageError(f"no benchmark on device {device!r} in these runs: devices found: {', '.join(seen) or 'none'}")
+    for r in runs:
+        r["benchmarks"] = [b for b in r["benchmarks"] if b["device"] == device]
+        r["stale"] = [b for b in r["stale"] if b["device"] == device]
+
+
 def build_report(paths, *, device: str | None = None) -> dict:
     """Summaries of every run in ``paths`` plus the published reference points.
 
@@ -267,21 +290,9 @@ def build_report(paths, *, device: str | None = None) -> dict:
     """
     found = find_runs(paths)
     runs = [load_run(p) for p in found]
-    # name runs by their path below the folder they share, so two "tiny" runs stay apart
-    common = Path(os.path.commonpath([p.resolve() for p in found]))
-    for r, p in zip(runs, found):
-        relative = p.resolve().relative_to(common)
-        r["name"] = p.resolve().name if len(found) == 1 or len(relative.parts) <= 1 else str(relative)
+    _name_runs(runs, found)
     if device:
-        seen = sorted({b["device"] for r in runs for b in r["benchmarks"]})
-        seen_stale = sorted({b["device"] for r in runs for b in r["stale"]} - set(seen))
-        if device not in seen and device not in seen_stale:
-            raise UsageError(
-                f"no benchmark on device {device!r} in these runs: devices found: {', '.join(seen) or 'none'}"
-            )
-        for r in runs:
-            r["benchmarks"] = [b for b in r["benchmarks"] if b["device"] == device]
-            r["stale"] = [b for b in r["stale"] if b["device"] == device]
+        _only_device(runs, device)
     return {
         "generated": utc_now(),
         "device": device,
