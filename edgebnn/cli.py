@@ -484,25 +484,28 @@ def _bench_table(record):
     """One device's results as a table (``record``: a :class:`edgebnn.run.records.BenchRecord`)."""
     from rich.table import Table
 
-    results, tuned = record.results, record.tune
-    pinned = any(r.affinity for r in results)
-    switched = tuned or any(r.indirect_bgemm or r.xnnpack for r in results)
+    pinned = any(r.affinity for r in record.results)
+    switched = bool(record.tune) or any(r.indirect_bgemm or r.xnnpack for r in record.results)
     table = Table(
         "threads", *(("indirect", "xnnpack") if switched else ()), *(("CPUs",) if pinned else ()), "median ms",
         "p90 ms", "mean ms", "std ms", "min ms", "runs", "GBMAC/s", "peak MB", "status",
         title=_cell(f"{record.model} on {record.device} ({record.figure_kind} figures)"), box=None,
     )
-    for i, r in enumerate(results):
-        fmt = lambda k, r=r: f"{r.latency[k]:.3f}" if k in r.latency else "-"  # noqa: E731
-        chosen = " *" if tuned and tuned.index == i else ""
-        switches = ("on" if r.indirect_bgemm else "off", "on" if r.xnnpack else "off")
-        gbmacs = r.limit("achieved_gbmacs")
-        table.add_row(f"{r.config.get('threads')}{chosen}", *(switches if switched else ()),
-                      *((r.affinity or "all",) if pinned else ()),
-                      fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"), fmt("min_ms"),
-                      str(r.latency.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"),
-                      _cell(_result_status(r)))
+    chosen = record.tune.index if record.tune else None
+    for i, r in enumerate(record.results):
+        table.add_row(*_result_row(r, chosen=i == chosen, switched=switched, pinned=pinned))
     return table
+
+
+def _result_row(r, *, chosen: bool, switched: bool, pinned: bool) -> list[str]:
+    """One configuration's cells (``r``: a :class:`edgebnn.run.records.Result`); ``*`` marks the --tune choice."""
+    fmt = lambda k: f"{r.latency[k]:.3f}" if k in r.latency else "-"  # noqa: E731
+    switches = ("on" if r.indirect_bgemm else "off", "on" if r.xnnpack else "off") if switched else ()
+    gbmacs = r.limit("achieved_gbmacs")
+    return [f"{r.config.get('threads')}{' *' if chosen else ''}", *switches, *((r.affinity or "all",) if pinned else ()),
+            fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"), fmt("min_ms"),
+            str(r.latency.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"),
+            _cell(_result_status(r))]
 
 
 def _result_status(r) -> str:
