@@ -33,6 +33,12 @@ def _list(x: Any) -> list:
     return x if isinstance(x, list) else []
 
 
+def _schema(d: dict) -> int:
+    """The schema a file was written in: a file without one is schema 1 (edgebnn before records had types)."""
+    schema = d.get("schema")
+    return schema if isinstance(schema, int) and not isinstance(schema, bool) else 1
+
+
 def held_kind(kind: Any, arch: Any) -> str:
     """A figure kind held to the architecture the preflight saw: never ``board`` off ARM, ``unknown`` if untold.
 
@@ -206,20 +212,17 @@ class BenchRecord:
     def from_dict(cls, d: Any) -> BenchRecord:
         d = _dict(d)
         fingerprint = _dict(d.get("fingerprint"))
-        return cls(device=str(d.get("device") or ""), profile=_dict(d.get("profile")),
-                   figure_kind=held_kind(d.get("figure_kind"), fingerprint.get("arch")), fingerprint=fingerprint,
-                   runtime=_dict(d.get("runtime")), model=str(d.get("model") or ""),
-                   model_file=_dict(d.get("model_file")), started=str(d.get("started") or ""),
-                   edgebnn=str(d.get("edgebnn") or ""), ok=bool(d.get("ok")), error_kind=d.get("error_kind") or "",
-                   error=d.get("error") or "", warnings=_list(d.get("warnings")), complete=bool(d.get("complete")),
-                   configurations=_dict(d.get("configurations")), temps_c=_dict(d.get("temps_c")),
-                   steps_s=_dict(d.get("steps_s")), uploads=_dict(d.get("uploads")),
+        text = {k: str(d.get(k) or "") for k in ("device", "model", "started", "edgebnn", "error_kind", "error")}
+        objects = {k: _dict(d.get(k)) for k in ("profile", "runtime", "model_file", "configurations", "temps_c",
+                                                "steps_s", "uploads")}
+        optional = {k: d[k] if isinstance(d.get(k), dict) else None for k in ("tuned_from", "saved_tuned")}
+        tune = TuneChoice.from_dict(d["tune"]) if isinstance(d.get("tune"), dict) else None
+        return cls(**text, **objects, **optional, tune=tune, fingerprint=fingerprint,
+                   figure_kind=held_kind(d.get("figure_kind"), fingerprint.get("arch")), ok=bool(d.get("ok")),
+                   warnings=_list(d.get("warnings")), complete=bool(d.get("complete")),
                    connections=d.get("connections") or 0, binary_macs=number(d.get("binary_macs")),
                    results=[Result.from_dict(r) for r in _list(d.get("results")) if isinstance(r, dict)],
-                   tuned_from=d["tuned_from"] if isinstance(d.get("tuned_from"), dict) else None,
-                   tune=TuneChoice.from_dict(d["tune"]) if isinstance(d.get("tune"), dict) else None,
-                   saved_tuned=d["saved_tuned"] if isinstance(d.get("saved_tuned"), dict) else None,
-                   schema=d.get("schema") if isinstance(d.get("schema"), int) else 1)
+                   schema=_schema(d))
 
     @property
     def sha256(self) -> str | None:
@@ -282,8 +285,7 @@ class ConversionReport:
         d = _dict(d)
         typed = {k: d[k] for k in CONVERSION_FIELDS if k in d}
         other = {k: v for k, v in d.items() if k not in CONVERSION_FIELDS and k != "schema"}
-        schema = d.get("schema") if isinstance(d.get("schema"), int) else 1
-        return cls(**typed, other=other, given=frozenset(typed), schema=schema)
+        return cls(**typed, other=other, given=frozenset(typed), schema=_schema(d))
 
     @classmethod
     def made(cls, report: dict) -> ConversionReport:
