@@ -13,6 +13,7 @@ from pathlib import Path
 from edgebnn.converters.lce import TARGETS as LCE_TARGETS
 from edgebnn.data.spec import parse_spec
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
+from edgebnn.run.records import ConversionReport
 from edgebnn.run.rundir import RunDir, utc_now
 from edgebnn.run.trust import Trust
 
@@ -125,12 +126,13 @@ def convert_run(run: RunDir, options: ConvertOptions = ConvertOptions(), *, pari
             artifact.save(tmp)
             report["keras_bytes"] = tmp.stat().st_size
 
-    def record(data: dict) -> None:
+    def record(data: dict) -> None:  # written through its type (edgebnn.run.records), with its schema
         previous = data.get("conversion") or {}
         if options.to == "tflite":
-            data["conversion"] = {**{k: v for k, v in previous.items() if k in TARGETS}, **report}
+            data["conversion"] = {**{k: v for k, v in previous.items() if k in TARGETS},
+                                  **ConversionReport.made(report).to_dict()}
         else:
-            data["conversion"] = {**previous, options.to: {**report, "file": name}}
+            data["conversion"] = {**previous, options.to: ConversionReport.made({**report, "file": name}).to_dict()}
 
     run.commit({name: write}, record)
     error = report.get("parity", {}).get("error")
@@ -347,7 +349,8 @@ def flatbuffer_run(path: Path, *, out: str | None = None) -> RunDir:
     except EdgebnnError as e:
         raise EdgebnnError(f"{path}: {e}; give a .tflite written by a TFLite or LCE converter") from None
     source = {"path": str(path), **file_record(path), "format": "tflite"}
-    manifest = {"model": path.stem, "weights": "file", "source": source, "conversion": {**report, "converted": utc_now()}}
+    conversion = ConversionReport.made({**report, "converted": utc_now()}).to_dict()
+    manifest = {"model": path.stem, "weights": "file", "source": source, "conversion": conversion}
 
     def fill(run: RunDir) -> None:
         run.tflite_path.write_bytes(data)

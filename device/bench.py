@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import asdict, replace
 
 from edgebnn import atomic
 from edgebnn.device.arch import machine_arch
@@ -21,8 +22,11 @@ from edgebnn.device.errors import ErrorKind
 from edgebnn.device.local import check_local_workdirs
 from edgebnn.device.profiles import resolve_devices
 from edgebnn.device.protocol import BenchConfig, DeviceRun, bench_devices
+from edgebnn.device.roofline import roofline
 from edgebnn.device.setup_record import read_setup, record_tuned, setup_path, short_key, tuned_key, tuned_settings
+from edgebnn.device.tune import RULE, choose, parse_cpu_list
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
+from edgebnn.run.records import BenchRecord, Result, TuneChoice
 from edgebnn.run.rundir import RunDir, file_record, utc_now
 
 
@@ -60,14 +64,8 @@ def check_cooldown(cooldown: float | None) -> None:
         raise UsageError(f"bad --cooldown {cooldown!r}: give a finite number of seconds of at least 0")
 
 
-def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:
+def measured_result(result, fingerprint: dict, binary_macs: int | None) -> Result:
     """One configuration's record: its figures and its roofline (achieved binary MACs/s, share of the limits)."""
-    from dataclasses import asdict
-
-    from edgebnn.device.roofline import roofline
-    from edgebnn.device.tune import parse_cpu_list
-
-    record = result.to_dict()
     latency = result.latency.get("median_ms", result.latency.get("mean_ms")) if result.ok else None
     cores, clocks = fingerprint.get("cpu_cores") or [], fingerprint.get("cpu_freq_mhz") or []
     clock = fingerprint.get("freq_mhz") or fingerprint.get("max_freq_mhz")  # cpu0's
@@ -78,9 +76,14 @@ def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:
         cores = [cores[i] for i in where if i < len(cores)]
         clocks = [clocks[i] if i < len(clocks) else None for i in where]
         clock = clock if 0 in pinned else None  # never another cluster's clock
-    record["roofline"] = asdict(roofline(binary_macs=binary_macs, latency_ms=latency, cores=cores, clock_mhz=clock,
-                                         clocks_mhz=clocks, threads=result.config.threads))
-    return record
+    limits = roofline(binary_macs=binary_macs, latency_ms=latency, cores=cores, clock_mhz=clock, clocks_mhz=clocks,
+                      threads=result.config.threads)
+    return Result(**result.to_dict(), roofline=asdict(limits))
+
+
+def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:
+    """:func:`measured_result` as saved (a dict)."""
+    return measured_result(result, fingerprint, binary_macs).to_dict()
 
 
 ARM = ("aarch64", "arm")
@@ -105,59 +108,47 @@ def figure_kind(profile, fingerprint: dict) -> tuple[str, str]:
     return "unknown", ""
 
 
-def device_record(device_run: DeviceRun, *, model: str, model_file: dict, started: str,
-                  binary_macs: int | None = None, tune: bool = False, tuned_from: dict | None = None) -> dict:
-    """The bench JSON of one device: everything the run produced, failures included."""
+def bench_record(device_run: DeviceRun, *, model: str, model_file: dict, started: str,
+                 binary_macs: int | None = None, tune: bool = False, tuned_from: dict | None = None) -> BenchRecord:
+    """The bench record of one device: everything the run produced, failures included."""
     from edgebnn import __version__
 
     profile = device_run.profile
     kind, why = figure_kind(profile, device_run.fingerprint)
-    record = {
-        "device": profile.name,
-        "profile": profile.to_dict(),
-        "figure_kind": kind,
-        "fingerprint": device_run.fingerprint,
-        "runtime": device_run.runtime,
-        "model": model,
-        "model_file": model_file,
-        "started": started,
-        "edgebnn": __version__,
-        "ok": device_run.ok,
-        "error_kind": device_run.error_kind,
-        "error": device_run.error,
-        "warnings": ([why] if why else []) + device_run.warnings,
-        "complete": device_run.complete,
-        "configurations": {"planned": device_run.planned, "ran": device_run.ran},
-        "temps_c": device_run.temps,
-        "steps_s": device_run.steps,
-        "uploads": device_run.uploads,
-        "connections": device_run.connections,
-        "binary_macs": binary_macs,
-        "results": [result_record(r, device_run.fingerprint, binary_macs) for r in device_run.results],
-    }
-    if tuned_from:  # the configuration came from a saved `--tune --save-tuned`
-        record["tuned_from"] = tuned_from
-    if tune:
-        from edgebnn.device.tune import RULE, choose
-
-        counts = {"planned": device_run.planned, "ran": device_run.ran}
-        if device_run.complete:
-            record["tune"] = {**choose(record["results"]), "complete": True, **counts}
-        else:  # a choice among part of the sweep is no choice: an interrupted or cut sweep chooses nothing
-            record["tune"] = {"index": None, "config": None, "median_ms": None, "ties": [], "rule": RULE,
-                              "complete": False, **counts}
-    return record
+    results = [measured_result(r, device_run.fingerprint, binary_macs) for r in device_run.results]
+    return BenchRecord(
+        device=profile.name, profile=profile.to_dict(), figure_kind=kind, fingerprint=device_run.fingerprint,
+        runtime=device_run.runtime, model=model, model_file=model_file, started=started, edgebnn=__version__,
+        ok=device_run.ok, error_kind=device_run.error_kind, error=device_run.error,
+        warnings=([why] if why else []) + device_run.warnings, complete=device_run.complete,
+        configurations={"planned": device_run.planned, "ran": device_run.ran}, temps_c=device_run.temps,
+        steps_s=device_run.steps, uploads=device_run.uploads, connections=device_run.connections,
+        binary_macs=binary_macs, results=results,
+        tuned_from=tuned_from or None,  # the configuration came from a saved `--tune --save-tuned`
+        tune=tune_choice(device_run, results) if tune else None)
 
 
-def tune_summary(choice: dict) -> str:
-    """What a ``tune`` record says in one line: the choice, or why there is none."""
-    if choice.get("complete") is False:
-        planned = choice.get("planned")
-        return (f"tune incomplete: {choice.get('ran', 0)} of {planned or 'the'} configurations ran, nothing chosen "
+def tune_choice(device_run: DeviceRun, results: list[Result]) -> TuneChoice:
+    """The choice among a sweep's results; an interrupted or cut sweep chooses nothing (a choice among part is none)."""
+    counts = {"planned": device_run.planned, "ran": device_run.ran}
+    if device_run.complete:
+        return TuneChoice(**choose([r.to_dict() for r in results]), complete=True, **counts)
+    return TuneChoice(rule=RULE, complete=False, **counts)
+
+
+def device_record(device_run: DeviceRun, **kwargs) -> dict:
+    """:func:`bench_record` as saved (a dict)."""
+    return bench_record(device_run, **kwargs).to_dict()
+
+
+def tune_summary(choice: TuneChoice) -> str:
+    """What a ``--tune`` choice says in one line: the choice, or why there is none."""
+    if not choice.complete:
+        return (f"tune incomplete: {choice.ran or 0} of {choice.planned or 'the'} configurations ran, nothing chosen "
                 "(run the sweep again to choose)")
-    if choice.get("index") is None:
+    if choice.index is None:
         return "tune: no configuration was valid, nothing chosen"
-    return f"chosen: {describe(choice['config'])} (median {choice['median_ms']:.3f} ms; {choice['rule']})"
+    return f"chosen: {describe(choice.config)} (median {choice.median_ms:.3f} ms; {choice.rule})"
 
 
 def check_flatbuffer(run: RunDir) -> dict:
@@ -197,13 +188,24 @@ def tuned_config(base: BenchConfig, entry: dict) -> BenchConfig:
     return replace(base, **{k: v for k, v in entry["config"].items() if k in TUNED_FIELDS})
 
 
-def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_file=None,
+def check_bench_options(configs: list[BenchConfig], *, cooldown: float | None, tune: bool, save_tuned: bool) -> None:
+    """Raises UsageError for options that contradict each other, or a bad ``cooldown``."""
+    check_cooldown(cooldown)
+    if tune and any(c.threads or c.xnnpack or c.indirect_bgemm for c in configs):
+        raise UsageError("--tune sweeps --threads, --use-xnnpack and --use-indirect-bgemm itself: drop them")
+    if save_tuned and not tune:
+        raise UsageError("--save-tuned saves the configuration --tune chooses: add --tune")
+
+
+def bench_run(run: RunDir | Callable[[], RunDir], *, devices: str, configs: list[BenchConfig], devices_file=None,
               accept_new_host_key: bool = False, cooldown: float | None = None, tune: bool = False,
-              save_tuned: bool = False, use_tuned: bool = False) -> list[dict]:
+              save_tuned: bool = False, use_tuned: bool = False,
+              show: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Benchmark the run's flatbuffer on every device in ``devices`` concurrently.
 
     Args:
-        run: a converted run directory.
+        run: a converted run directory, or a function making one (called once the options and
+            devices are checked: a usage error costs no conversion).
         devices: a name, a fleet, an ``ssh://`` URL or a comma list of them.
         configs: the timing configurations.
         devices_file: the devices file (default: the user's).
@@ -215,117 +217,171 @@ def bench_run(run: RunDir, *, devices: str, configs: list[BenchConfig], devices_
             (:func:`edgebnn.device.setup_record.record_tuned`); the record names the file (``saved_tuned``).
         use_tuned: on a device with saved defaults for this flatbuffer, run those instead of
             ``configs``' settings (the caller gave none of its own); the record says so (``tuned_from``).
+        show: called with the records before a failure below is raised (what the user must see).
 
     Returns:
-        The records, in the order of ``devices``, each with its ``file``; one that could not be
-        saved (a full disk) carries ``unsaved``, the message saying what is on disk.
+        The records (:meth:`edgebnn.run.records.BenchRecord.to_dict`), in the order of ``devices``,
+        each with its ``file``; one that could not be saved (a full disk) carries ``unsaved``, the
+        message saying what is on disk.
 
     Raises:
-        EdgebnnError: interrupted (Ctrl-C): the records say so, and keep what was measured.
+        UsageError: contradicting options, a bad cooldown, an unknown device.
+        EdgebnnError: interrupted (Ctrl-C): the records say so, and keep what was measured; a record
+            could not be saved; every configuration failed.
         UnsafeWorkdir: this machine's work folder is not private to this user (exit 2).
     """
-    check_cooldown(cooldown)
-    if save_tuned and not tune:
-        raise UsageError("--save-tuned saves the configuration --tune chooses: add --tune")
+    check_bench_options(configs, cooldown=cooldown, tune=tune, save_tuned=save_tuned)
     profiles = resolve_devices(devices, devices_file=devices_file)
     check_local_workdirs(profiles)
     if cooldown is not None:
         profiles = [replace(p, cooldown=cooldown) for p in profiles]
     if save_tuned:  # before the sweep, not after it: a broken setup record is refused, never replaced
         read_setup(setup_path(devices_file or default_devices_file()))
-    model_file = check_flatbuffer(run)
-    started = utc_now()
-    stamp = started.replace(":", "")
-    # A random part: two benches started in the same second never share a file.
-    paths = {p.name: run.bench_dir / f"{p.file_name}-{stamp}-{uuid.uuid4().hex[:8]}.json" for p in profiles}
-    model = run.manifest["model"]
-    key = tuned_key(model, run.manifest.get("input_shape"), model_file["sha256"])
-    binary_macs = run.section("stats").get("binary_macs")  # at the run's input size
-    saved = {p.name: tuned_settings(devices_file, p.name, key) for p in profiles} if use_tuned and not tune else {}
-    plans = [(p, [tuned_config(configs[0], saved[p.name])] if saved.get(p.name) else configs) for p in profiles]
+    session = _Session(run() if callable(run) else run, profiles, devices_file=devices_file, tune=tune)
+    plans = session.plans(configs, use_tuned=use_tuned and not tune)
+    device_runs = session.measure(plans, accept_new_host_key=accept_new_host_key)
+    records = [session.finish(r, save_tuned=save_tuned) for r in device_runs]
+    session.index(records)
+    if session.interrupted:
+        raise EdgebnnError(session.interruption(records))
+    returned = [session.returned(r) for r in records]
+    if show:
+        show(returned)
+    session.check_outcome(records)
+    return returned
 
-    def record_of(device_run: DeviceRun) -> dict:
-        return device_record(device_run, model=model, model_file=model_file, started=started, binary_macs=binary_macs,
-                             tune=tune, tuned_from=saved.get(device_run.profile.name))
 
-    latest: dict[str, DeviceRun] = {}  # each device's run as last seen: what an interruption keeps
-    kept: dict[str, int] = {}  # configurations in the last copy saved of each device's record
-    failed: dict[str, OSError] = {}  # the last save that failed (a full disk), per device
+class _Session:
+    """One bench of one run on its devices: where each record goes, and what was saved of it."""
 
-    def save(device_run: DeviceRun) -> None:
+    def __init__(self, run: RunDir, profiles: list, *, devices_file, tune: bool):
+        self.run, self.profiles, self.devices_file, self.tune = run, profiles, devices_file, tune
+        self.model_file = check_flatbuffer(run)
+        self.started = utc_now()
+        stamp = self.started.replace(":", "")
+        # A random part: two benches started in the same second never share a file.
+        self.paths = {p.name: run.bench_dir / f"{p.file_name}-{stamp}-{uuid.uuid4().hex[:8]}.json" for p in profiles}
+        self.model = run.manifest["model"]
+        self.key = tuned_key(self.model, run.manifest.get("input_shape"), self.model_file["sha256"])
+        self.binary_macs = run.section("stats").get("binary_macs")  # at the run's input size
+        self.saved: dict[str, dict] = {}  # each device's saved --tune choice this bench runs
+        self.latest: dict[str, DeviceRun] = {}  # each device's run as last seen: what an interruption keeps
+        self.kept: dict[str, int] = {}  # configurations in the last copy saved of each device's record
+        self.failed: dict[str, OSError] = {}  # the last save that failed (a full disk), per device
+        self.unsaved: dict[str, str] = {}  # what is not on disk of a device's record, in words
+        self.interrupted = False
+
+    def plans(self, configs: list[BenchConfig], *, use_tuned: bool) -> list[tuple]:
+        """Each device with its configurations: its saved tuned ones (``use_tuned``), else ``configs``."""
+        if use_tuned:
+            self.saved = {p.name: s for p in self.profiles if (s := tuned_settings(self.devices_file, p.name, self.key))}
+        return [(p, [tuned_config(configs[0], self.saved[p.name])] if p.name in self.saved else configs)
+                for p in self.profiles]
+
+    def record(self, device_run: DeviceRun) -> BenchRecord:
+        return bench_record(device_run, model=self.model, model_file=self.model_file, started=self.started,
+                            binary_macs=self.binary_macs,
+                            tune=self.tune, tuned_from=self.saved.get(device_run.profile.name))
+
+    def save(self, device_run: DeviceRun) -> None:
         """Write the device's record; a failed write is remembered, never the end of the bench."""
         name = device_run.profile.name
-        latest[name] = device_run
-        try:
-            atomic.write_json(paths[name], record_of(device_run))
-        except OSError as e:
-            failed[name] = e
-        else:
-            failed.pop(name, None)
-            kept[name] = len(device_run.results)
+        self.latest[name] = device_run
+        if self.write(name, self.record(device_run)):
+            self.failed.pop(name, None)
+            self.kept[name] = len(device_run.results)
 
-    converter = run.section("versions").get("larq-compute-engine")
-    interrupted = False
-    try:
-        device_runs = asyncio.run(bench_devices(plans, run.tflite_path, accept_new_host_key=accept_new_host_key,
-                                                on_result=save, converter_lce_version=converter, tune=tune))
-    except KeyboardInterrupt:
-        interrupted = True
-        device_runs = [latest.get(p.name) or DeviceRun(p) for p in profiles]
-        for device_run in device_runs:
-            if not device_run.finished:
-                device_run.error_kind = ErrorKind.INTERRUPTED
-                device_run.error = (f"interrupted (Ctrl-C) after {device_run.ran} of "
-                                    f"{device_run.planned or 'the planned'} configurations: the figures measured "
-                                    "are kept")
-    final = []
-    for device_run in device_runs:
-        name = device_run.profile.name
-        if device_run.error_kind == ErrorKind.INTERNAL and name in latest:
-            # a bug after some configurations ran: keep them, with the error
-            latest[name].error_kind, latest[name].error = device_run.error_kind, device_run.error
-            device_run = latest[name]
-        save(device_run)
-        final.append(device_run)
-    records = []
-    for device_run in final:
-        name = device_run.profile.name
-        record, path = record_of(device_run), paths[name]
-        choice = record.get("tune") or {}
-        if save_tuned and choice.get("index") is not None:
-            entry = {"config": {k: choice["config"].get(k) for k in TUNED_FIELDS}, "median_ms": choice["median_ms"],
-                     "rule": choice["rule"], "saved": started, "run": str(run.path),
-                     "file": str(path.relative_to(run.path)), "model_sha256": model_file["sha256"]}
-            try:
-                where = record_tuned(devices_file, name, key, entry)
-                record["saved_tuned"] = {"key": key, "label": short_key(key), "path": str(where)}
-            except OSError as e:  # the sweep itself is safe in the record already
-                record["warnings"].append(f"could not save the tuned settings: {e.strerror or e} ({e.filename}); "
-                                          "pass a writable --devices-file folder")
-            try:
-                atomic.write_json(path, record)
-            except OSError as e:
-                failed[name] = e
-        if name in failed:
-            record["unsaved"] = _unsaved(path, failed[name], kept.get(name), len(record["results"]))
-        records.append({**record, "file": str(path)})
-    index = [{"device": r["device"], "file": str(paths[r["device"]].relative_to(run.path)), "started": started,
-              "figure_kind": r["figure_kind"], "ok": r["ok"], "error_kind": r["error_kind"],
-              "model_sha256": model_file["sha256"], "complete": r["complete"],
-              **({"tuned": r["tune"]["config"]} if "tune" in r else {})}
-             for r in records if r["device"] in kept]  # only records on disk
-    try:
-        run.edit(lambda data: data.__setitem__("benchmarks", [*(data.get("benchmarks") or []), *index]))
-    except EdgebnnError as e:  # the records hold the figures; the index is what could not be written
-        for record in records:
-            record.setdefault("unsaved", f"the manifest could not index {record['file']}: {e}")
-    if interrupted:
-        files = ", ".join(r["file"] for r in records if kept.get(r["device"]))
-        ran = "; ".join(f"{r['device']}: {r['configurations']['ran']} of {r['configurations']['planned'] or '?'}"
-                        for r in records)
-        raise EdgebnnError(f"interrupted: configurations measured {ran}"
-                           + (f"; kept in {files} (marked incomplete)" if files else "; nothing was measured yet"))
-    return records
+    def write(self, name: str, record: BenchRecord) -> bool:
+        try:
+            atomic.write_json(self.paths[name], record.to_dict())
+        except OSError as e:
+            self.failed[name] = e
+            return False
+        return True
+
+    def measure(self, plans: list[tuple], *, accept_new_host_key: bool) -> list[DeviceRun]:
+        """Every device's run, each saved as it goes; Ctrl-C keeps what each had measured."""
+        converter = self.run.section("versions").get("larq-compute-engine")
+        try:
+            device_runs = asyncio.run(bench_devices(plans, self.run.tflite_path, accept_new_host_key=accept_new_host_key,
+                                                    on_result=self.save, converter_lce_version=converter, tune=self.tune))
+        except KeyboardInterrupt:
+            self.interrupted = True
+            device_runs = [self.latest.get(p.name) or DeviceRun(p) for p in self.profiles]
+            for device_run in device_runs:
+                if not device_run.finished:
+                    device_run.error_kind = ErrorKind.INTERRUPTED
+                    device_run.error = (f"interrupted (Ctrl-C) after {device_run.ran} of "
+                                        f"{device_run.planned or 'the planned'} configurations: the figures "
+                                        "measured are kept")
+        return [self.settled(r) for r in device_runs]
+
+    def settled(self, device_run: DeviceRun) -> DeviceRun:
+        """The device's final run, saved: a bug after some configurations ran keeps them, with the error."""
+        last = self.latest.get(device_run.profile.name)
+        if device_run.error_kind == ErrorKind.INTERNAL and last is not None:
+            last.error_kind, last.error = device_run.error_kind, device_run.error
+            device_run = last
+        self.save(device_run)
+        return device_run
+
+    def finish(self, device_run: DeviceRun, *, save_tuned: bool) -> BenchRecord:
+        """The device's final record, with the tuned choice saved (``save_tuned``); what is unsaved is noted."""
+        name, path = device_run.profile.name, self.paths[device_run.profile.name]
+        record = self.record(device_run)
+        if save_tuned and record.tune and record.tune.index is not None:
+            self.save_choice(record, path)
+            self.write(name, record)
+        if name in self.failed:
+            self.unsaved[name] = _unsaved(path, self.failed[name], self.kept.get(name), len(record.results))
+        return record
+
+    def returned(self, record: BenchRecord) -> dict:
+        """The record as :func:`bench_run` returns it: with its ``file``, and ``unsaved`` if it is not on disk."""
+        unsaved = {"unsaved": self.unsaved[record.device]} if record.device in self.unsaved else {}
+        return {**record.to_dict(), "file": str(self.paths[record.device]), **unsaved}
+
+    def check_outcome(self, records: list[BenchRecord]) -> None:
+        """Raises EdgebnnError when a record could not be saved, or when every configuration failed."""
+        if self.unsaved:
+            raise EdgebnnError("; ".join(self.unsaved[r.device] for r in records if r.device in self.unsaved))
+        if not any(result.ok for record in records for result in record.results):
+            names = ", ".join(r.device for r in records)
+            raise EdgebnnError(f"every configuration failed on {names}: see "
+                               f"{', '.join(str(self.paths[r.device]) for r in records)}")
+
+    def save_choice(self, record: BenchRecord, path) -> None:
+        """Save the device's ``--tune`` choice as its defaults for this flatbuffer; the record says where."""
+        choice = record.tune
+        entry = {"config": {k: choice.config.get(k) for k in TUNED_FIELDS}, "median_ms": choice.median_ms,
+                 "rule": choice.rule, "saved": self.started, "run": str(self.run.path),
+                 "file": str(path.relative_to(self.run.path)), "model_sha256": self.model_file["sha256"]}
+        try:
+            where = record_tuned(self.devices_file, record.device, self.key, entry)
+            record.saved_tuned = {"key": self.key, "label": short_key(self.key), "path": str(where)}
+        except OSError as e:  # the sweep itself is safe in the record already
+            record.warnings.append(f"could not save the tuned settings: {e.strerror or e} ({e.filename}); "
+                                   "pass a writable --devices-file folder")
+
+    def index(self, records: list[BenchRecord]) -> None:
+        """Append the records on disk to ``manifest["benchmarks"]``; one that cannot be indexed says so."""
+        index = [{"device": r.device, "file": str(self.paths[r.device].relative_to(self.run.path)),
+                  "started": self.started, "figure_kind": r.figure_kind, "ok": r.ok, "error_kind": r.error_kind,
+                  "model_sha256": self.model_file["sha256"], "complete": r.complete,
+                  **({"tuned": r.tune.config} if r.tune else {})}
+                 for r in records if r.device in self.kept]  # only records on disk
+        try:
+            self.run.edit(lambda data: data.__setitem__("benchmarks", [*(data.get("benchmarks") or []), *index]))
+        except EdgebnnError as e:  # the records hold the figures; the index is what could not be written
+            for r in records:
+                self.unsaved.setdefault(r.device, f"the manifest could not index {self.paths[r.device]}: {e}")
+
+    def interruption(self, records: list[BenchRecord]) -> str:
+        """What an interrupted bench measured, and where it is kept."""
+        files = ", ".join(str(self.paths[r.device]) for r in records if self.kept.get(r.device))
+        ran = "; ".join(f"{r.device}: {r.ran} of {r.planned or '?'}" for r in records)
+        return (f"interrupted: configurations measured {ran}"
+                + (f"; kept in {files} (marked incomplete)" if files else "; nothing was measured yet"))
 
 
 def _unsaved(path, error: OSError, kept: int | None, measured: int) -> str:

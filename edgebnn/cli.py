@@ -294,30 +294,8 @@ def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out,
     report = convert_run(run, options, trust=trust)
     if as_json:
         click.echo(json.dumps(report, indent=2))
-        return
-    if explain and "explain" in report:
-        from edgebnn.converters.explain import format_explanation
-
-        click.echo(format_explanation(report["explain"]))
-    p = report["parity"]
-    errors = f"parity max |err| {p['max_abs_error']:.2e} (top-1 agreement {p['top1_agreement']:.0%})"
-    if to == "tflite":
-        size = report["size"]
-        click.echo(
-            f"{run.tflite_path}: {report['tflite_bytes'] / 1024:.1f} KiB ({size['ratio']}x the "
-            f"{size['minimum_bytes'] / 1024:.1f} KiB minimum), LceBconv2d {report['bconv']}/"
-            f"{report['binary_layers']} binary layers, {errors}"
-        )
-        if p.get("warning"):
-            click.echo(f"warning: {p['warning']}", err=True)
-        floats = report["explain"]["float_binary_layers"]
-        if floats:
-            click.echo(f"warning: {len(floats)} binary layer(s) stayed float: {', '.join(floats[:5])}"
-                       + ("" if explain else " (see --explain)"), err=True)
     else:
-        name = "model-float.tflite" if to == "tflite-float" else "model-baked.keras"
-        size = report.get("tflite_bytes") or report.get("keras_bytes")
-        click.echo(f"{run.path / name}: {size / 1024:.1f} KiB, {errors}")
+        printing.print_conversion(run, report, to=to, explain=explain)
 
 
 # -- bench ----------------------------------------------------------------------------------
@@ -364,69 +342,6 @@ def bench_options(fn):
     return fn
 
 
-def _bench_table(record):
-    from rich.table import Table
-
-    tuned = record.get("tune")
-    pinned = any(r["config"].get("affinity") for r in record["results"])
-    switched = tuned or any(r["config"]["indirect_bgemm"] or r["config"]["xnnpack"] for r in record["results"])
-    table = Table(
-        "threads", *(("indirect", "xnnpack") if switched else ()), *(("CPUs",) if pinned else ()), "median ms", "p90 ms", "mean ms", "std ms", "min ms",
-        "runs", "GBMAC/s", "peak MB", "status",
-        title=printing.cell(f"{record['model']} on {record['device']} ({record['figure_kind']} figures)"),
-        box=None,
-    )
-    for i, r in enumerate(record["results"]):
-        lat = r["latency"]
-        invalid = f"invalid: {r['error']}" if r["error"] else "invalid: too few runs or too short"
-        status = ("valid" if r["valid"] else invalid) if r["ok"] else f"{r['error_kind']}: {r['error']}"
-        fmt = lambda k, lat=lat: f"{lat[k]:.3f}" if k in lat else "-"
-        chosen = tuned and tuned["index"] == i
-        switches = ("on" if r["config"]["indirect_bgemm"] else "off", "on" if r["config"]["xnnpack"] else "off")
-        gbmacs = (r.get("roofline") or {}).get("achieved_gbmacs")
-        table.add_row(str(r["config"]["threads"]) + (" *" if chosen else ""), *(switches if switched else ()),
-                      *((r["config"].get("affinity") or "all",) if pinned else ()),
-                      fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"), fmt("min_ms"),
-                      str(lat.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"), printing.cell(status))
-    return table
-
-
-def _tune_lines(record: dict) -> list[str]:
-    """What ``--tune`` chose and what ``--save-tuned`` saved, or which saved choice this bench ran."""
-    from edgebnn.device.bench import tune_summary
-
-    lines = []
-    if choice := record.get("tune"):
-        lines.append(tune_summary(choice))
-    if saved := record.get("saved_tuned"):
-        lines.append(f"saved as {record['device']}'s defaults for {saved['label']} in {saved['path']}: a later "
-                     "`edgebnn bench` of this flatbuffer uses them (--threads, --use-xnnpack or --use-indirect-bgemm "
-                     "choose instead)")
-    return [printable(line) for line in lines]
-
-
-def _tuned_note(record: dict) -> str | None:
-    """Which saved ``--tune`` choice this bench ran (on stderr, with --json too: a user must know)."""
-    from edgebnn.device.bench import describe
-
-    if used := record.get("tuned_from"):
-        return printable(f"note: {record['device']}: ran the tuned configuration saved {used['saved']} "
-                         f"({describe(used['config'])}, median then {used['median_ms']:.3f} ms); give --threads, "
-                         "--use-xnnpack or --use-indirect-bgemm to choose yourself")
-    return None
-
-
-def _bench_context(record) -> str:
-    """One line: what ran where, and where the time went."""
-    fp, rt = record["fingerprint"], record["runtime"]
-    version = f"LCE {rt['lce_version']}" if rt.get("lce_version") else f"sha256 {(rt.get('sha256') or '?')[:12]}"
-    reused = [name for name, u in record["uploads"].items() if not u["uploaded"]]
-    steps = ", ".join(f"{k} {v:.2f} s" for k, v in record["steps_s"].items())
-    return printable(f"{record['device']}: {fp.get('cpu') or '?'} ({fp.get('cores')} cores, {fp.get('kernel', '')} "
-                     f"{fp.get('arch', '')}); {rt.get('kind')} ({version}); {steps}"
-                     + (f"; reused on the board: {', '.join(reused)}" if reused else ""))
-
-
 @cli.command()
 @click.argument("src")
 @bench_options
@@ -447,49 +362,20 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     bench/<device>-<utc>.json, and one that cannot be reached does not stop the others.
     """
     from edgebnn.converters.convert import converted_run
-    from edgebnn.device.bench import bench_configs, bench_run, check_cooldown
-    from edgebnn.device.local import check_local_workdirs
-    from edgebnn.device.profiles import resolve_devices
-    from edgebnn.errors import UsageError
+    from edgebnn.device import bench_configs, bench_run
     from edgebnn.run.sources import model_spec
 
-    check_local_workdirs(resolve_devices(device, devices_file=devices_file))  # before a model is converted
-    if tune and (threads or xnnpack or indirect_bgemm):
-        raise UsageError("--tune sweeps --threads, --use-xnnpack and --use-indirect-bgemm itself: drop them")
-    if save_tuned and not tune:
-        raise UsageError("--save-tuned saves the configuration --tune chooses: add --tune")
+    def converted():  # once the options are checked: a usage error costs no conversion
+        run, warning = converted_run(src, out=out, spec=model_spec(src, weights=weights, **model_flags), trust=trust)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
+        return run
+
     configs = bench_configs(threads, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
                             op_profiling=op_profiling, xnnpack=xnnpack, indirect_bgemm=indirect_bgemm)
-    check_cooldown(cooldown)
-    spec = model_spec(src, weights=weights, **model_flags)
-    run, warning = converted_run(src, out=out, spec=spec, trust=trust)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
-    records = bench_run(run, devices=device, configs=configs, devices_file=devices_file,
-                        accept_new_host_key=accept_new_host_key, cooldown=cooldown, tune=tune, save_tuned=save_tuned,
-                        use_tuned=not (threads or xnnpack or indirect_bgemm))
-    if as_json:
-        click.echo(json.dumps(records[0] if len(records) == 1 else records, indent=2))
-    for record in records:
-        if note := _tuned_note(record):
-            click.echo(note, err=True)
-        if not as_json:
-            if not record["error_kind"] or record["results"]:
-                printing.console().print(_bench_table(record))
-                click.echo(_bench_context(record))
-                for line in _tune_lines(record):
-                    click.echo(line)
-            if "unsaved" not in record:
-                click.echo(f"saved {record['file']}")
-        if record["error_kind"]:
-            click.echo(printable(f"error: {record['device']}: {record['error_kind']}: {record['error']}"), err=True)
-        for warning in record["warnings"]:
-            click.echo(printable(f"warning: {record['device']}: {warning}"), err=True)
-    if unsaved := [record["unsaved"] for record in records if "unsaved" in record]:
-        raise EdgebnnError("; ".join(unsaved))
-    if not any(r["ok"] for record in records for r in record["results"]):
-        names = ", ".join(r["device"] for r in records)
-        raise EdgebnnError(f"every configuration failed on {names}: see {', '.join(r['file'] for r in records)}")
+    bench_run(converted, devices=device, configs=configs, devices_file=devices_file,
+              accept_new_host_key=accept_new_host_key, cooldown=cooldown, tune=tune, save_tuned=save_tuned,
+              use_tuned=not (threads or xnnpack or indirect_bgemm), show=functools.partial(printing.show_bench, as_json=as_json))
 
 
 # -- devices --------------------------------------------------------------------------------
@@ -569,30 +455,12 @@ def devices_setup(ctx, name, runtime_file, download, sub_devices_file, accept_ne
 @quiet_option
 def quickstart(out, epochs, quiet):
     """Train a small BNN on the bundled digits, convert it with LCE, benchmark it locally."""
-    from rich.table import Table
-
     from edgebnn.quickstart import quickstart as run_quickstart
 
     console = printing.console(stderr=True)
     result = run_quickstart(out, epochs=epochs, verbose=0 if quiet else 2,
                             progress=(lambda line: None) if quiet else console.print)
-    stats, report, metrics = result["stats"], result["conversion"], result["metrics"]
-    lat = result["bench"]["results"][0]["latency"]
-    table = Table(title=f"edgebnn quickstart: {result['run'].manifest['model']} on digits", box=None,
-                  show_header=False)
-    for label, value in [
-        ("validation accuracy", f"{metrics['val_accuracy']:.2%}"),
-        ("parameters binary / float", f"{stats['binary_params']:,} / {stats['float_params']:,}"),
-        ("binary share of MACs", f"{stats['binary_mac_share']:.1%}"),
-        ("Keras / flatbuffer size", f"{report['keras_bytes'] / 1024:.0f} KiB / {report['tflite_bytes'] / 1024:.0f} KiB"),
-        ("LceBconv2d / binary layers", f"{report['bconv']} / {report['binary_layers']}"),
-        ("parity max |err|", f"{report['parity']['max_abs_error']:.1e}"),
-        ("latency median / p90 (host)", f"{lat.get('median_ms', float('nan')):.3f} / {lat.get('p90_ms', float('nan')):.3f} ms"),
-        ("run directory", str(result["run"].path)),
-        ("wall time", f"{result['seconds']:.0f} s"),
-    ]:
-        table.add_row(label, value)
-    printing.console().print(table)
+    printing.print_quickstart(result)
 
 
 # -- doctor ---------------------------------------------------------------------------------
@@ -625,47 +493,15 @@ def report(runs, device, fmt, out):
     Reads only manifest.json and bench/*.json: no TensorFlow, instant. Host figures are
     labelled as host; published figures (other boards) are shown apart from measured ones.
     """
-    from pathlib import Path
+    from edgebnn.reporting import build_report, write_report
 
-    from edgebnn import atomic
-    from edgebnn.reporting.load import build_report
-    from edgebnn.reporting.render import FORMATS, render
-
-    suffix = Path(out).suffix.lstrip(".").lower() if out else ""
-    fmt = fmt or {"markdown": "md", "htm": "html"}.get(suffix, suffix if suffix in FORMATS else "md")
     data = build_report(runs, device=device)
-    plots, plot_files = None, None
-    if fmt in ("md", "html"):
-        from edgebnn.reporting.plots import draw_all
-
-        if fmt == "html" or out:
-            plots = draw_all(data)
-        if out and plots:
-            plot_files = {}
-            for name, png in plots.items():
-                path = Path(out).with_name(f"{Path(out).stem}-{name}.png")
-                try:
-                    atomic.write_bytes(path, png)
-                except OSError as e:
-                    raise _report_write_error(path, e) from None
-                plot_files[name] = path.name
-    text = render(data, fmt=fmt, plots=plots, plot_files=plot_files)
+    text, plot_files = write_report(data, out, fmt)
     if out:
-        try:
-            atomic.write_text(out, text)
-        except OSError as e:
-            raise _report_write_error(Path(out), e) from None
         extra = f" and {len(plot_files)} PNG plots beside it" if plot_files else ""
         click.echo(printable(f"wrote {out}{extra} ({len(data['runs'])} runs)"), err=True)
     else:
         click.echo(printable(text), nl=False)  # run and device names come from shared files
-
-
-def _report_write_error(path: Path, error: OSError) -> EdgebnnError:
-    """A report file that could not be written: the path, why, and the next step (a full disk above all)."""
-    step = ("free some space there or give another --out" if error.errno == 28 else "give a writable --out")
-    return EdgebnnError(f"cannot write the report file {str(path)!r}: {error.strerror or error}; {step} (files "
-                        "written before it are complete; none is half-written)")
 
 
 @cli.command()
@@ -677,22 +513,13 @@ def _report_write_error(path: Path, error: OSError) -> EdgebnnError:
 def compare(a, b, devices, as_json):
     """Two runs (A B), or one run on two devices (A --device X --device Y), side by side with B/A ratios."""
     from edgebnn.errors import UsageError
-    from edgebnn.reporting.compare import compare as compare_runs
-    from edgebnn.reporting.load import find_runs, load_run
+    from edgebnn.reporting import compare_paths
 
     if len(devices) > 2:
         raise UsageError(f"--device given {len(devices)} times: give it once (both runs) or twice (A's, then B's)")
     if b is None and len(devices) != 2:
         raise UsageError("compare needs two runs (A B), or one run and two devices (A --device X --device Y)")
-    summaries = []
-    for src in (a, b or a):
-        found = find_runs([src])
-        if len(found) != 1:
-            raise UsageError(f"{src!r} holds {len(found)} runs: give one run directory")
-        summaries.append(load_run(found[0]))
-    device_a = devices[0] if devices else None
-    device_b = devices[-1] if devices else None
-    result = compare_runs(*summaries, device_a=device_a, device_b=device_b)
+    result = compare_paths(a, b, device_a=devices[0] if devices else None, device_b=devices[-1] if devices else None)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

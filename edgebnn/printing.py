@@ -3,6 +3,7 @@ sent reaching the terminal raw (:func:`edgebnn.errors.printable`, rich markup es
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -12,7 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from edgebnn.converters.explain import format_explanation
 from edgebnn.errors import printable
+from edgebnn.run.records import BenchRecord
 
 
 def console(stderr: bool = False):
@@ -113,6 +116,53 @@ def print_recipe(data: dict, *, model: str | None = None) -> None:
         click.echo(f"  {key:<22} {value}")
 
 
+def print_conversion(run, report: dict, *, to: str, explain: bool) -> None:
+    """``edgebnn convert``: the file made, its size against the minimum, coverage and parity; warnings on stderr."""
+    if explain and "explain" in report:
+        click.echo(format_explanation(report["explain"]))
+    p = report["parity"]
+    errors = f"parity max |err| {p['max_abs_error']:.2e} (top-1 agreement {p['top1_agreement']:.0%})"
+    if to == "tflite":
+        size = report["size"]
+        click.echo(
+            f"{run.tflite_path}: {report['tflite_bytes'] / 1024:.1f} KiB ({size['ratio']}x the "
+            f"{size['minimum_bytes'] / 1024:.1f} KiB minimum), LceBconv2d {report['bconv']}/"
+            f"{report['binary_layers']} binary layers, {errors}"
+        )
+        if p.get("warning"):
+            click.echo(f"warning: {p['warning']}", err=True)
+        floats = report["explain"]["float_binary_layers"]
+        if floats:
+            click.echo(f"warning: {len(floats)} binary layer(s) stayed float: {', '.join(floats[:5])}"
+                       + ("" if explain else " (see --explain)"), err=True)
+    else:
+        name = "model-float.tflite" if to == "tflite-float" else "model-baked.keras"
+        size = report.get("tflite_bytes") or report.get("keras_bytes")
+        click.echo(f"{run.path / name}: {size / 1024:.1f} KiB, {errors}")
+
+
+def print_quickstart(result: dict) -> None:
+    """``edgebnn quickstart``: what each stage gave, in one table."""
+    stats, report, metrics = result["stats"], result["conversion"], result["metrics"]
+    bench = BenchRecord.from_dict(result["bench"])
+    lat = bench.results[0].latency
+    table = Table(title=f"edgebnn quickstart: {result['run'].manifest['model']} on digits", box=None,
+                  show_header=False)
+    for label, value in [
+        ("validation accuracy", f"{metrics['val_accuracy']:.2%}"),
+        ("parameters binary / float", f"{stats['binary_params']:,} / {stats['float_params']:,}"),
+        ("binary share of MACs", f"{stats['binary_mac_share']:.1%}"),
+        ("Keras / flatbuffer size", f"{report['keras_bytes'] / 1024:.0f} KiB / {report['tflite_bytes'] / 1024:.0f} KiB"),
+        ("LceBconv2d / binary layers", f"{report['bconv']} / {report['binary_layers']}"),
+        ("parity max |err|", f"{report['parity']['max_abs_error']:.1e}"),
+        (f"latency median / p90 ({bench.figure_kind})", f"{lat.get('median_ms', float('nan')):.3f} / {lat.get('p90_ms', float('nan')):.3f} ms"),
+        ("run directory", str(result["run"].path)),
+        ("wall time", f"{result['seconds']:.0f} s"),
+    ]:
+        table.add_row(label, value)
+    console().print(table)
+
+
 def print_devices(listing: dict) -> None:
     """``edgebnn devices``: the profiles, fleets and what is wrong with any of them."""
     table = Table("device", "where", "runtime", "threads", "description", title=cell(f"devices ({listing['path']})"),
@@ -176,3 +226,91 @@ def runtime_line(profile, found: dict) -> str:
     state = "executable" if found.get("exec") else "MISSING" if not found.get("exists", found.get("exec")) else "not executable"
     extra = f", LCE {found['lce_version']}" if found.get("lce_version") else ""
     return f"{profile.runtime} -> {found.get('path', '-')} ({state}{extra})"
+
+
+def bench_table(record):
+    """One device's results as a table (``record``: a :class:`edgebnn.run.records.BenchRecord`)."""
+    pinned = any(r.affinity for r in record.results)
+    switched = bool(record.tune) or any(r.indirect_bgemm or r.xnnpack for r in record.results)
+    table = Table(
+        "threads", *(("indirect", "xnnpack") if switched else ()), *(("CPUs",) if pinned else ()), "median ms",
+        "p90 ms", "mean ms", "std ms", "min ms", "runs", "GBMAC/s", "peak MB", "status",
+        title=cell(f"{record.model} on {record.device} ({record.figure_kind} figures)"), box=None,
+    )
+    chosen = record.tune.index if record.tune else None
+    for i, r in enumerate(record.results):
+        table.add_row(*_result_row(r, chosen=i == chosen, switched=switched, pinned=pinned))
+    return table
+
+
+def _result_row(r, *, chosen: bool, switched: bool, pinned: bool) -> list[str]:
+    """One configuration's cells (``r``: a :class:`edgebnn.run.records.Result`); ``*`` marks the --tune choice."""
+    fmt = lambda k: f"{r.latency[k]:.3f}" if k in r.latency else "-"  # noqa: E731
+    switches = ("on" if r.indirect_bgemm else "off", "on" if r.xnnpack else "off") if switched else ()
+    gbmacs = r.limit("achieved_gbmacs")
+    return [f"{r.config.get('threads')}{' *' if chosen else ''}", *switches, *((r.affinity or "all",) if pinned else ()),
+            fmt("median_ms"), fmt("p90_ms"), fmt("mean_ms"), fmt("std_ms"), fmt("min_ms"),
+            str(r.latency.get("runs", "-")), f"{gbmacs:.2f}" if gbmacs else "-", fmt("peak_memory_mb"),
+            cell(_result_status(r))]
+
+
+def _result_status(r) -> str:
+    if not r.ok:
+        return f"{r.error_kind}: {r.error}"
+    return "valid" if r.valid else f"invalid: {r.error}" if r.error else "invalid: too few runs or too short"
+
+
+def _tune_lines(record) -> list[str]:
+    """What ``--tune`` chose and what ``--save-tuned`` saved, or which saved choice this bench ran."""
+    from edgebnn.device import tune_summary  # the device package, only when a bench is shown
+
+    lines = [tune_summary(record.tune)] if record.tune else []
+    if saved := record.saved_tuned:
+        lines.append(f"saved as {record.device}'s defaults for {saved['label']} in {saved['path']}: a later "
+                     "`edgebnn bench` of this flatbuffer uses them (--threads, --use-xnnpack or --use-indirect-bgemm "
+                     "choose instead)")
+    return [printable(line) for line in lines]
+
+
+def _tuned_note(record) -> str | None:
+    """Which saved ``--tune`` choice this bench ran (on stderr, with --json too: a user must know)."""
+    from edgebnn.device import describe  # the device package, only when a bench is shown
+
+    if used := record.tuned_from:
+        return printable(f"note: {record.device}: ran the tuned configuration saved {used['saved']} "
+                         f"({describe(used['config'])}, median then {used['median_ms']:.3f} ms); give --threads, "
+                         "--use-xnnpack or --use-indirect-bgemm to choose yourself")
+    return None
+
+
+def _bench_context(record) -> str:
+    """One line: what ran where, and where the time went."""
+    fp, rt = record.fingerprint, record.runtime
+    version = f"LCE {rt['lce_version']}" if rt.get("lce_version") else f"sha256 {(rt.get('sha256') or '?')[:12]}"
+    reused = [name for name, u in record.uploads.items() if not u["uploaded"]]
+    steps = ", ".join(f"{k} {v:.2f} s" for k, v in record.steps_s.items())
+    return printable(f"{record.device}: {fp.get('cpu') or '?'} ({fp.get('cores')} cores, {fp.get('kernel', '')} "
+                     f"{fp.get('arch', '')}); {rt.get('kind')} ({version}); {steps}"
+                     + (f"; reused on the board: {', '.join(reused)}" if reused else ""))
+
+
+def show_bench(saved: list[dict], *, as_json: bool) -> None:
+    """Print what ``bench_run`` returns: JSON, or per device a table, its context and where it is saved."""
+    if as_json:
+        click.echo(json.dumps(saved[0] if len(saved) == 1 else saved, indent=2))
+    for returned in saved:
+        record = BenchRecord.from_dict(returned)
+        if note := _tuned_note(record):
+            click.echo(note, err=True)
+        if not as_json:
+            if not record.error_kind or record.results:
+                console().print(bench_table(record))
+                click.echo(_bench_context(record))
+                for line in _tune_lines(record):
+                    click.echo(line)
+            if "unsaved" not in returned:
+                click.echo(f"saved {returned['file']}")
+        if record.error_kind:
+            click.echo(printable(f"error: {record.device}: {record.error_kind}: {record.error}"), err=True)
+        for warning in record.warnings:
+            click.echo(printable(f"warning: {record.device}: {warning}"), err=True)

@@ -315,3 +315,21 @@ def test_local_timeout_kills_the_process_group(tmp_path):
     while running("sleep 876543"):
         assert time.monotonic() < deadline, "the child of a timed-out command survived"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"tune": True, "configs": [BenchConfig(threads=2)]}, "--tune sweeps --threads"),
+    ({"tune": True, "configs": [BenchConfig(threads=0, xnnpack=True)]}, "drop them"),
+    ({"save_tuned": True}, "add --tune"),
+    ({"cooldown": float("nan")}, "bad --cooldown nan"),
+])
+def test_bench_run_checks_its_options_before_making_the_run(kwargs, message):
+    """A usage error costs no conversion: the function making the run is never called."""
+    from edgebnn.device import bench_run
+
+    def never():
+        raise AssertionError("the run was made before the options were checked")
+
+    kwargs = {"configs": [BenchConfig(threads=0)], **kwargs}
+    with pytest.raises(UsageError, match=message):
+        bench_run(never, devices="local", **kwargs)

@@ -447,6 +447,7 @@ def test_quickstart_end_to_end(cli_runner, tmp_path):
     result = cli_runner.invoke(cli, ["quickstart", "--out", str(out), "--epochs", "2", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "validation accuracy" in result.stdout and "LceBconv2d" in result.stdout
+    assert "latency median / p90 (host)" in result.stdout  # the kind of figure the bench recorded
     manifest = RunDir.open(out).manifest
     assert manifest["metrics"]["val_accuracy"] > 0.5  # two epochs already learn the digits
     assert manifest["recipe"]["epochs"] == 2

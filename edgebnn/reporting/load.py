@@ -24,13 +24,13 @@ A run summary (what :func:`load_run` returns, and what the JSON format holds) is
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 from edgebnn.errors import UsageError
 from edgebnn.reporting.published import published_points
+from edgebnn.run.records import BenchRecord, ConversionReport, Result, TuneChoice, number
 from edgebnn.run.rundir import MANIFEST, utc_now
 
 DASH = "-"
@@ -65,7 +65,7 @@ def _read_json(path: Path, problems: list[str]) -> Any:
 
 
 def _get(d: Any, *keys: str) -> Any:
-    """``d[k1][k2]...``, or None where any level is missing or not a dict."""
+    """``d[k1][k2]...`` of the manifest, or None where any level is missing or not a dict."""
     for k in keys:
         if not isinstance(d, dict):
             return None
@@ -73,16 +73,9 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
-def _number(x: Any) -> float | int | None:
-    """A figure, or None: never a bool, a NaN or an infinity (a JSON file may hold them)."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _percent(x: Any) -> float | None:
     """Accuracy in percent: fractions (0..1, what Keras reports) are scaled."""
-    x = _number(x)
+    x = number(x)
     return None if x is None else (x * 100 if x <= 1 else x)
 
 
@@ -90,7 +83,7 @@ def _published(card: Any) -> tuple[float | None, str | None]:
     """The paper's top-1 (percent) and its dataset from the card's ``published`` figures."""
     published = _get(card, "published") or {}
     for key, value in published.items() if isinstance(published, dict) else ():
-        if str(key).endswith("top1") and _number(value) is not None:
+        if str(key).endswith("top1") and number(value) is not None:
             dataset = str(key)[: -len("top1")].rstrip("_") or None
             return _percent(value), dataset
     return None, None
@@ -115,126 +108,129 @@ def config_key(entry: dict) -> tuple:
             bool(entry.get("indirect_bgemm")), bool(entry.get("xnnpack")))
 
 
-def lce_limit_ms(roofline: Any) -> float | None:
+def lce_limit_ms(result: Result) -> float | None:
     """The latency LCE's kernel mix allows on the cores used: binary MACs / the roofline's LCE limit."""
-    macs, limit = _number(_get(roofline, "binary_macs")), _number(_get(roofline, "lce_gbmacs"))
+    macs, limit = result.limit("binary_macs"), result.limit("lce_gbmacs")
     return macs / (limit * 1e6) if macs and limit else None
 
 
-ARM = ("aarch64", "arm64", "armv8l")
-
-
-def figure_kind(record: dict) -> str:
-    """A record's figure kind, held to the architecture its preflight saw: never ``board`` off ARM.
-
-    Records written before the bench stage followed the architecture (a profile called
-    ``bananapi`` that reached an x86 machine said ``board``) are read as what they measured.
-    """
-    kind = record.get("figure_kind")
-    if kind not in ("host", "board"):  # never call a figure a board figure without being told
-        return "unknown"
-    arch = str(_get(record, "fingerprint", "arch") or "").strip().lower()
-    if kind == "board" and arch and not (arch in ARM or arch.startswith("arm")):
-        return "host"
-    return kind
-
-
-def record_sha256(record: dict) -> str | None:
-    """The sha256 of the flatbuffer a bench record measured (``model_file.sha256``), or None."""
-    digest = _get(record, "model_file", "sha256")
-    return digest if isinstance(digest, str) and digest else None
-
-
-def _latency_ok(latency: dict) -> bool:
-    """False when a latency figure in the record is NaN or infinite (hand-edited, or an older edgebnn)."""
-    return all(not isinstance(v, float) or math.isfinite(v) for v in latency.values())
-
-
-def _bench_entries(record: dict, file: str) -> list[dict]:
-    """One entry per configuration of a bench record (``edgebnn.device.bench.device_record``)."""
-    kind = figure_kind(record)
-    entries = []
-    for r in record.get("results") or []:
-        if not isinstance(r, dict):
-            continue
-        latency = r.get("latency") if isinstance(r.get("latency"), dict) else {}
-        finite = _latency_ok(latency)
-        entries.append({
-            "device": str(record.get("device") or DASH),
-            "figure_kind": kind,
-            "threads": _get(r, "config", "threads"),
-            **settings(r.get("config")),
-            "ok": bool(r.get("ok")),
-            "valid": bool(r.get("valid")) and finite,
-            "error_kind": r.get("error_kind") or ("" if finite else "not_finite"),
-            "error": r.get("error") or "",
-            "median_ms": _number(latency.get("median_ms")),
-            "p90_ms": _number(latency.get("p90_ms")),
-            "mean_ms": _number(latency.get("mean_ms")),
-            "runs": latency.get("runs"),
-            "peak_mb": _number(latency.get("peak_memory_mb")),
-            "gbmacs": _number(_get(r, "roofline", "achieved_gbmacs")),
-            "share_of_lce": _number(_get(r, "roofline", "share_of_lce")),
-            "share_of_floor": _number(_get(r, "roofline", "share_of_floor")),
-            "limit_core": _get(r, "roofline", "core"),
-            "cores_used": _number(_get(r, "roofline", "cores_used")),
-            "lce_gbmacs": _number(_get(r, "roofline", "lce_gbmacs")),
-            "lce_limit_ms": lce_limit_ms(r.get("roofline")),
-            "started": str(record.get("started") or ""),
-            "file": file,
-            "model_sha256": record_sha256(record),
-        })
-    return entries
+def _entry(record: BenchRecord, r: Result, file: str) -> dict:
+    """One configuration of a bench record, as the report's tables and plots read it."""
+    return {
+        "device": record.device or DASH, "figure_kind": record.figure_kind, "threads": r.config.get("threads"),
+        "indirect_bgemm": r.indirect_bgemm, "xnnpack": r.xnnpack, "affinity": r.affinity,
+        "ok": r.ok, "valid": r.valid and r.finite, "error_kind": r.error_kind or ("" if r.finite else "not_finite"),
+        "error": r.error, "median_ms": r.figure("median_ms"), "p90_ms": r.figure("p90_ms"),
+        "mean_ms": r.figure("mean_ms"), "runs": r.latency.get("runs"), "peak_mb": r.figure("peak_memory_mb"),
+        "gbmacs": r.limit("achieved_gbmacs"), "share_of_lce": r.limit("share_of_lce"),
+        "share_of_floor": r.limit("share_of_floor"), "limit_core": r.roofline.get("core"),
+        "cores_used": r.limit("cores_used"), "lce_gbmacs": r.limit("lce_gbmacs"), "lce_limit_ms": lce_limit_ms(r),
+        "started": record.started, "file": file, "model_sha256": record.sha256,
+    }
 
 
 def recorded_interval(result: dict) -> tuple[float | None, float | None, float | None] | None:
-    """``(median, low, high)`` in ms of one result record, or None when it has no latency.
-
-    The interval is the one ``bench --tune`` chose by (``median_interval_ms``, written by the
-    device stage); a record from before it has the median only (no interval: None, None).
-    """
-    written = result.get("median_interval_ms")
-    if isinstance(written, list) and len(written) == 3 and all(_number(x) is not None for x in written):
-        return tuple(written)
-    latency = result.get("latency") if isinstance(result.get("latency"), dict) else {}
-    centre = _number(latency.get("median_ms", latency.get("mean_ms")))
-    return None if centre is None else (centre, None, None)
+    """``(median, low, high)`` in ms of one result record (:attr:`edgebnn.run.records.Result.interval`)."""
+    return Result.from_dict(result).interval
 
 
-def _sweep(record: dict, file: str) -> dict:
+def _sweep(record: BenchRecord, file: str) -> dict:
     """A ``bench --tune`` record as the sweep plot needs it: each configuration's median and interval."""
-    choice = record["tune"]
+    choice = record.tune
     results = []
-    for i, r in enumerate(record.get("results") or []):
-        if not isinstance(r, dict):
-            continue
-        interval = recorded_interval(r) if r.get("ok") else None
-        median, low, high = interval or (None, None, None)
-        results.append({"index": i, "threads": _get(r, "config", "threads"), **settings(r.get("config")),
-                        "ok": bool(r.get("ok")), "valid": bool(r.get("valid")),
+    for i, r in enumerate(record.results):
+        median, low, high = (r.interval if r.ok else None) or (None, None, None)
+        results.append({"index": i, "threads": r.config.get("threads"), "indirect_bgemm": r.indirect_bgemm,
+                        "xnnpack": r.xnnpack, "affinity": r.affinity, "ok": r.ok, "valid": r.valid,
                         "median_ms": median, "low_ms": low, "high_ms": high})
-    index = choice.get("index")
-    complete = choice.get("complete") is not False
-    return {"device": str(record.get("device") or DASH), "figure_kind": figure_kind(record),
-            "started": str(record.get("started") or ""), "file": file,
-            "chosen": index if complete and isinstance(index, int) and any(x["index"] == index for x in results) else None,
-            "ties": [t for t in choice.get("ties") or [] if isinstance(t, int)], "rule": str(choice.get("rule") or ""),
-            "complete": complete, "ran": _number(choice.get("ran")), "planned": _number(choice.get("planned")),
-            "results": results}
+    chosen = choice.index if choice.complete and choice.index in range(len(results)) else None
+    return {"device": record.device or DASH, "figure_kind": record.figure_kind, "started": record.started,
+            "file": file, "chosen": chosen, "ties": choice.ties, "rule": choice.rule, "complete": choice.complete,
+            "ran": choice.ran, "planned": choice.planned, "results": results}
 
 
-def _tuned_entry(device: str, choice: dict) -> dict:
+def _tuned_entry(device: str, choice: TuneChoice) -> dict:
     """A device's latest ``bench --tune`` for the report: its choice, or none when the sweep was incomplete."""
-    config = choice.get("config") if isinstance(choice.get("config"), dict) and choice["complete"] else None
+    config = choice.config if choice.complete else None
     return {"device": device, "threads": (config or {}).get("threads"), **settings(config),
-            "median_ms": _number(choice.get("median_ms")) if config else None, "rule": choice.get("rule"),
-            "complete": choice["complete"], "ran": _number(choice.get("ran")), "planned": _number(choice.get("planned"))}
+            "median_ms": choice.median_ms if config else None, "rule": choice.rule, "complete": choice.complete,
+            "ran": choice.ran, "planned": choice.planned}
 
 
 def _flips(manifest: dict) -> list[float | None]:
     """The training's flip ratio per epoch (``manifest["flips"]["per_epoch"]``); a bad value is None."""
     per_epoch = _get(manifest, "flips", "per_epoch")
-    return [_number(x) for x in per_epoch] if isinstance(per_epoch, list) else []
+    return [number(x) for x in per_epoch] if isinstance(per_epoch, list) else []
+
+
+def _bench_records(path: Path, problems: list[str]) -> list[tuple[str, BenchRecord]]:
+    """``(file, record)`` of every ``bench/*.json``, oldest first (file names sort by time)."""
+    records = []
+    for f in sorted(path.glob("bench/*.json")):
+        data = _read_json(f, problems)
+        if isinstance(data, dict):
+            records.append((str(f.relative_to(path)), BenchRecord.from_dict(data)))
+        elif data is not None:
+            problems.append(f"{f.relative_to(path)} is not a bench record (a JSON {type(data).__name__})")
+    return records
+
+
+def _latest(entries: list[dict], current: str | None) -> tuple[list[dict], list[dict]]:
+    """``(benchmarks, stale)``: the latest entry of each device and configuration, bound to ``current`` or not.
+
+    Figures are bound to the bytes they measured: only a record of the flatbuffer the manifest
+    names now is a figure of the run; any other (an older conversion, a record without a hash)
+    is stale, shown apart.
+    """
+    latest: dict[tuple, dict] = {}
+    old: dict[tuple, dict] = {}
+    for e in sorted(entries, key=lambda e: e["started"]):  # a later run of a configuration wins
+        e["stale"] = current is None or e["model_sha256"] != current
+        (old if e["stale"] else latest)[(e["device"], *config_key(e))] = e
+    order = lambda e: (e["device"], config_key(e))  # noqa: E731
+    return sorted(latest.values(), key=order), sorted(old.values(), key=order)
+
+
+def _bench_figures(path: Path, current: str | None, problems: list[str]) -> dict:
+    """The run's ``benchmarks``, ``stale``, ``tuned`` and ``sweeps`` (see the module docstring)."""
+    entries: list[dict] = []
+    sweeps: dict[str, tuple[BenchRecord, str]] = {}
+    for file, record in _bench_records(path, problems):
+        entries += [_entry(record, r, file) for r in record.results]
+        if record.tune and current is not None and record.sha256 == current:  # a sweep of other bytes chose nothing
+            sweeps[record.device or DASH] = (record, file)  # the latest sweep of a device wins
+    benchmarks, stale = _latest(entries, current)
+    return {"benchmarks": benchmarks, "stale": stale,
+            "tuned": [_tuned_entry(d, record.tune) for d, (record, _) in sorted(sweeps.items())],
+            "sweeps": [_sweep(record, file) for _, (record, file) in sorted(sweeps.items())]}
+
+
+def _section(manifest: dict, name: str) -> dict:
+    return manifest.get(name) if isinstance(manifest.get(name), dict) else {}
+
+
+def _text(x: Any) -> str | None:
+    return str(x) if x else None
+
+
+def _accuracy(manifest: dict) -> dict:
+    """What the run's manifest says of its training and evaluation."""
+    evaluation = _section(manifest, "evaluation")
+    published_top1, published_dataset = _published(manifest.get("card"))
+    return {"top1": _percent(_section(manifest, "metrics").get("val_accuracy")),
+            "evaluated_top1": _percent(evaluation.get("top1")), "evaluated_data": _text(evaluation.get("data")),
+            "evaluated_file": _text(evaluation.get("model_file")), "published_top1": published_top1,
+            "published_dataset": published_dataset}
+
+
+def _model_figures(manifest: dict) -> dict:
+    """The model's size and its flatbuffer's binary coverage (:class:`edgebnn.run.records.ConversionReport`)."""
+    stats = _section(manifest, "stats")
+    conversion = ConversionReport.from_dict(manifest.get("conversion"))
+    tflite = conversion.figure("tflite_bytes")
+    return {**{k: number(stats.get(k)) for k in ("params", "binary_params", "float_params", "binary_mac_share")},
+            "tflite_bytes": tflite if tflite is not None else number(_get(manifest, "files", "model.tflite", "bytes")),
+            **{k: conversion.figure(k) for k in ("bconv", "binary_layers", "bconv_coverage")}}
 
 
 def load_run(path: str | Path) -> dict:
@@ -245,78 +241,41 @@ def load_run(path: str | Path) -> dict:
     if not isinstance(manifest, dict):
         manifest = {}
         problems.append(f"no usable {MANIFEST}")
-    conversion = manifest.get("conversion") if isinstance(manifest.get("conversion"), dict) else {}
-    stats = manifest.get("stats") if isinstance(manifest.get("stats"), dict) else {}
-    metrics = manifest.get("metrics") if isinstance(manifest.get("metrics"), dict) else {}
-    evaluation = manifest.get("evaluation") if isinstance(manifest.get("evaluation"), dict) else {}
-    published_top1, published_dataset = _published(manifest.get("card"))
     data = manifest.get("data") or _get(manifest, "dataset", "name")
-    weights = manifest.get("weights") or ("trained" if metrics else None)
-
-    # Figures are bound to the bytes they measured: only a record of the flatbuffer the manifest
-    # names now is a figure of the run; any other (an older conversion, a record without a hash)
-    # is stale, shown apart.
     current = _get(manifest, "files", "model.tflite", "sha256")
     current = current if isinstance(current, str) and current else None
-    entries: list[dict] = []
-    tuned: dict[str, dict] = {}
-    sweeps: dict[str, dict] = {}
-    bench_files = sorted(path.glob("bench/*.json"))
-    for f in bench_files:
-        record = _read_json(f, problems)
-        if isinstance(record, dict):
-            entries += _bench_entries(record, str(f.relative_to(path)))
-            choice = record.get("tune") if isinstance(record.get("tune"), dict) else None
-            if choice is None or current is None or record_sha256(record) != current:
-                continue  # a sweep of other bytes chose nothing for these
-            # the latest sweep of a device wins (file names sort by time)
-            sweeps[str(record.get("device") or DASH)] = _sweep(record, str(f.relative_to(path)))
-            tuned[str(record.get("device"))] = {"started": str(record.get("started") or ""), **choice,
-                                                "complete": choice.get("complete") is not False}
-        elif record is not None:
-            problems.append(f"{f.relative_to(path)} is not a bench record (a JSON {type(record).__name__})")
-    latest: dict[tuple, dict] = {}
-    old: dict[tuple, dict] = {}
-    for e in sorted(entries, key=lambda e: e["started"]):  # a later run of a configuration wins
-        e["stale"] = current is None or e["model_sha256"] != current
-        (old if e["stale"] else latest)[(e["device"], e["threads"], e["indirect_bgemm"], e["xnnpack"],
-                                         e["affinity"])] = e
-    benchmarks = sorted(latest.values(), key=lambda e: (e["device"], config_key(e)))
-    stale = sorted(old.values(), key=lambda e: (e["device"], config_key(e)))
-
-    tflite = _number(conversion.get("tflite_bytes"))
-    if tflite is None:
-        tflite = _number(_get(manifest, "files", "model.tflite", "bytes"))
     return {
-        "path": str(path),
-        "model": str(manifest.get("model") or path.name),
-        "data": str(data) if data else None,
-        "weights": weights,
-        "top1": _percent(metrics.get("val_accuracy")),
-        "evaluated_top1": _percent(evaluation.get("top1")),
-        "evaluated_data": str(evaluation["data"]) if evaluation.get("data") else None,
-        "evaluated_file": str(evaluation["model_file"]) if evaluation.get("model_file") else None,
-        "published_top1": published_top1,
-        "published_dataset": published_dataset,
-        "params": _number(stats.get("params")),
-        "binary_params": _number(stats.get("binary_params")),
-        "float_params": _number(stats.get("float_params")),
-        "binary_mac_share": _number(stats.get("binary_mac_share")),
-        "tflite_bytes": tflite,
-        "bconv": _number(conversion.get("bconv")),
-        "binary_layers": _number(conversion.get("binary_layers")),
-        "bconv_coverage": _number(conversion.get("bconv_coverage")),
-        "model_sha256": current,
-        "benchmarks": benchmarks,
-        "stale": stale,
-        "tuned": [_tuned_entry(d, c) for d, c in sorted(tuned.items())],
-        "sweeps": [s for _, s in sorted(sweeps.items())],
-        "flips_per_epoch": _flips(manifest),
-        "model_options": manifest["model_options"] if isinstance(manifest.get("model_options"), dict) else {},
-        "recipe": _get(manifest, "recipe", "name"),
-        "lr": _number(_get(manifest, "recipe", "lr")),
+        "path": str(path), "model": str(manifest.get("model") or path.name), "data": _text(data),
+        "weights": manifest.get("weights") or ("trained" if _section(manifest, "metrics") else None),
+        **_accuracy(manifest), **_model_figures(manifest), "model_sha256": current,
+        **_bench_figures(path, current, problems),
+        "flips_per_epoch": _flips(manifest), "model_options": _section(manifest, "model_options"),
+        "recipe": _get(manifest, "recipe", "name"), "lr": number(_get(manifest, "recipe", "lr")),
         "problems": problems,
     }
+
+
+def _name_runs(runs: list[dict], found: list[Path]) -> None:
+    """Name runs by their path below the folder they share, so two "tiny" runs stay apart."""
+    common = Path(os.path.commonpath([p.resolve() for p in found]))
+    for r, p in zip(runs, found):
+        relative = p.resolve().relative_to(common)
+        r["name"] = p.resolve().name if len(found) == 1 or len(relative.parts) <= 1 else str(relative)
+
+
+def _only_device(runs: list[dict], device: str) -> None:
+    """Keep only ``device``'s figures (stale ones too).
+
+    Raises:
+        UsageError: no run has a figure on ``device``.
+    """
+    seen = sorted({b["device"] for r in runs for b in r["benchmarks"]})
+    seen_stale = sorted({b["device"] for r in runs for b in r["stale"]} - set(seen))
+    if device not in seen and device not in seen_stale:
+        raise UsageError(f"no benchmark on device {device!r} in these runs: devices found: {', '.join(seen) or 'none'}")
+    for r in runs:
+        r["benchmarks"] = [b for b in r["benchmarks"] if b["device"] == device]
+        r["stale"] = [b for b in r["stale"] if b["device"] == device]
 
 
 def build_report(paths, *, device: str | None = None) -> dict:
@@ -331,21 +290,9 @@ def build_report(paths, *, device: str | None = None) -> dict:
     """
     found = find_runs(paths)
     runs = [load_run(p) for p in found]
-    # name runs by their path below the folder they share, so two "tiny" runs stay apart
-    common = Path(os.path.commonpath([p.resolve() for p in found]))
-    for r, p in zip(runs, found):
-        relative = p.resolve().relative_to(common)
-        r["name"] = p.resolve().name if len(found) == 1 or len(relative.parts) <= 1 else str(relative)
+    _name_runs(runs, found)
     if device:
-        seen = sorted({b["device"] for r in runs for b in r["benchmarks"]})
-        seen_stale = sorted({b["device"] for r in runs for b in r["stale"]} - set(seen))
-        if device not in seen and device not in seen_stale:
-            raise UsageError(
-                f"no benchmark on device {device!r} in these runs: devices found: {', '.join(seen) or 'none'}"
-            )
-        for r in runs:
-            r["benchmarks"] = [b for b in r["benchmarks"] if b["device"] == device]
-            r["stale"] = [b for b in r["stale"] if b["device"] == device]
+        _only_device(runs, device)
     return {
         "generated": utc_now(),
         "device": device,

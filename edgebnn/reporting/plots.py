@@ -1,4 +1,4 @@
-"""The report's plots, drawn with matplotlib's Agg canvas (no display, no pyplot state).
+"""The report's plots, each a PNG (:mod:`edgebnn.reporting.plot_style` draws them alike).
 
 Measured points come from the report's runs; published reference points (other boards, see
 :mod:`edgebnn.published`) are drawn with their own marker and colour and labelled
@@ -8,37 +8,22 @@ Measured points come from the report's runs; published reference points (other b
 
 from __future__ import annotations
 
-import io
 import math
 
 from edgebnn.reporting.load import is_default
+from edgebnn.reporting.plot_style import (
+    COLORS,
+    MARKERS,
+    MAX_LABELS,
+    PUBLISHED_STYLE,
+    empty_note,
+    legend_below,
+    log_axis,
+    new_figure,
+    plain,
+    to_png,
+)
 from edgebnn.reporting.tables import kind_label, latency_of, settings_label
-
-PUBLISHED_STYLE = {"marker": "*", "color": "#888888", "s": 140, "edgecolors": "#444444", "zorder": 2}
-MAX_LABELS = 30  # beyond this many measured points, names and legend entries only clutter
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]  # one per runtime setting of a run's line
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
-
-
-def _t(text) -> str:
-    """A label from a run or a device as matplotlib shows it: a ``$`` is text, never mathtext (a name
-    such as ``run $\\x$`` would otherwise fail to parse and stop the report)."""
-    return str(text).replace("$", r"\$")
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return buf.getvalue()
 
 
 def _reference_latency(run: dict, device: str) -> tuple[float | None, int | None]:
@@ -68,25 +53,6 @@ def _devices(report: dict) -> list[tuple[str, str]]:
         for b in r["benchmarks"]:
             seen.setdefault(b["device"], b["figure_kind"])
     return sorted(seen.items())
-
-
-def _log_axis(axis) -> None:
-    """A log axis with plain numbers (12, 40, 100) instead of powers of ten."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def _legend_below(ax) -> None:
-    if not ax.get_legend_handles_labels()[0]:  # nothing labelled (a panel with no figure): no empty legend
-        return
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-
-
-def _empty(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#888888")
 
 
 def dataset_name(spec) -> str:
@@ -138,7 +104,7 @@ def accuracy_latency(report: dict) -> bytes:
     panels = accuracy_panels(report) or [{"dataset": "", "device": None, "kind": "", "groups": {}, "published": []}]
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig = _figure(6.5 * cols, 4.8 * rows)
+    fig = new_figure(6.5 * cols, 4.8 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     for ax, panel in zip(axes, panels):
         for i, (label, pts) in enumerate(sorted(panel["groups"].items())):
@@ -149,36 +115,36 @@ def accuracy_latency(report: dict) -> bytes:
             front = pareto_front([(p[0], p[1]) for p in pts])
             ax.plot([p[0] for p in front], [p[1] for p in front], color=color, lw=1, ls="-", zorder=1)
             for x, y, model, threads in pts if len(pts) <= MAX_LABELS else ():
-                ax.annotate(_t(f"{model} ({threads} thr)"), (x, y), textcoords="offset points", xytext=(5, 4),
+                ax.annotate(plain(f"{model} ({threads} thr)"), (x, y), textcoords="offset points", xytext=(5, 4),
                             fontsize=8)
         if published := panel["published"]:
             boards = " / ".join(dict.fromkeys(p["device"] for p in published))
             ax.scatter([p["latency_ms"] for p in published], [p["top1"] for p in published],
-                       label=_t(f"published ({boards}; 1 thr; not measured here)"), **PUBLISHED_STYLE)
+                       label=plain(f"published ({boards}; 1 thr; not measured here)"), **PUBLISHED_STYLE)
             for p in published:
-                ax.annotate(_t(f"published: {p['label']}"), (p["latency_ms"], p["top1"]),
+                ax.annotate(plain(f"published: {p['label']}"), (p["latency_ms"], p["top1"]),
                             textcoords="offset points", xytext=(6, -10), fontsize=7, color="#555555")
         if not panel["groups"]:
-            _empty(ax, "no measured point with a top-1")
+            empty_note(ax, "no measured point with a top-1")
         ax.set_xscale("log")
-        _log_axis(ax.xaxis)
+        log_axis(ax.xaxis)
         ax.margins(x=0.3, y=0.12)
         ax.set_xlabel("latency (ms, median, log scale)")
-        ax.set_ylabel(_t(f"top-1 on {panel['dataset']} (%)" if panel["dataset"] else "top-1 (%)"))
+        ax.set_ylabel(plain(f"top-1 on {panel['dataset']} (%)" if panel["dataset"] else "top-1 (%)"))
         where = (f"{panel['device']}: {kind_label(panel['kind'])}" if panel["kind"] else panel["device"]) \
             if panel["device"] else "published only"
-        ax.set_title(_t(f"{panel['dataset']}, {where}" if panel["dataset"] else where), fontsize=10)
+        ax.set_title(plain(f"{panel['dataset']}, {where}" if panel["dataset"] else where), fontsize=10)
         ax.grid(alpha=0.3)
-        _legend_below(ax)
+        legend_below(ax)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.suptitle("accuracy against latency, one panel per dataset (line: Pareto front)")
-    return _png(fig)
+    return to_png(fig)
 
 
 def size_latency(report: dict) -> bytes:
     """Flatbuffer size against latency (1 thread), one colour per device."""
-    fig = _figure(7, 4.8)
+    fig = new_figure(7, 4.8)
     ax = fig.subplots()
     drawn = False
     for i, (device, kind) in enumerate(_devices(report)):
@@ -191,23 +157,23 @@ def size_latency(report: dict) -> bytes:
             continue
         drawn = True
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=COLORS[i % len(COLORS)], s=60,
-                   label=_t(f"{device} ({kind} figures)"))
+                   label=plain(f"{device} ({kind} figures)"))
         for x, y, model in pts if len(pts) <= MAX_LABELS else ():
-            ax.annotate(_t(model), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(plain(model), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     if not drawn:
-        _empty(ax, "no converted and benchmarked run")
+        empty_note(ax, "no converted and benchmarked run")
     else:
-        _legend_below(ax)
+        legend_below(ax)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _log_axis(ax.xaxis)
-    _log_axis(ax.yaxis)
+    log_axis(ax.xaxis)
+    log_axis(ax.yaxis)
     ax.margins(x=0.3, y=0.15)
     ax.set_xlabel("flatbuffer size (MiB, log scale)")
     ax.set_ylabel("latency (ms, median at 1 thread, log scale)")
     ax.set_title("size against latency (measured only)")
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return to_png(fig)
 
 
 def _measured_lines(report: dict) -> list[dict]:
@@ -270,14 +236,14 @@ def latency_threads(report: dict) -> bytes:
     or too short) is a hollow marker. The dashed line in a run's colour is the latency LCE's
     kernel mix allows on the device's cores (:func:`limit_lines`): how far the run is from the chip.
     """
-    fig = _figure(7, 4.8)
+    fig = new_figure(7, 4.8)
     ax = fig.subplots()
     many = len(report["runs"]) > MAX_LABELS
     measured = _measured_lines(report)
     for line in measured:
         pts, color = line["points"], line["color"]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=line["marker"], color=color,
-                label=None if many else _t(line["label"]))
+                label=None if many else plain(line["label"]))
         invalid = [p for p in pts if not p[2]]  # hollow: missed its minimum runs or duration
         ax.scatter([p[0] for p in invalid], [p[1] for p in invalid], marker=line["marker"], facecolors="white",
                    edgecolors=color, zorder=3)
@@ -286,7 +252,7 @@ def latency_threads(report: dict) -> bytes:
     for line in limits:
         pts = line["points"]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", lw=1.2, zorder=1,
-                color=colors.get((line["run"], line["device"]), "#444444"), label=None if many else _t(line["label"]))
+                color=colors.get((line["run"], line["device"]), "#444444"), label=None if many else plain(line["label"]))
     by_model: dict[tuple, list] = {}
     for p in report["published"]:
         by_model.setdefault((p["label"], p["device"]), []).append((p["threads"], p["latency_ms"]))
@@ -295,19 +261,19 @@ def latency_threads(report: dict) -> bytes:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", color="#888888", lw=1, zorder=1)
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], label="published (other boards)" if n == 0 else None,
                    **PUBLISHED_STYLE)
-        ax.annotate(_t(f"published: {label} ({device})"), pts[-1], textcoords="offset points", xytext=(5, 0),
+        ax.annotate(plain(f"published: {label} ({device})"), pts[-1], textcoords="offset points", xytext=(5, 0),
                     fontsize=7, color="#555555")
     ax.set_yscale("log")
-    _log_axis(ax.yaxis)
+    log_axis(ax.yaxis)
     ax.margins(x=0.35, y=0.1)
     ax.set_xlabel("threads")
     ax.set_ylabel("latency (ms, median, log scale)")
     ax.set_xticks(sorted({1, 4} | {b["threads"] for r in report["runs"] for b in r["benchmarks"] if isinstance(b["threads"], int)}))
-    ax.set_title(_t("latency against threads" + (" (dashed: LCE-mix limit of the cores used)" if limits else "")
+    ax.set_title(plain("latency against threads" + (" (dashed: LCE-mix limit of the cores used)" if limits else "")
                     + _no_limit_note(report, limits)), fontsize=10)
     ax.grid(alpha=0.3)
-    _legend_below(ax)
-    return _png(fig)
+    legend_below(ax)
+    return to_png(fig)
 
 
 def _switches(config: dict) -> str:
@@ -354,7 +320,7 @@ def tune_sweep(report: dict) -> bytes | None:
         return None
     cols = min(2, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig = _figure(6.5 * cols, 4.6 * rows)
+    fig = new_figure(6.5 * cols, 4.6 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     for ax, panel in zip(axes, panels):
         width = len(panel["lines"])
@@ -369,28 +335,28 @@ def tune_sweep(report: dict) -> bytes | None:
                       [max(0.0, p[3] - p[1]) if p[3] is not None else 0.0 for p in pts]]
             color = COLORS[n % len(COLORS)]
             ax.errorbar(xs, ys, yerr=errors, marker=MARKERS[n % len(MARKERS)], color=color, capsize=3, lw=1,
-                        label=_t(line["label"]))
+                        label=plain(line["label"]))
             invalid = [(x, p) for x, p in zip(xs, pts) if not p[4]]
             ax.scatter([x for x, _ in invalid], [p[1] for _, p in invalid], marker=MARKERS[n % len(MARKERS)],
                        facecolors="white", edgecolors=color, zorder=3)
         chosen = panel["chosen"]
         if chosen is not None:
             ax.scatter([chosen["threads"]], [chosen["median_ms"]], marker="*", s=260, color="#ffbf00",
-                       edgecolors="#333333", zorder=4, label=_t(chosen["label"]))
+                       edgecolors="#333333", zorder=4, label=plain(chosen["label"]))
         elif not panel["complete"]:
-            _empty(ax, "sweep incomplete: nothing chosen")
+            empty_note(ax, "sweep incomplete: nothing chosen")
         else:
-            _empty(ax, "no valid configuration: nothing chosen")
+            empty_note(ax, "no valid configuration: nothing chosen")
         ax.set_xticks(sorted({p[0] for line in panel["lines"] for p in line["points"]}) or [1])
         ax.set_xlabel("threads")
         ax.set_ylabel("latency (ms, median, 95% interval)")
-        ax.set_title(_t(panel["title"]), fontsize=10)
+        ax.set_title(plain(panel["title"]), fontsize=10)
         ax.grid(alpha=0.3)
-        _legend_below(ax)
+        legend_below(ax)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.suptitle("bench --tune sweeps (star: the configuration chosen)")
-    return _png(fig)
+    return to_png(fig)
 
 
 def _option(value) -> str:
@@ -429,11 +395,11 @@ def flips(report: dict) -> bytes | None:
         return None
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-    fig = _figure(7, 4.8)
+    fig = new_figure(7, 4.8)
     ax = fig.subplots()
     for n, s in enumerate(series):
         ax.plot(s["epochs"], s["ratios"], marker="o", ms=4, color=COLORS[n % len(COLORS)],
-                label=None if len(series) > MAX_LABELS else _t(s["label"]))
+                label=None if len(series) > MAX_LABELS else plain(s["label"]))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylim(bottom=0)
@@ -441,8 +407,8 @@ def flips(report: dict) -> bytes | None:
     ax.set_ylabel("flip ratio (binary weights whose sign changed)")
     ax.set_title("weight flips per epoch")
     ax.grid(alpha=0.3)
-    _legend_below(ax)
-    return _png(fig)
+    legend_below(ax)
+    return to_png(fig)
 
 
 PLOTS = {"accuracy-latency": accuracy_latency, "size-latency": size_latency, "latency-threads": latency_threads,

@@ -1,4 +1,4 @@
-"""The report rendered as Markdown, HTML (self-contained), JSON or CSV."""
+"""The report rendered as Markdown, HTML (self-contained), JSON or CSV, and written with its plots."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import csv
 import html
 import io
 import json
+from pathlib import Path
 
-from edgebnn.errors import UsageError, printable
+from edgebnn import atomic
+from edgebnn.errors import EdgebnnError, UsageError, printable
+from edgebnn.reporting.plots import draw_all
 from edgebnn.reporting.tables import NOTES, device_tables, published_table, stale_table
 
 FORMATS = ("md", "html", "json", "csv")
+SUFFIXES = {"markdown": "md", "htm": "html"}
 
 
 def md_text(text) -> str:
@@ -134,3 +138,45 @@ def render(report: dict, *, fmt: str, plots: dict[str, bytes] | None = None,
     if fmt == "csv":
         return to_csv(report)
     raise UsageError(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
+
+
+def report_format(fmt: str | None, path: str | Path | None) -> str:
+    """The format asked for, else the one ``path``'s suffix names, else md."""
+    suffix = Path(path).suffix.lstrip(".").lower() if path else ""
+    return fmt or SUFFIXES.get(suffix, suffix if suffix in FORMATS else "md")
+
+
+def write_report(report: dict, path: str | Path | None, fmt: str | None = None) -> tuple[str, list[str]]:
+    """The report in ``fmt`` (default: from ``path``'s suffix), written to ``path`` when given.
+
+    Markdown and HTML get the plots: HTML embeds them; Markdown written to a file links PNGs
+    written beside it (``<stem>-<plot>.png``), as does HTML.
+
+    Returns:
+        ``(text, PNG files written)``.
+
+    Raises:
+        UsageError: unknown ``fmt``. EdgebnnError: a file could not be written (the path, why, the next step).
+    """
+    fmt = report_format(fmt, path)
+    plots = draw_all(report) if fmt == "html" or (fmt == "md" and path) else None
+    plot_files = {name: _write(Path(path).with_name(f"{Path(path).stem}-{name}.png"), png)
+                  for name, png in plots.items()} if path and plots else None
+    text = render(report, fmt=fmt, plots=plots, plot_files=plot_files)
+    if path:
+        _write(Path(path), text)
+    return text, list((plot_files or {}).values())
+
+
+def _write(path: Path, content: str | bytes) -> str:
+    """Write ``path`` atomically; returns its name."""
+    try:
+        if isinstance(content, bytes):
+            atomic.write_bytes(path, content)
+        else:
+            atomic.write_text(path, content)
+    except OSError as e:
+        step = "free some space there or give another --out" if e.errno == 28 else "give a writable --out"
+        raise EdgebnnError(f"cannot write the report file {str(path)!r}: {e.strerror or e}; {step} (files "
+                           "written before it are complete; none is half-written)") from None
+    return path.name

@@ -86,84 +86,115 @@ def latency_columns(entries: list[dict]) -> dict[tuple, dict]:
     return {config_key(e): e for e in sorted(timed, key=config_key)}
 
 
+COMMON = ["run", "model", "data", "top-1", "evaluated top-1", "paper top-1", "params", "binary MACs", "flatbuffer",
+          "LceBconv2d"]
+
+
 def device_tables(report: dict) -> list[dict]:
-    """One table per device (plus one for runs without benchmarks), as header and string rows.
+    """One table per device, then the ``--tune`` choices and the runs without benchmarks, as header and string rows.
 
     Returns:
         ``[{"device", "figure_kind", "title", "header", "rows"}]``.
     """
     devices = sorted({b["device"] for r in report["runs"] for b in r["benchmarks"]})
-    tables = []
-    common = ["run", "model", "data", "top-1", "evaluated top-1", "paper top-1", "params", "binary MACs", "flatbuffer", "LceBconv2d"]
+    tables = [device_table(report, device) for device in devices]
+    return tables + [t for t in (tuned_table(report), idle_table(report)) if t is not None]
 
-    def base(r: dict) -> list[str]:
-        coverage = DASH
-        if r["bconv"] is not None and r["binary_layers"] is not None:
-            coverage = f"{r['bconv']:.0f}/{r['binary_layers']:.0f}"
-            if r["bconv_coverage"] is not None:
-                coverage += f" ({r['bconv_coverage']:.0%})"
-        elif r["bconv"] is not None:  # a flatbuffer brought without its Keras model: counted from the ops
-            coverage = f"{r['bconv']:.0f} ops" + (f" ({r['bconv_coverage']:.0%} of convs)"
-                                                  if r["bconv_coverage"] is not None else "")
-        return [
-            r.get("name") or Path(r["path"]).name,
-            r["model"],
-            r["data"] or DASH,
-            accuracy_cell(r["top1"], None) if r["top1"] is not None else ("random weights" if r["weights"] == "random" else DASH),
-            accuracy_cell(r["evaluated_top1"], r["evaluated_data"]),
-            accuracy_cell(r["published_top1"], r["published_dataset"]),
-            DASH if r["params"] is None else f"{r['params'] / 1e6:.2f} M",
-            format_value(r["binary_mac_share"], ".1%"),
-            size_cell(r["tflite_bytes"]),
-            coverage,
-        ]
 
-    for device in devices:
-        runs = [r for r in report["runs"] if any(b["device"] == device for b in r["benchmarks"])]
-        entries = {id(r): [b for b in r["benchmarks"] if b["device"] == device] for r in runs}
-        columns = latency_columns([b for es in entries.values() for b in es])
-        kinds = sorted({b["figure_kind"] for es in entries.values() for b in es})
-        kind = kinds[0] if len(kinds) == 1 else "mixed"
-        mixed = kind == "mixed"  # only then does each row need its own figure kind
-        header = (common + [f"{config_label(c)} median / p90 ms" for c in columns.values()]
-                  + ["binary GBMAC/s (share of LCE limit)", "peak MB", "status"] + (["figures"] if mixed else []))
-        rows = []
-        for r in runs:
-            es = entries[id(r)]
-            by_config = {config_key(b): b for b in es}
-            peaks = [b["peak_mb"] for b in es if b["peak_mb"] is not None]
-            rows.append(
-                base(r)
-                + [latency_cell(by_config.get(key)) for key in columns]
-                + [throughput_cell(es), format_value(max(peaks) if peaks else None, ".1f"), _status(es)]
-                + (["/".join(sorted({b["figure_kind"] for b in es}))] if mixed else [])
-            )
-        title = f"{device}: {kind_label(kind)}" if kind != "mixed" else f"{device}: mixed host and board figures"
-        tables.append({"device": device, "figure_kind": kind, "title": title, "header": header, "rows": rows})
+def run_name(run: dict) -> str:
+    return run.get("name") or Path(run["path"]).name
+
+
+def coverage_cell(run: dict) -> str:
+    """``LceBconv2d`` ops over binary layers, or over convolutions for a flatbuffer brought without its Keras model."""
+    bconv, layers, coverage = run["bconv"], run["binary_layers"], run["bconv_coverage"]
+    if bconv is None:
+        return DASH
+    if layers is not None:
+        return f"{bconv:.0f}/{layers:.0f}" + (f" ({coverage:.0%})" if coverage is not None else "")
+    return f"{bconv:.0f} ops" + (f" ({coverage:.0%} of convs)" if coverage is not None else "")
+
+
+def top1_cell(run: dict) -> str:
+    if run["top1"] is not None:
+        return accuracy_cell(run["top1"], None)
+    return "random weights" if run["weights"] == "random" else DASH
+
+
+def run_cells(run: dict) -> list[str]:
+    """The cells of :data:`COMMON`: what a run is, whatever it was benchmarked on."""
+    return [run_name(run), run["model"], run["data"] or DASH, top1_cell(run),
+            accuracy_cell(run["evaluated_top1"], run["evaluated_data"]),
+            accuracy_cell(run["published_top1"], run["published_dataset"]),
+            DASH if run["params"] is None else f"{run['params'] / 1e6:.2f} M",
+            format_value(run["binary_mac_share"], ".1%"), size_cell(run["tflite_bytes"]), coverage_cell(run)]
+
+
+def device_table(report: dict, device: str) -> dict:
+    """The table of one device: a row per run benchmarked on it, a latency column per configuration."""
+    entries = {i: [b for b in r["benchmarks"] if b["device"] == device] for i, r in enumerate(report["runs"])}
+    entries = {i: es for i, es in entries.items() if es}
+    measured = [b for es in entries.values() for b in es]
+    columns = latency_columns(measured)
+    kind = figure_kind_of(measured)
+    mixed = kind == "mixed"  # only then does each row need its own figure kind
+    header = (COMMON + [f"{config_label(c)} median / p90 ms" for c in columns.values()]
+              + ["binary GBMAC/s (share of LCE limit)", "peak MB", "status"] + (["figures"] if mixed else []))
+    rows = [device_row(report["runs"][i], es, columns, mixed=mixed) for i, es in entries.items()]
+    title = f"{device}: {kind_label(kind)}" if not mixed else f"{device}: mixed host and board figures"
+    return {"device": device, "figure_kind": kind, "title": title, "header": header, "rows": rows}
+
+
+def figure_kind_of(entries: list[dict]) -> str:
+    """``host``, ``board`` or ``unknown`` when the entries agree, else ``mixed``."""
+    kinds = {b["figure_kind"] for b in entries}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def device_row(run: dict, entries: list[dict], columns: dict[tuple, dict], *, mixed: bool) -> list[str]:
+    by_config = {config_key(b): b for b in entries}
+    peaks = [b["peak_mb"] for b in entries if b["peak_mb"] is not None]
+    return (run_cells(run) + [latency_cell(by_config.get(key)) for key in columns]
+            + [throughput_cell(entries), format_value(max(peaks) if peaks else None, ".1f"), _status(entries)]
+            + (["/".join(sorted({b["figure_kind"] for b in entries}))] if mixed else []))
+
+
+def tuned_table(report: dict) -> dict | None:
+    """What each ``bench --tune`` chose, or None without any."""
     tuned = [(r, t) for r in report["runs"] for t in r.get("tuned") or []]
-    if tuned:
-        pinned = any(t.get("affinity") for _, t in tuned)  # a CPUs column only where a choice pins
-        header = ["run", "device", "threads", "indirect BGEMM", "XNNPACK"] + ["CPUs"] * pinned + ["median ms", "sweep"]
-        rows = []
-        for r, t in tuned:
-            chosen = t["threads"] is not None
-            rows.append([r.get("name") or Path(r["path"]).name, t["device"], str(t["threads"]) if chosen else DASH,
-                         ("on" if t["indirect_bgemm"] else "off") if chosen else DASH,
-                         ("on" if t["xnnpack"] else "off") if chosen else DASH]
-                        + [(t.get("affinity") or "all") if chosen else DASH] * pinned
-                        + [format_value(t["median_ms"], ".2f"), sweep_cell(t)])
-        rule = next((t["rule"] for _, t in tuned if t.get("rule")), "")
-        tables.append({"device": None, "figure_kind": None, "header": header, "rows": rows,
-                       "title": f"tuned configurations (edgebnn bench --tune: {rule})"})
+    if not tuned:
+        return None
+    pinned = any(t.get("affinity") for _, t in tuned)  # a CPUs column only where a choice pins
+    header = ["run", "device", "threads", "indirect BGEMM", "XNNPACK"] + ["CPUs"] * pinned + ["median ms", "sweep"]
+    rule = next((t["rule"] for _, t in tuned if t.get("rule")), "")
+    return {"device": None, "figure_kind": None, "header": header, "rows": [tuned_row(r, t, pinned) for r, t in tuned],
+            "title": f"tuned configurations (edgebnn bench --tune: {rule})"}
+
+
+def tuned_row(run: dict, tuned: dict, pinned: bool) -> list[str]:
+    chosen = tuned["threads"] is not None
+    on = lambda key: ("on" if tuned[key] else "off") if chosen else DASH  # noqa: E731
+    cpus = [(tuned.get("affinity") or "all") if chosen else DASH] * pinned
+    return ([run_name(run), tuned["device"], str(tuned["threads"]) if chosen else DASH, on("indirect_bgemm"),
+             on("xnnpack")] + cpus + [format_value(tuned["median_ms"], ".2f"), sweep_cell(tuned)])
+
+
+def idle_table(report: dict) -> dict | None:
+    """The runs without benchmarks, with why, or None when every run has some."""
     idle = [r for r in report["runs"] if not r["benchmarks"]]
-    if idle:
-        rows = [base(r) + ["; ".join(r["problems"]) or ("only stale figures (below): bench it again" if r.get("stale")
-                                                        else "converted" if r["tflite_bytes"] else "not converted")]
-                for r in idle]
-        title = f"not benchmarked on {report['device']}" if report.get("device") else "not benchmarked"
-        tables.append({"device": None, "figure_kind": None, "title": title,
-                       "header": common + ["status"], "rows": rows})
-    return tables
+    if not idle:
+        return None
+    title = f"not benchmarked on {report['device']}" if report.get("device") else "not benchmarked"
+    return {"device": None, "figure_kind": None, "title": title, "header": COMMON + ["status"],
+            "rows": [run_cells(r) + [idle_status(r)] for r in idle]}
+
+
+def idle_status(run: dict) -> str:
+    if run["problems"]:
+        return "; ".join(run["problems"])
+    if run.get("stale"):
+        return "only stale figures (below): bench it again"
+    return "converted" if run["tflite_bytes"] else "not converted"
 
 
 def sweep_cell(tuned: dict) -> str:
@@ -186,7 +217,7 @@ def stale_table(report: dict) -> dict | None:
         now = (r.get("model_sha256") or "")[:12] or "none recorded"
         for e in r.get("stale") or []:
             measured = (e.get("model_sha256") or "")[:12] or "not recorded"
-            rows.append([r.get("name") or Path(r["path"]).name, e["device"], config_label(e), latency_cell(e),
+            rows.append([run_name(r), e["device"], config_label(e), latency_cell(e),
                          measured, now, e["file"]])
     if not rows:
         return None
