@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebnn.converters.lce import TARGETS as LCE_TARGETS
-from edgebnn.data.spec import parse_spec
+from edgebnn.data.spec import DataSpec, parse_spec
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.run.rundir import RunDir, utc_now
 from edgebnn.run.trust import Trust
@@ -33,7 +33,8 @@ class ConvertOptions:
         int8: int8 float parts, calibrated on ``data``, or at the ranges of the model's own
             fake-quantization ops (quantization-aware training) when ``data`` is None.
         int8_io: int8 input and output types (needs ``int8``).
-        data: a dataset spec for parity and calibration inputs (random when None).
+        data: the dataset for parity and calibration inputs (random when None); a spec string
+            given here is parsed into its :class:`edgebnn.data.spec.DataSpec`.
         samples: parity inputs.
         strict: fail when a binary layer stayed float (documented exceptions aside).
 
@@ -45,7 +46,7 @@ class ConvertOptions:
     target: str = "arm"
     int8: bool = False
     int8_io: bool = False
-    data: str | None = None
+    data: DataSpec | None = None
     samples: int = 8
     strict: bool = False
 
@@ -55,7 +56,7 @@ class ConvertOptions:
         if self.target not in LCE_TARGETS:
             raise UsageError(f"unknown --target {self.target!r}: choose one of {', '.join(LCE_TARGETS)}")
         if self.data is not None:
-            parse_spec(self.data)
+            object.__setattr__(self, "data", parse_spec(self.data))
         if self.int8 and self.to == "keras":
             raise UsageError("--int8 applies to --to tflite or tflite-float, not keras")
         if self.int8_io and not self.int8:
@@ -115,7 +116,7 @@ def convert_run(run: RunDir, options: ConvertOptions = ConvertOptions(), *, pari
         report, artifact = _convert_float(model, inputs, calibration, options, start=start)
     else:
         report, artifact = _quantized_keras(model, inputs, start=start)
-    report.update(converted=utc_now(), data=options.data or "random")
+    report.update(converted=utc_now(), data=str(options.data or "random"))
     name = ARTIFACTS[options.to]
 
     def write(tmp):
@@ -279,9 +280,9 @@ def convert_hint(run: RunDir) -> str:
 
 
 
-def converted_run(src: str, *, out: str | None = None, spec=None, trust: Trust = Trust()
-                  ) -> tuple[RunDir, str | None]:
-    """The run for ``src`` with its ``model.tflite``: a run directory, a model name, a Keras file or a flatbuffer.
+def converted_run(source, *, out: str | None = None, trust: Trust = Trust()) -> tuple[RunDir, str | None]:
+    """The run for ``source`` (:class:`edgebnn.run.sources.Source`) with its ``model.tflite``: a run
+    directory, a model name, a Keras file or a flatbuffer.
 
     A run without a flatbuffer is converted with the default options first (for a bare model
     name: random weights; latency does not depend on them). A ``.tflite`` file becomes a run of
@@ -290,11 +291,11 @@ def converted_run(src: str, *, out: str | None = None, spec=None, trust: Trust =
     Returns:
         ``(run, parity warning or None)``.
     """
-    from edgebnn.run.sources import ModelSpec, resolve_source
+    from edgebnn.run.sources import FLATBUFFER, resolve_source
 
-    if Path(src).suffix.lower() == ".tflite" and Path(src).is_file():
-        return flatbuffer_run(Path(src), out=out), None
-    run = resolve_source(src, out=out, spec=spec or ModelSpec(), trust=trust)
+    if source.kind == FLATBUFFER:
+        return flatbuffer_run(source.path, out=out), None
+    run = resolve_source(source, out=out, trust=trust)
     if run.tflite_path.exists():
         return run, None
     return run, convert_run(run, trust=trust)["parity"].get("warning")

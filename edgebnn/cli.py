@@ -155,11 +155,11 @@ def models(pattern, as_json, model_flags):
     Statistics are computed at each model's default input shape and cached.
     """
     from edgebnn.models.stats import card_stats
-    from edgebnn.registry import PLUGIN_FAILURES, get_card, is_model_name, list_models
-    from edgebnn.run.sources import model_spec
+    from edgebnn.registry import PLUGIN_FAILURES, list_models
+    from edgebnn.run.sources import listed_model
 
-    spec = model_spec(pattern, **model_flags)
-    cards = [get_card(pattern)] if pattern and is_model_name(pattern) else list_models(pattern)
+    exact, spec = listed_model(pattern, **model_flags)
+    cards = [exact] if exact else list_models(pattern)
     rows = []
     console = _console(stderr=True)
     with console.status("computing model statistics...") as status:
@@ -169,7 +169,7 @@ def models(pattern, as_json, model_flags):
                                                                 options=spec.options)})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-    elif pattern and is_model_name(pattern):
+    elif exact:
         _print_card(rows[0], spec)
     else:
         import os
@@ -399,14 +399,14 @@ def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out,
     theoretical minimum in the manifest. Nothing is written when a check fails.
     """
     from edgebnn.converters.convert import ConvertOptions, convert_run
-    from edgebnn.run.sources import model_spec, resolve_source
+    from edgebnn.run.sources import parse_source, resolve_source
 
     options = ConvertOptions(to=to, target=target, int8=int8, int8_io=int8_io, data=data, samples=samples,
                              strict=strict)
-    spec = model_spec(src, weights=weights, **model_flags)
-    if not Path(src).exists() and not weights:
+    source = parse_source(src, weights=weights, **model_flags)
+    if source.random_weights:
         options.check_random_weights()
-    run = resolve_source(src, out=out, spec=spec, trust=trust)
+    run = resolve_source(source, out=out, trust=trust)
     report = convert_run(run, options, trust=trust)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -567,7 +567,7 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     from edgebnn.device.local import check_local_workdirs
     from edgebnn.device.profiles import resolve_devices
     from edgebnn.errors import UsageError
-    from edgebnn.run.sources import model_spec
+    from edgebnn.run.sources import parse_source
 
     check_local_workdirs(resolve_devices(device, devices_file=devices_file))  # before a model is converted
     if tune and (threads or xnnpack or indirect_bgemm):
@@ -577,8 +577,7 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     configs = bench_configs(threads, runs=runs, warmup=warmup, min_secs=min_secs, max_secs=max_secs, timeout=timeout,
                             op_profiling=op_profiling, xnnpack=xnnpack, indirect_bgemm=indirect_bgemm)
     check_cooldown(cooldown)
-    spec = model_spec(src, weights=weights, **model_flags)
-    run, warning = converted_run(src, out=out, spec=spec, trust=trust)
+    run, warning = converted_run(parse_source(src, weights=weights, **model_flags), out=out, trust=trust)
     if warning:
         click.echo(f"warning: {warning}", err=True)
     records = bench_run(run, devices=device, configs=configs, devices_file=devices_file,
