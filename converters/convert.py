@@ -153,6 +153,7 @@ def _documented_exception(run: RunDir) -> bool:
 
 
 def _convert_lce(run: RunDir, model, inputs, calibration, options: ConvertOptions, *, start: float):
+    from edgebnn.converters.layer_index import LayerIndex
     from edgebnn.converters.lce import convert
     from edgebnn.converters.report import conversion_report
 
@@ -163,7 +164,8 @@ def _convert_lce(run: RunDir, model, inputs, calibration, options: ConvertOption
         ranges = calibrate(model, calibration)
     flatbuffer = convert(model, target=options.target, int8=options.int8_io, int8_ranges=ranges)
     seconds = time.perf_counter() - start
-    report = conversion_report(model, flatbuffer, parity_inputs=inputs, int8=options.int8)
+    index = LayerIndex(model, flatbuffer)  # one walk of the layers for every check
+    report = conversion_report(model, flatbuffer, parity_inputs=inputs, int8=options.int8, index=index)
     report.update(target=options.target, int8=options.int8, int8_io=options.int8_io,
                   convert_seconds=round(seconds, 3), keras_bytes=run.keras_path.stat().st_size)
     floats = report["explain"]["float_binary_layers"]
@@ -174,11 +176,11 @@ def _convert_lce(run: RunDir, model, inputs, calibration, options: ConvertOption
             f"--strict: {len(floats)} of {report['binary_layers']} binary layers stayed float, nothing "
             f"written ({why}); run with --explain for every layer"
         )
-    judge_parity(report["parity"], model, flatbuffer, inputs, strict=options.strict)
+    judge_parity(report["parity"], index, inputs, strict=options.strict)
     return report, flatbuffer
 
 
-def judge_parity(p: dict, model, flatbuffer: bytes, inputs, *, strict: bool) -> None:
+def judge_parity(p: dict, index, inputs, *, strict: bool) -> None:
     """Set ``p["verdict"]`` (``ok``, ``rounding`` or ``wrong``) and its message.
 
     ``rounding`` (sign flips at ties, not a conversion error) keeps the flatbuffer with a
@@ -210,7 +212,7 @@ def judge_parity(p: dict, model, flatbuffer: bytes, inputs, *, strict: bool) -> 
         return
     culprit = (signs or {}).get("culprit")
     if culprit is None:
-        where = first_divergence(model, flatbuffer, inputs, tolerance=p["tolerance"])
+        where = first_divergence(index.model, index.flatbuffer, inputs, tolerance=p["tolerance"], index=index)
         culprit = {"layer": where["layer"], "type": where["type"],
                    "reason": f"the first layer whose output diverges (max rel error "
                              f"{where['parity']['max_rel_error']:.2e})"} if where else None
