@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgebnn.converters.layer_index import LayerIndex
 from edgebnn.converters.lce import TARGETS as LCE_TARGETS
 from edgebnn.data.spec import DataSpec, parse_spec
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
@@ -153,7 +154,6 @@ def _documented_exception(run: RunDir) -> bool:
 
 
 def _convert_lce(run: RunDir, model, inputs, calibration, options: ConvertOptions, *, start: float):
-    from edgebnn.converters.layer_index import LayerIndex
     from edgebnn.converters.lce import convert
     from edgebnn.converters.report import conversion_report
 
@@ -180,7 +180,7 @@ def _convert_lce(run: RunDir, model, inputs, calibration, options: ConvertOption
     return report, flatbuffer
 
 
-def judge_parity(p: dict, index, inputs, *, strict: bool) -> None:
+def judge_parity(p: dict, index: LayerIndex, inputs, *, strict: bool) -> None:
     """Set ``p["verdict"]`` (``ok``, ``rounding`` or ``wrong``) and its message.
 
     ``rounding`` (sign flips at ties, not a conversion error) keeps the flatbuffer with a

@@ -53,10 +53,10 @@ def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: boo
     Args:
         model: the Keras model that was converted.
         flatbuffer: the converter's output.
-        index: ``model``'s layers and ``flatbuffer``'s ops, when the caller has them
-            (:class:`edgebnn.converters.layer_index.LayerIndex`): every check reads this one.
         parity_inputs: inputs for the parity check (random when None).
         int8: the float parts were converted to int8 (sets the size minimum and tolerance).
+        index: ``model``'s layers and ``flatbuffer``'s ops, when the caller has them
+            (:class:`edgebnn.converters.layer_index.LayerIndex`): every check reads this one.
 
     Returns:
         ``op_counts``, ``binary_layers``, ``bconv`` (LceBconv2d ops: a layer may give several,
