@@ -73,10 +73,10 @@ def main() -> None:
     from edgebnn.converters.convert import convert_run
     from edgebnn.device.bench import bench_run
     from edgebnn.device.protocol import BenchConfig
-    from edgebnn.run.sources import resolve_source
+    from edgebnn.run.sources import parse_source, resolve_source
 
     with tempfile.TemporaryDirectory() as tmp, start_sshd(Path(tmp)) as sshd:
-        run = resolve_source("bireal-tiny", out=f"{tmp}/run")
+        run = resolve_source(parse_source("bireal-tiny"), out=f"{tmp}/run")
         convert_run(run)
         config = [BenchConfig(threads=1, runs=20, warmup=2, min_secs=0.0)]
         figures: dict[str, list[float]] = {k: [] for k in ("lib_first", "lib_repeat", "cli_first", "cli_repeat")}

@@ -53,10 +53,10 @@ def main() -> None:
     from edgebnn.converters.convert import convert_run
     from edgebnn.device.bench import bench_run
     from edgebnn.device.protocol import BenchConfig
-    from edgebnn.run.sources import resolve_source
+    from edgebnn.run.sources import parse_source, resolve_source
 
     with tempfile.TemporaryDirectory() as tmp:
-        run = resolve_source("bireal-tiny", out=f"{tmp}/run")
+        run = resolve_source(parse_source("bireal-tiny"), out=f"{tmp}/run")
         convert_run(run)
         interpreter = Interpreter(run.tflite_path.read_bytes(), num_threads=1)
         shape = (1, *interpreter.input_shapes[0][1:])

@@ -30,10 +30,9 @@ MODELS = "bireal-tiny,sabnn-r18,bnext-tiny"
 def tune_one(model: str, *, input_size: str | None, runs: int, root: Path) -> dict:
     from edgebnn.converters.convert import convert_run
     from edgebnn.device.bench import bench_configs, bench_run, describe
-    from edgebnn.run.sources import model_spec, resolve_source
+    from edgebnn.run.sources import parse_source, resolve_source
 
-    spec = model_spec(model, input_size=input_size) if input_size else None
-    run = resolve_source(model, out=str(root / model), **({"spec": spec} if spec else {}))
+    run = resolve_source(parse_source(model, input_size=input_size), out=str(root / model))
     convert_run(run)
     configs = bench_configs(None, runs=runs, warmup=3, min_secs=1.0)
     (record,) = bench_run(run, devices="local", configs=configs, tune=True)

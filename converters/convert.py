@@ -10,8 +10,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgebnn.converters.layer_index import LayerIndex
 from edgebnn.converters.lce import TARGETS as LCE_TARGETS
-from edgebnn.data.spec import parse_spec
+from edgebnn.data.spec import DataSpec, parse_spec
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.run.records import ConversionReport
 from edgebnn.run.rundir import RunDir, utc_now
@@ -34,7 +35,8 @@ class ConvertOptions:
         int8: int8 float parts, calibrated on ``data``, or at the ranges of the model's own
             fake-quantization ops (quantization-aware training) when ``data`` is None.
         int8_io: int8 input and output types (needs ``int8``).
-        data: a dataset spec for parity and calibration inputs (random when None).
+        data: the dataset for parity and calibration inputs (random when None); a spec string
+            given here is parsed into its :class:`edgebnn.data.spec.DataSpec`.
         samples: parity inputs.
         strict: fail when a binary layer stayed float (documented exceptions aside).
 
@@ -46,7 +48,7 @@ class ConvertOptions:
     target: str = "arm"
     int8: bool = False
     int8_io: bool = False
-    data: str | None = None
+    data: DataSpec | None = None
     samples: int = 8
     strict: bool = False
 
@@ -56,7 +58,7 @@ class ConvertOptions:
         if self.target not in LCE_TARGETS:
             raise UsageError(f"unknown --target {self.target!r}: choose one of {', '.join(LCE_TARGETS)}")
         if self.data is not None:
-            parse_spec(self.data)
+            object.__setattr__(self, "data", parse_spec(self.data))
         if self.int8 and self.to == "keras":
             raise UsageError("--int8 applies to --to tflite or tflite-float, not keras")
         if self.int8_io and not self.int8:
@@ -116,7 +118,7 @@ def convert_run(run: RunDir, options: ConvertOptions = ConvertOptions(), *, pari
         report, artifact = _convert_float(model, inputs, calibration, options, start=start)
     else:
         report, artifact = _quantized_keras(model, inputs, start=start)
-    report.update(converted=utc_now(), data=options.data or "random")
+    report.update(converted=utc_now(), data=str(options.data or "random"))
     name = ARTIFACTS[options.to]
 
     def write(tmp):
@@ -164,7 +166,8 @@ def _convert_lce(run: RunDir, model, inputs, calibration, options: ConvertOption
         ranges = calibrate(model, calibration)
     flatbuffer = convert(model, target=options.target, int8=options.int8_io, int8_ranges=ranges)
     seconds = time.perf_counter() - start
-    report = conversion_report(model, flatbuffer, parity_inputs=inputs, int8=options.int8)
+    index = LayerIndex(model, flatbuffer)  # one walk of the layers for every check
+    report = conversion_report(model, flatbuffer, parity_inputs=inputs, int8=options.int8, index=index)
     report.update(target=options.target, int8=options.int8, int8_io=options.int8_io,
                   convert_seconds=round(seconds, 3), keras_bytes=run.keras_path.stat().st_size)
     floats = report["explain"]["float_binary_layers"]
@@ -175,11 +178,11 @@ def _convert_lce(run: RunDir, model, inputs, calibration, options: ConvertOption
             f"--strict: {len(floats)} of {report['binary_layers']} binary layers stayed float, nothing "
             f"written ({why}); run with --explain for every layer"
         )
-    judge_parity(report["parity"], model, flatbuffer, inputs, strict=options.strict)
+    judge_parity(report["parity"], index, inputs, strict=options.strict)
     return report, flatbuffer
 
 
-def judge_parity(p: dict, model, flatbuffer: bytes, inputs, *, strict: bool) -> None:
+def judge_parity(p: dict, index: LayerIndex, inputs, *, strict: bool) -> None:
     """Set ``p["verdict"]`` (``ok``, ``rounding`` or ``wrong``) and its message.
 
     ``rounding`` (sign flips at ties, not a conversion error) keeps the flatbuffer with a
@@ -211,7 +214,7 @@ def judge_parity(p: dict, model, flatbuffer: bytes, inputs, *, strict: bool) -> 
         return
     culprit = (signs or {}).get("culprit")
     if culprit is None:
-        where = first_divergence(model, flatbuffer, inputs, tolerance=p["tolerance"])
+        where = first_divergence(index.model, index.flatbuffer, inputs, tolerance=p["tolerance"], index=index)
         culprit = {"layer": where["layer"], "type": where["type"],
                    "reason": f"the first layer whose output diverges (max rel error "
                              f"{where['parity']['max_rel_error']:.2e})"} if where else None
@@ -281,9 +284,27 @@ def convert_hint(run: RunDir) -> str:
 
 
 
-def converted_run(src: str, *, out: str | None = None, spec=None, trust: Trust = Trust()
-                  ) -> tuple[RunDir, str | None]:
-    """The run for ``src`` with its ``model.tflite``: a run directory, a model name, a Keras file or a flatbuffer.
+def convert_source(source, options: ConvertOptions = ConvertOptions(), *, out: str | None = None,
+                   trust: Trust = Trust()) -> tuple[RunDir, dict]:
+    """``edgebnn convert``: the run for ``source`` (:class:`edgebnn.run.sources.Source`), converted.
+
+    A model name without weights converts random weights only where that means something
+    (:meth:`ConvertOptions.check_random_weights`), checked before anything is built.
+
+    Returns:
+        ``(run, the conversion report)`` (see :func:`convert_run`).
+    """
+    from edgebnn.run.sources import resolve_source
+
+    if source.random_weights:
+        options.check_random_weights()
+    run = resolve_source(source, out=out, trust=trust)
+    return run, convert_run(run, options, trust=trust)
+
+
+def converted_run(source, *, out: str | None = None, trust: Trust = Trust()) -> tuple[RunDir, str | None]:
+    """The run for ``source`` (:class:`edgebnn.run.sources.Source`) with its ``model.tflite``: a run
+    directory, a model name, a Keras file or a flatbuffer.
 
     A run without a flatbuffer is converted with the default options first (for a bare model
     name: random weights; latency does not depend on them). A ``.tflite`` file becomes a run of
@@ -292,11 +313,11 @@ def converted_run(src: str, *, out: str | None = None, spec=None, trust: Trust =
     Returns:
         ``(run, parity warning or None)``.
     """
-    from edgebnn.run.sources import ModelSpec, resolve_source
+    from edgebnn.run.sources import FLATBUFFER, resolve_source
 
-    if Path(src).suffix.lower() == ".tflite" and Path(src).is_file():
-        return flatbuffer_run(Path(src), out=out), None
-    run = resolve_source(src, out=out, spec=spec or ModelSpec(), trust=trust)
+    if source.kind == FLATBUFFER:
+        return flatbuffer_run(source.path, out=out), None
+    run = resolve_source(source, out=out, trust=trust)
     if run.tflite_path.exists():
         return run, None
     return run, convert_run(run, trust=trust)["parity"].get("warning")

@@ -1,8 +1,7 @@
 """What every Keras layer became in the flatbuffer, and why a binary layer stayed float.
 
-The flatbuffer's tensor names carry the Keras layer names (``model/quant_conv2d_3/...``,
-several locations joined by ``;`` when ops were fused, cut at 50 characters), so every
-operator is attributed to the layers its outputs name. A binary layer is one whose kernel
+Every operator is attributed to the layers its tensors name
+(:attr:`edgebnn.converters.layer_index.LayerIndex.ops_of`). A binary layer is one whose kernel
 quantizer has precision 1; it is fast only when it became an ``LceBconv2d``. For one that did
 not, :func:`diagnose` inspects the layer (quantizers probed on real values, the quantized
 kernel, padding, layer type) and says what to change.
@@ -12,82 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgebnn.converters.layer_index import BCONV, LayerIndex
 from edgebnn.converters.rewrites import small_zero_padded
 from edgebnn.models.introspection import (
     QUANTIZED_WEIGHTS,
     bit_width,
-    flat_layers,
-    inbound_layers,
     is_binary,
     kernel_quantizer,
-    nested_models,
     precision,
     quantizer_name,
 )
-
-BCONV = "LceBconv2d"
-# Ops whose first input, not their output, carries the name of the layer they implement:
-# LCE names a binary convolution's output after the BatchNorm fused into it.
-NAMED_BY_INPUT = {BCONV, "LceBMaxPool2d"}
-NAME_LIMIT = 50  # LCE cuts tensor names here; a component at the cut may be partial
-
-
-def layer_names_in(tensor_name: str, model_names: set[str]) -> set[str]:
-    # Each ';'-segment is a location "model/[nested model/]layer/op...": the layer is the first
-    # component that is not a model name (op names such as "add" must not count as layers).
-    found = set()
-    segments = tensor_name.split(";")
-    for k, segment in enumerate(segments):
-        comps = [c for c in segment.split("/") if c]
-        if k == len(segments) - 1 and len(tensor_name) >= NAME_LIMIT:
-            comps = comps[:-1]  # possibly cut mid-name
-        rest = [c for c in comps if c not in model_names]
-        if rest and len(rest) < len(comps):
-            found.add(rest[0])
-    return found
-
-
-def attribute_ops(ops: list[dict], model) -> dict[str, list[int]]:
-    """Map each layer name of ``model`` to the indices of the flatbuffer ops that implement it.
-
-    An op belongs to the layers named in its output tensors (an ``LceBconv2d`` to the binary
-    conv behind the BatchNorm its output is named after, or else the one its input names; an
-    ``LceBMaxPool2d`` to its input's); the final op, whose output is named after the signature,
-    belongs to the model's output layer.
-    """
-    by_name = {l.name: l for l in flat_layers(model)}
-    names = set(by_name)
-    model_names = {model.name} | {l.name for l in nested_models(model)}
-
-    def named_in(tensors):
-        return set().union(*(layer_names_in(t, model_names) for t in tensors)) & names if tensors else set()
-
-    found: dict[str, list[int]] = {}
-    for i, op in enumerate(ops):
-        layers = named_in(op["outputs"])
-        if op["op"] == BCONV and op["inputs"]:
-            # A binary conv's output usually carries the name of the BatchNorm fused into it:
-            # step back to the conv that feeds it. Its input (the LceQuantize output) names the
-            # conv too, but one quantized input may feed several convs (BNext's parallel 1x1s).
-            layers = {_binary_producer(by_name[n]) for n in layers} - {None} or named_in(op["inputs"][:1])
-        elif op["op"] in NAMED_BY_INPUT and op["inputs"]:
-            layers = named_in(op["inputs"][:1])
-        if not layers and any(t.startswith(("StatefulPartitionedCall", "Identity")) for t in op["outputs"]):
-            layers = {model.output_names[0]} & names if getattr(model, "output_names", None) else set()
-            layers = layers or {model.layers[-1].name}
-        for name in layers:
-            found.setdefault(name, []).append(i)
-    return found
-
-
-def _binary_producer(layer):
-    """The binary conv whose output the BatchNorm ``layer`` normalizes (LCE folds it into the
-    conv), else None. (An output named after a binary conv may be the next conv's bit-packed
-    input, written by the previous conv: not evidence of which conv this is.)"""
-    inbound = inbound_layers(layer)
-    if type(layer).__name__ == "BatchNormalization" and len(inbound) == 1 and not isinstance(inbound[0], list):
-        return inbound[0].name if is_binary(inbound[0]) else None
-    return None
 
 
 def _probe(quantizer, values) -> np.ndarray:
@@ -195,23 +128,20 @@ def diagnose(layer, *, became_bconv: bool) -> tuple[list[str], list[str]]:
     return (reasons if not became_bconv else []), warnings
 
 
-def explain(model, ops: list[dict]) -> dict:
+def explain(index: LayerIndex) -> dict:
     """The per-layer explanation stored in ``manifest["conversion"]["explain"]``.
 
     Args:
-        model: the Keras model that was converted.
-        ops: :func:`edgebnn.converters.flatbuffer.operators` of its flatbuffer.
+        index: the converted model's layers and its flatbuffer's ops.
 
     Returns:
         ``{"layers": [...], "float_binary_layers": [names], "warnings": n}``; each layer has
         ``name``, ``type``, ``binary``, ``ops`` (op types attributed to it, empty when it was
         folded into a neighbour), and for binary layers ``bconv``, ``reasons``, ``warnings``.
     """
-    layers = [l for l in flat_layers(model) if type(l).__name__ != "InputLayer"]
-    by_layer = attribute_ops(ops, model)
     rows, float_binary, n_warnings = [], [], 0
-    for layer in layers:
-        became = [ops[i]["op"] for i in by_layer.get(layer.name, [])]
+    for layer in index.computing:
+        became = [index.ops[i]["op"] for i in index.ops_of.get(layer.name, [])]
         row = {"name": layer.name, "type": type(layer).__name__, "binary": is_binary(layer), "ops": became}
         classified = _classified(layer)
         if classified:

@@ -98,15 +98,15 @@ def check_runnable(model, flatbuffer: bytes) -> None:
     Raises:
         EdgebnnError: naming the ops and the layers they come from.
     """
-    from edgebnn.converters.explain import attribute_ops
     from edgebnn.converters.flatbuffer import builtin_names, operators
+    from edgebnn.converters.layer_index import LayerIndex
 
     ops = operators(flatbuffer)
     builtins = set(builtin_names().values())
     bad = {i for i, op in enumerate(ops) if op["op"] not in builtins and op["op"] not in LCE_OPS}
     if not bad:
         return
-    layers = sorted(name for name, idx in attribute_ops(ops, model).items() if bad & set(idx))
+    layers = sorted(name for name, idx in LayerIndex(model, flatbuffer, ops).ops_of.items() if bad & set(idx))
     names = sorted({ops[i]["op"] for i in bad})
     raise EdgebnnError(
         f"LCE could not convert {model.name!r}: TensorFlow op(s) {', '.join(names)} (layer(s) "

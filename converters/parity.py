@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgebnn.converters.layer_index import LayerIndex, layer_names_in
+
 # Mean error relative to the largest Keras magnitude. Not the max: a pre-activation within
 # rounding of zero flips sign in one engine and not the other (LCE folds BatchNorm into the
 # binary convolution's output transform, which rounds differently), moving a few values by a
@@ -85,7 +87,7 @@ def _layer_outputs(model, layers: list, inputs) -> list[np.ndarray]:
     return _keras_outputs(probe, inputs)
 
 
-def tensor_layers(model, ops: list[dict], flatbuffer: bytes) -> list[tuple[int, object]]:
+def tensor_layers(index: LayerIndex) -> list[tuple[int, object]]:
     """``(tensor index, Keras layer)`` pairs: op outputs in execution order and the layer
     whose output each one holds.
 
@@ -93,23 +95,21 @@ def tensor_layers(model, ops: list[dict], flatbuffer: bytes) -> list[tuple[int, 
     folded into it (a BatchNormalization into a convolution), it holds the last folded
     layer's output, so the chain of consumers without ops of their own is followed.
     """
-    from edgebnn.converters.explain import attribute_ops, layer_names_in
     from edgebnn.converters.flatbuffer import tensors
-    from edgebnn.models.introspection import flat_layers, nested_models, outbound_layers
+    from edgebnn.models.introspection import outbound_layers
 
     # Bit-packed activations (INT32 outputs of LceQuantize) hold no layer output.
-    readable = {t["index"] for t in tensors(flatbuffer) if t["type"] in ("FLOAT32", "INT8")}
-    layers = {l.name: l for l in flat_layers(model) if type(l).__name__ != "InputLayer"}
-    model_names = {model.name} | {m.name for m in nested_models(model)}
-    has_ops = set(attribute_ops(ops, model))
+    readable = {t["index"] for t in tensors(index.flatbuffer) if t["type"] in ("FLOAT32", "INT8")}
+    layers = {l.name: l for l in index.computing}
+    has_ops = set(index.ops_of)
     last: dict[str, tuple[int, int, object]] = {}  # layer name -> (op position, tensor, layer)
-    for position, op in enumerate(ops):
+    for position, op in enumerate(index.ops):
         if op["op"] in QUANTIZE_OPS:
             continue  # named after the binary layer whose input it holds (binarized), not its output
-        for index, name in zip(op["output_ids"], op["outputs"]):
-            if index not in readable:
+        for tensor, name in zip(op["output_ids"], op["outputs"]):
+            if tensor not in readable:
                 continue
-            found = layer_names_in(name.split(";")[0] + (";" if ";" in name else ""), model_names)
+            found = layer_names_in(name.split(";")[0] + (";" if ";" in name else ""), index.model_names)
             layer = layers.get(next(iter(found))) if found else None
             while layer is not None:
                 consumers = [c for c in outbound_layers(layer) if c.name in layers]
@@ -119,8 +119,8 @@ def tensor_layers(model, ops: list[dict], flatbuffer: bytes) -> list[tuple[int, 
                     break
             if layer is not None and not isinstance(layer.output, (list, tuple)):
                 # A layer LCE splits into several ops (a conv, then its ReLU) holds its output in the last.
-                last[layer.name] = (position, index, layer)
-    return [(index, layer) for _, index, layer in sorted(last.values(), key=lambda t: t[0])]
+                last[layer.name] = (position, tensor, layer)
+    return [(tensor, layer) for _, tensor, layer in sorted(last.values(), key=lambda t: t[0])]
 
 
 def _pre_activation(model, layer, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,12 +136,13 @@ def _pre_activation(model, layer, inputs: np.ndarray) -> tuple[np.ndarray, np.nd
     return probs, logits
 
 
-def logits_tensor(model, ops: list[dict], flatbuffer: bytes) -> tuple[int, object] | None:
+def logits_tensor(index: LayerIndex) -> tuple[int, object] | None:
     """``(tensor index, Keras layer)`` of the logits when the flatbuffer ends in a SOFTMAX whose
     input a Keras layer holds, else None."""
+    ops = index.ops
     if ops and ops[-1]["op"] == "SOFTMAX" and ops[-1]["input_ids"]:
-        index = ops[-1]["input_ids"][0]
-        pairs = [p for p in tensor_layers(model, ops, flatbuffer) if p[0] == index]
+        tensor = ops[-1]["input_ids"][0]
+        pairs = [p for p in tensor_layers(index) if p[0] == tensor]
         if pairs:
             return pairs[0]
     return None
@@ -185,8 +186,8 @@ def flatbuffer_results(flatbuffer: bytes, inputs: np.ndarray, logits: tuple[int,
     return (found[0], None), [found[p] for p in positions]
 
 
-def parity(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict] | None = None) -> dict:
-    """Compare Keras and the LCE interpreter on ``inputs``.
+def parity(model, flatbuffer: bytes, inputs: np.ndarray, *, index: LayerIndex | None = None) -> dict:
+    """Compare Keras and the LCE interpreter on ``inputs`` (``index``: the conversion's, when the caller has it).
 
     Returns:
         ``max_abs_error``, ``mean_abs_error``, ``max_rel_error``, ``mean_rel_error`` (over the
@@ -194,10 +195,7 @@ def parity(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict] | No
         ends in a softmax, ``logits`` holds the same figures for its input, and
         ``checked_on`` says which of the two the tolerance applies to.
     """
-    from edgebnn.converters.flatbuffer import operators
-
-    ops = ops if ops is not None else operators(flatbuffer)
-    logits = logits_tensor(model, ops, flatbuffer)
+    logits = logits_tensor(index or LayerIndex(model, flatbuffer))
     actual, _ = flatbuffer_results(flatbuffer, inputs, logits)
     return compare_results(keras_results(model, inputs, logits), actual)
 
@@ -208,28 +206,28 @@ def checked(result: dict) -> dict:
 
 
 def first_divergence(model, flatbuffer: bytes, inputs: np.ndarray, *, tolerance: dict,
-                     ops: list[dict] | None = None) -> dict | None:
-    """The first layer, in execution order, whose output in the flatbuffer is out of tolerance.
+                     index: LayerIndex | None = None) -> dict | None:
+    """The first layer, in execution order, whose output in the flatbuffer is out of tolerance
+    (``index``: the conversion's, when the caller has it).
 
     Returns:
         ``{"layer", "type", "tensor", "parity"}`` or None when every named intermediate
         tensor is within tolerance.
     """
-    from edgebnn.converters.flatbuffer import operators, with_outputs
+    from edgebnn.converters.flatbuffer import with_outputs
 
-    ops = ops if ops is not None else operators(flatbuffer)
-    pairs = tensor_layers(model, ops, flatbuffer)
+    pairs = tensor_layers(index or LayerIndex(model, flatbuffer))
     if not pairs:
         return None
     inputs = inputs[:2]  # every intermediate tensor of a 224x224 model adds up quickly
     marked, positions = with_outputs(flatbuffer, [i for i, _ in pairs])
     actual = run_flatbuffer(marked, inputs)
     expected = _layer_outputs(model, [layer for _, layer in pairs], inputs)
-    for (index, layer), want, position in zip(pairs, expected, positions):
+    for (tensor, layer), want, position in zip(pairs, expected, positions):
         got = actual[position]
         if np.size(want) != np.size(got):
             continue  # a tensor whose layout TFLite changed
         result = compare(want, got)
         if not within(result, tolerance):
-            return {"layer": layer.name, "type": type(layer).__name__, "tensor": int(index), "parity": result}
+            return {"layer": layer.name, "type": type(layer).__name__, "tensor": int(tensor), "parity": result}
     return None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from edgebnn.converters.explain import BCONV
-from edgebnn.models.introspection import binary_layer_names
+from edgebnn.converters.layer_index import BCONV, LayerIndex
 
 # Ops that compute a convolution or a matrix product, and the axis of their weights' output channels.
 WEIGHTED_OPS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0, "DEPTHWISE_CONV_2D": 3}
@@ -47,7 +46,8 @@ def bconv_coverage(flatbuffer: bytes, ops: list[dict]) -> dict:
     return {"bconv": bconv, "binary_ops": binary, "bconv_coverage": round(bconv / binary, 4) if binary else None}
 
 
-def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: bool = False) -> dict:
+def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: bool = False,
+                      index: LayerIndex | None = None) -> dict:
     """Everything ``edgebnn convert --to tflite`` records in the manifest.
 
     Args:
@@ -55,6 +55,8 @@ def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: boo
         flatbuffer: the converter's output.
         parity_inputs: inputs for the parity check (random when None).
         int8: the float parts were converted to int8 (sets the size minimum and tolerance).
+        index: ``model``'s layers and ``flatbuffer``'s ops, when the caller has them
+            (:class:`edgebnn.converters.layer_index.LayerIndex`): every check reads this one.
 
     Returns:
         ``op_counts``, ``binary_layers``, ``bconv`` (LceBconv2d ops: a layer may give several,
@@ -64,32 +66,31 @@ def conversion_report(model, flatbuffer: bytes, *, parity_inputs=None, int8: boo
         layer and their verdict, :func:`edgebnn.converters.signs.sign_check`), ``size`` and ``explain``.
     """
     from edgebnn.converters.explain import explain
-    from edgebnn.converters.flatbuffer import operators
     from edgebnn.converters.parity import FLOAT_TOLERANCE, INT8_TOLERANCE, checked, parity, within
     from edgebnn.converters.signs import sign_check
     from edgebnn.converters.size import size_report
     from edgebnn.data.samples import random_inputs
 
-    ops = operators(flatbuffer)
+    index = index or LayerIndex(model, flatbuffer)
+    ops = index.ops
     counts: dict[str, int] = {}
     for op in ops:
         counts[op["op"]] = counts.get(op["op"], 0) + 1
     counts = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-    binary = binary_layer_names(model)
     inputs = parity_inputs if parity_inputs is not None else random_inputs(model.input_shape[1:])
     tolerance = INT8_TOLERANCE if int8 else FLOAT_TOLERANCE
-    result = parity(model, flatbuffer, inputs, ops=ops)
+    result = parity(model, flatbuffer, inputs, index=index)
     result.update(tolerance=tolerance, ok=within(checked(result), tolerance))
-    signs = sign_check(model, flatbuffer, inputs, ops=ops, parity_ok=result["ok"], tolerance=tolerance, int8=int8)
+    signs = sign_check(index, inputs, parity_ok=result["ok"], tolerance=tolerance, int8=int8)
     if signs is not None:
         result["signs"] = signs
-    explained = explain(model, ops)
+    explained = explain(index)
     return {
         "op_counts": counts,
-        "binary_layers": len(binary),
+        "binary_layers": len(index.binary),
         **bconv_coverage(flatbuffer, ops),
         "tflite_bytes": len(flatbuffer),
         "parity": result,
-        "size": size_report(model, ops, len(flatbuffer), int8=int8),
+        "size": size_report(index, int8=int8),
         "explain": explained,
     }

@@ -32,6 +32,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from edgebnn.converters.layer_index import LayerIndex
+
 # A value within this share of its layer input's largest magnitude is at float rounding of
 # zero (float32 carries 7 digits, and BatchNorm folding reorders a few ops); int8 rounds every
 # tensor to 1/255 of its range.
@@ -43,21 +45,20 @@ ZERO_PADDING_LIMIT = ("LCE 0.16's zero-padded binary convolution is wrong on inp
                       "(README, Two measured limits)")
 
 
-def binarized_layers(model, ops: list[dict]) -> list[tuple[object, int, int]]:
+def binarized_layers(index: LayerIndex) -> list[tuple[object, int, int]]:
     """``(layer, tensor index, op index)`` of every layer with a sign-like input quantizer: the
     tensor holding its binarized input in the flatbuffer and the op that reads it, in execution
     order. Layers whose input the flatbuffer does not hold on its own are left out."""
-    from edgebnn.converters.explain import attribute_ops
-    from edgebnn.models.introspection import bit_width, flat_layers
+    from edgebnn.models.introspection import bit_width
 
+    ops = index.ops
     producer = {t: i for i, op in enumerate(ops) for t in op["output_ids"]}
-    by_layer = attribute_ops(ops, model)
     found = []
-    for layer in flat_layers(model):
+    for layer in index.layers:
         quantizer = getattr(layer, "input_quantizer", None)
         if quantizer is None or bit_width(quantizer) != 1:
             continue
-        mine = by_layer.get(layer.name, [])
+        mine = index.ops_of.get(layer.name, [])
         bconvs = [i for i in mine if ops[i]["op"] == "LceBconv2d"]
         if len(bconvs) == 1:
             found.append((layer, ops[bconvs[0]]["input_ids"][0], bconvs[0]))
@@ -123,14 +124,13 @@ def _forcing(signs, records):
     return make
 
 
-def _layer_for_op(model, ops: list[dict], index: int):
-    """The layer the user wrote that op ``index`` implements: a binary layer before anything
+def _layer_for_op(index: LayerIndex, op: int):
+    """The layer the user wrote that op ``op`` implements: a binary layer before anything
     else, never a BatchNormalization folded into a convolution when the convolution is named."""
-    from edgebnn.converters.explain import attribute_ops
-    from edgebnn.models.introspection import flat_layers, is_binary
+    from edgebnn.models.introspection import is_binary
 
-    layers = {l.name: l for l in flat_layers(model)}
-    owners = [layers[name] for name, idx in attribute_ops(ops, model).items() if index in idx and name in layers]
+    layers = index.by_name
+    owners = [layers[name] for name, idx in index.ops_of.items() if op in idx and name in layers]
     owners.sort(key=lambda l: (not is_binary(l), type(l).__name__ == "BatchNormalization"))
     return owners[0] if owners else None
 
@@ -150,15 +150,13 @@ def _zero_padding_limit(layer) -> str | None:
             "or an input large enough that every binary map stays at 3x3 or more")
 
 
-def sign_check(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict], parity_ok: bool,
-               tolerance: dict, int8: bool = False) -> dict | None:
+def sign_check(index: LayerIndex, inputs: np.ndarray, *, parity_ok: bool, tolerance: dict,
+               int8: bool = False) -> dict | None:
     """Sign flips per binarized layer, and, when parity failed, whether they explain it.
 
     Args:
-        model: the Keras model that was converted.
-        flatbuffer: LCE's output.
+        index: the converted model's layers and LCE's flatbuffer with its ops.
         inputs: the parity inputs (the first :data:`MAX_INPUTS` are used).
-        ops: the flatbuffer's operators.
         parity_ok: whether the outputs were within ``tolerance``.
         tolerance: the parity tolerance, applied to the forced run as well.
         int8: the float parts are int8 (values round to 1/255 of their range: :data:`TIE_INT8`).
@@ -181,22 +179,23 @@ def sign_check(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict],
         within,
     )
 
-    found = binarized_layers(model, ops)
+    found = binarized_layers(index)
     if not found:
         return None
+    model, flatbuffer = index.model, index.flatbuffer
     inputs = inputs[:MAX_INPUTS]
     types = {t["index"]: t["type"] for t in tensors(flatbuffer)}
-    logits = logits_tensor(model, ops, flatbuffer)
-    actual, values = flatbuffer_results(flatbuffer, inputs, logits, [index for _, index, _ in found])
+    logits = logits_tensor(index)
+    actual, values = flatbuffer_results(flatbuffer, inputs, logits, [tensor for _, tensor, _ in found])
     natural: dict = {}
     with _hooked([layer for layer, _, _ in found], _recording(natural)):
         keras_results(model, inputs, None)
     rows, signs = [], {}
-    for (layer, index, op), value in zip(found, values):
+    for (layer, tensor, op), value in zip(found, values):
         if layer.name not in natural:
             continue
         x, y = natural[layer.name]
-        if types.get(index) == "INT32":
+        if types.get(tensor) == "INT32":
             s = unpack_signs(value, x.shape)
         elif value.size == x.size and np.all(np.abs(value) == 1):  # a float tensor holding +-1 only
             s = value.reshape(x.shape)
@@ -206,7 +205,7 @@ def sign_check(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict],
             continue
         signs[layer.name] = s
         rows.append({"layer": layer.name, "flips": int(np.sum(np.sign(y) != s)), "values": int(s.size),
-                     "_op": op, "_tensor": index})
+                     "_op": op, "_tensor": tensor})
     if not rows:
         return None
     tie = TIE_INT8 if int8 else TIE
@@ -230,20 +229,21 @@ def sign_check(model, flatbuffer: bytes, inputs: np.ndarray, *, ops: list[dict],
             explained = far is None and within(checked(forced), tolerance)
             result["verdict"] = "rounding" if explained else "wrong"
             if not explained:
-                diverging = first_divergence(model, flatbuffer, inputs, tolerance=tolerance, ops=ops)
-                result["culprit"] = _culprit(model, ops, far, diverging)
+                diverging = first_divergence(model, flatbuffer, inputs, tolerance=tolerance, index=index)
+                result["culprit"] = _culprit(index, far, diverging)
     for row in rows:
         del row["_op"], row["_tensor"]
     return result
 
 
-def _culprit(model, ops: list[dict], far: dict | None, diverging: dict | None) -> dict | None:
+def _culprit(index: LayerIndex, far: dict | None, diverging: dict | None) -> dict | None:
     """The earliest op computing differently from the same binary inputs, as the user's layer.
 
     ``far``: the first binarized layer with a local flip away from zero (the op that wrote its
     binarized input is wrong); ``diverging``: the first float tensor out of tolerance in the
     forced run (:func:`edgebnn.converters.parity.first_divergence`).
     """
+    ops = index.ops
     producer = {t: i for i, op in enumerate(ops) for t in op["output_ids"]}
     candidates = []
     if far is not None:
@@ -255,11 +255,11 @@ def _culprit(model, ops: list[dict], far: dict | None, diverging: dict | None) -
                            f"its output differs (max rel error {diverging['parity']['max_rel_error']:.2e})"))
     if not candidates:
         return None
-    index, evidence = min(candidates, key=lambda c: c[0])
-    layer = _layer_for_op(model, ops, index) if index < len(ops) else None
+    op, evidence = min(candidates, key=lambda c: c[0])
+    layer = _layer_for_op(index, op) if op < len(ops) else None
     if layer is None:
         return {"layer": diverging["layer"] if diverging else far["layer"], "type": None, "reason": evidence}
     reason = _zero_padding_limit(layer) or (
         f"it computes differently in the flatbuffer than in Keras from the same binary inputs ({evidence}): "
-        f"a conversion error in its {ops[index]['op']} op")
+        f"a conversion error in its {ops[op]['op']} op")
     return {"layer": layer.name, "type": type(layer).__name__, "reason": reason, "evidence": evidence}

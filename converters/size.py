@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 
-from edgebnn.models.introspection import flat_layers, is_binary, kernel_quantizer
+from edgebnn.converters.layer_index import LayerIndex
+from edgebnn.models.introspection import is_binary, kernel_quantizer
 
 INT8_KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")
 
@@ -33,13 +34,11 @@ def minimum_bytes(layer, *, int8: bool = False) -> int:
     return math.ceil(bits / 8)
 
 
-def size_report(model, ops: list[dict], flatbuffer_bytes: int, *, int8: bool = False) -> dict:
+def size_report(index: LayerIndex, *, int8: bool = False) -> dict:
     """Flatbuffer bytes vs theoretical minimum.
 
     Args:
-        model: the converted Keras model.
-        ops: :func:`edgebnn.converters.flatbuffer.operators` of the flatbuffer.
-        flatbuffer_bytes: size of the whole file.
+        index: the converted model's layers and its flatbuffer's ops.
         int8: whether the float parts were converted to int8.
 
     Returns:
@@ -47,11 +46,10 @@ def size_report(model, ops: list[dict], flatbuffer_bytes: int, *, int8: bool = F
         (weights in the file), and ``layers``: per layer with parameters, ``minimum_bytes``,
         ``tflite_bytes`` (the constants of the ops attributed to it) and ``ratio``.
     """
-    from edgebnn.converters.explain import attribute_ops
-
-    layers = [l for l in flat_layers(model) if l.weights]
+    ops, flatbuffer_bytes = index.ops, len(index.flatbuffer)
+    layers = [l for l in index.layers if l.weights]
     minimum = {l.name: minimum_bytes(l, int8=int8) for l in layers}
-    by_layer = {k: v for k, v in attribute_ops(ops, model).items() if k in minimum}
+    by_layer = {k: v for k, v in index.ops_of.items() if k in minimum}
     # An op naming several layers (fused conv + BN + ReLU) is charged to the heaviest one.
     owner: dict[int, str] = {}
     for name in sorted(by_layer, key=lambda n: -minimum[n]):

@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 
 import click
 
 from edgebnn import __version__, printing
 from edgebnn.errors import EdgebnnError, printable
+from edgebnn.options import (
+    MODEL_FLAG_NAMES,
+    bench_options,
+    devices_file_option,
+    host_key_option,
+    json_option,
+    model_flags,
+    quiet_option,
+    source_flags,
+    sub_devices_file_option,
+    trust_option,
+)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "EDGEBNN"}
 
@@ -66,66 +77,6 @@ def cli(ctx, debug):
         noise.show()  # third-party warnings too
 
 
-MODEL_FLAG_NAMES = {"input_size": "--input-size", "width": "--width", "model_args": "--model-arg",
-                    "model_file": "--model-file"}
-MODEL_FLAGS = tuple(MODEL_FLAG_NAMES)
-
-
-def model_flags(fn):
-    """``--input-size``, ``--width``, ``--model-arg``, ``--model-file``, handed to the command as ``model_flags``."""
-
-    @functools.wraps(fn)
-    def command(*args, **kwargs):
-        return fn(*args, model_flags={k: kwargs.pop(k) for k in MODEL_FLAGS}, **kwargs)
-
-    for option in reversed([
-        click.option("--input-size", metavar="N|HxW", help="Build the model at this input size (e.g. 32, 160x128)."),
-        click.option("--width", type=float, help="Width multiplier of the model's stages (the builder's `width`)."),
-        click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
-                     help="A builder option (repeatable), typed by its default, e.g. --model-arg padding=zero."),
-        click.option("--model-file", multiple=True, type=click.Path(dir_okay=False),
-                     help="A Python file registering models with @register_model (repeatable)."),
-    ]):
-        command = option(command)
-    return command
-
-
-TRUST_HELP = ("Run code a model file carries (a Lambda's bytecode) and load the custom-objects module and "
-              "teachers a run directory names: only for files whose source you trust.")
-
-
-def trust_option(fn):
-    return click.option("--trust-code", is_flag=True, help=TRUST_HELP)(fn)
-
-
-def source_flags(fn):
-    """``--custom-objects``, ``--trust-code`` and ``--weights``, for commands that take a model file or name.
-
-    The command receives ``weights`` and ``trust`` (an :class:`edgebnn.run.trust.Trust`).
-    """
-
-    @functools.wraps(fn)
-    def command(*args, custom_objects, trust_code, **kwargs):
-        from edgebnn.run.trust import Trust
-
-        return fn(*args, trust=Trust(code=trust_code, custom_objects=custom_objects), **kwargs)
-
-    command = click.option("--custom-objects", metavar="FILE.py|MODULE",
-                           help="The module defining a model file's custom classes.")(command)
-    command = trust_option(command)
-    return click.option("--weights", metavar="imagenet|PATH",
-                        help="Weights for a model name: a Keras weights file, the BNext authors' .pth.tar, or "
-                             "Larq Zoo's ImageNet ones.")(command)
-
-
-def json_option(fn):
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
-
-
-def quiet_option(fn):
-    return click.option("--quiet", "-q", is_flag=True, help="No progress output.")(fn)
-
-
 # -- models ---------------------------------------------------------------------------------
 @cli.command()
 @click.argument("pattern", required=False)
@@ -139,11 +90,11 @@ def models(pattern, as_json, model_flags):
     Statistics are computed at each model's default input shape and cached.
     """
     from edgebnn.models.stats import card_stats
-    from edgebnn.registry import PLUGIN_FAILURES, get_card, is_model_name, list_models
-    from edgebnn.run.sources import model_spec
+    from edgebnn.registry import PLUGIN_FAILURES, list_models
+    from edgebnn.run.sources import listed_model
 
-    spec = model_spec(pattern, **model_flags)
-    cards = [get_card(pattern)] if pattern and is_model_name(pattern) else list_models(pattern)
+    exact, spec = listed_model(pattern, **model_flags)
+    cards = [exact] if exact else list_models(pattern)
     rows = []
     with printing.console(stderr=True).status("computing model statistics...") as status:
         for card in cards:
@@ -152,7 +103,7 @@ def models(pattern, as_json, model_flags):
                                                                 options=spec.options)})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-    elif pattern and is_model_name(pattern):
+    elif exact:
         printing.print_card(rows[0], spec)
     else:
         printing.print_models(rows)
@@ -282,16 +233,12 @@ def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out,
     tolerance), records the op inventory, a per-layer explanation and the size against its
     theoretical minimum in the manifest. Nothing is written when a check fails.
     """
-    from edgebnn.converters.convert import ConvertOptions, convert_run
-    from edgebnn.run.sources import model_spec, resolve_source
+    from edgebnn.converters import ConvertOptions, convert_source
+    from edgebnn.run.sources import parse_source
 
     options = ConvertOptions(to=to, target=target, int8=int8, int8_io=int8_io, data=data, samples=samples,
                              strict=strict)
-    spec = model_spec(src, weights=weights, **model_flags)
-    if not Path(src).exists() and not weights:
-        options.check_random_weights()
-    run = resolve_source(src, out=out, spec=spec, trust=trust)
-    report = convert_run(run, options, trust=trust)
+    run, report = convert_source(parse_source(src, weights=weights, **model_flags), options, out=out, trust=trust)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -299,49 +246,6 @@ def convert(src, to, target, int8, int8_io, data, samples, explain, strict, out,
 
 
 # -- bench ----------------------------------------------------------------------------------
-def devices_file_option(fn):
-    return click.option("--devices-file", type=click.Path(dir_okay=False), envvar="EDGEBNN_DEVICES_FILE",
-                        help="Devices file [~/.config/edgebnn/devices.toml; env EDGEBNN_DEVICES_FILE].")(fn)
-
-
-def host_key_option(fn):
-    return click.option("--accept-new-host-key", is_flag=True,
-                        help="Trust and record the host key of a board not yet in known_hosts (a changed key is "
-                             "always refused).")(fn)
-
-
-def bench_options(fn):
-    for option in reversed(
-        [
-            click.option("--device", default="local", show_default=True,
-                         help="Device name, fleet, ssh://user@host:port, or a comma list of them."),
-            click.option("--threads", default=None, help="Thread counts, e.g. 1,4 [each device's default]."),
-            click.option("--runs", type=int, default=50, show_default=True, help="Minimum timed runs."),
-            click.option("--warmup", type=int, default=5, show_default=True, help="Warm-up runs."),
-            click.option("--min-secs", type=float, default=1.0, show_default=True, help="Minimum timed duration."),
-            click.option("--max-secs", type=float, default=150.0, show_default=True,
-                         help="The runtime stops timing after this long."),
-            click.option("--timeout", type=float, default=600.0, show_default=True,
-                         help="Time limit per configuration; the runtime is killed on the device after it."),
-            click.option("--cooldown", type=float, default=None,
-                         help="Seconds of rest between configurations [the device's, 2 for boards]."),
-            click.option("--op-profiling", is_flag=True, help="Per-op profile (lce_benchmark_model only)."),
-            click.option("--use-xnnpack", "xnnpack", is_flag=True,
-                         help="TFLite's XNNPACK delegate for the float ops (as LCE's published figures)."),
-            click.option("--use-indirect-bgemm", "indirect_bgemm", is_flag=True,
-                         help="LCE's indirect BGEMM kernels instead of im2col + BGEMM."),
-            click.option("--tune", is_flag=True,
-                         help="Sweep threads (1..cores), indirect BGEMM, XNNPACK (and each cluster of a big.LITTLE "
-                              "board); pick the fastest valid one."),
-            click.option("--save-tuned", is_flag=True,
-                         help="With --tune: save the choice as the device's defaults for this model; later benches "
-                              "use them unless given --threads, --use-xnnpack or --use-indirect-bgemm."),
-        ]
-    ):
-        fn = option(fn)
-    return fn
-
-
 @cli.command()
 @click.argument("src")
 @bench_options
@@ -361,12 +265,14 @@ def bench(src, device, threads, runs, warmup, min_secs, max_secs, timeout, coold
     Several devices (--device a,b or a fleet) run concurrently; each gets its own
     bench/<device>-<utc>.json, and one that cannot be reached does not stop the others.
     """
-    from edgebnn.converters.convert import converted_run
+    from edgebnn.converters import converted_run
     from edgebnn.device import bench_configs, bench_run
-    from edgebnn.run.sources import model_spec
+    from edgebnn.run.sources import parse_source
+
+    source = parse_source(src, weights=weights, **model_flags)
 
     def converted():  # once the options are checked: a usage error costs no conversion
-        run, warning = converted_run(src, out=out, spec=model_spec(src, weights=weights, **model_flags), trust=trust)
+        run, warning = converted_run(source, out=out, trust=trust)
         if warning:
             click.echo(f"warning: {warning}", err=True)
         return run
@@ -399,12 +305,6 @@ def devices(ctx, devices_file, as_json):
         click.echo(json.dumps(listing, indent=2))
     else:
         printing.print_devices(listing)
-
-
-def sub_devices_file_option(fn):
-    """``--devices-file`` after a `devices` subcommand too; it wins over the group's and the environment's."""
-    return click.option("--devices-file", "sub_devices_file", type=click.Path(dir_okay=False),
-                        help="Devices file (as `edgebnn devices --devices-file F ...`).")(fn)
 
 
 @devices.command("check")

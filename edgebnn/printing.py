@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgebnn.converters.explain import format_explanation
 from edgebnn.errors import printable
 from edgebnn.run.records import BenchRecord
 
@@ -119,6 +118,8 @@ def print_recipe(data: dict, *, model: str | None = None) -> None:
 def print_conversion(run, report: dict, *, to: str, explain: bool) -> None:
     """``edgebnn convert``: the file made, its size against the minimum, coverage and parity; warnings on stderr."""
     if explain and "explain" in report:
+        from edgebnn.converters.explain import format_explanation  # the converters stage: only after a conversion
+
         click.echo(format_explanation(report["explain"]))
     p = report["parity"]
     errors = f"parity max |err| {p['max_abs_error']:.2e} (top-1 agreement {p['top1_agreement']:.0%})"

@@ -25,9 +25,9 @@ def own_config_home(tmp_path_factory, monkeypatch):
 def tiny_run(tmp_path_factory):
     """The quickstart model with random weights, converted once for the whole session."""
     from edgebnn.converters.convert import convert_run
-    from edgebnn.run.sources import resolve_source
+    from edgebnn.run.sources import parse_source, resolve_source
 
-    run = resolve_source("bireal-tiny", out=str(tmp_path_factory.mktemp("runs") / "tiny"))
+    run = resolve_source(parse_source("bireal-tiny"), out=str(tmp_path_factory.mktemp("runs") / "tiny"))
     convert_run(run)
     return run
 

@@ -88,21 +88,21 @@ def test_the_run_records_the_checkpoint_and_converts_every_binary_conv(imported,
 
 def test_a_checkpoint_run_is_never_taken_for_another(imported, bnext_authors, tmp_path):
     from edgebnn.errors import UsageError
-    from edgebnn.run.sources import model_spec, resolve_source
+    from edgebnn.run.sources import parse_source, resolve_source
 
     run, _ = imported
     before = run.keras_path.stat().st_mtime_ns
-    again = resolve_source("bnext-tiny", out=str(run.path), spec=model_spec(
-        "bnext-tiny", width=0.25, input_size="64", weights=str(bnext_authors / CHECKPOINT)))
+    again = resolve_source(parse_source(
+        "bnext-tiny", width=0.25, input_size="64", weights=str(bnext_authors / CHECKPOINT)), out=str(run.path))
     assert again.path == run.path and run.keras_path.stat().st_mtime_ns == before  # reused as it is
     with pytest.raises(UsageError, match="already holds a run of bnext-tiny"):  # random weights: not this run
-        resolve_source("bnext-tiny", out=str(run.path), spec=model_spec("bnext-tiny", width=0.25, input_size="64"))
+        resolve_source(parse_source("bnext-tiny", width=0.25, input_size="64"), out=str(run.path))
     # The same file name with other bytes is other weights.
     other = tmp_path / CHECKPOINT
     other.write_bytes((bnext_authors / CHECKPOINT).read_bytes() + b"\0")
     with pytest.raises(UsageError, match="already holds"):
-        resolve_source("bnext-tiny", out=str(run.path), spec=model_spec(
-            "bnext-tiny", width=0.25, input_size="64", weights=str(other)))
+        resolve_source(parse_source(
+            "bnext-tiny", width=0.25, input_size="64", weights=str(other)), out=str(run.path))
 
 
 @pytest.mark.parametrize("command", [["convert"], ["bench", "--device", "local"], ["evaluate", "--data", "digits"],

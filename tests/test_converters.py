@@ -33,9 +33,9 @@ def test_parity_with_keras(tiny_run):
 def test_random_weights_repeat_for_a_model_name(tiny_run, tmp_path):
     import numpy as np
 
-    from edgebnn.run.sources import resolve_source
+    from edgebnn.run.sources import parse_source, resolve_source
 
-    again = resolve_source("bireal-tiny", out=str(tmp_path / "again"))
+    again = resolve_source(parse_source("bireal-tiny"), out=str(tmp_path / "again"))
     assert again.manifest["seed"] == tiny_run.manifest["seed"] == 0
     for a, b in zip(again.load_model().get_weights(), tiny_run.load_model().get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -15,6 +15,9 @@ def _bad_model():
     x = keras.layers.BatchNormalization()(x)
     x = lq.layers.QuantConv2D(32, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",
                               kernel_quantizer=lq.quantizers.NoOp(precision=1), use_bias=False,
+                              # latent weights of uneven magnitude and never exactly 0 (a seeded
+                              # uniform initializer can draw one, which is another cause)
+                              kernel_initializer=keras.initializers.RandomUniform(0.05, 1.0, seed=0),
                               name="latent_kernel")(x)
     x = keras.layers.BatchNormalization()(x)
     x = lq.layers.QuantConv2D(12, 3, padding="same", pad_values=1.0, input_quantizer="ste_sign",

@@ -1,1 +1,1 @@
-"""Datasets: the TensorFlow-free spec parser (``spec``), the ``tf.data`` pipelines, augmentation."""
+"""Datasets: the TensorFlow-free spec (``spec``), the ``tf.data`` pipelines (``pipelines``: one module per dataset, their shared parts in ``dataset``), augmentation."""

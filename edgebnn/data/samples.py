@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgebnn.data.spec import parse_spec
+from edgebnn.data.spec import DataSpec
 
 
 def random_inputs(input_shape, n: int = 4, seed: int = 0) -> np.ndarray:
@@ -12,18 +12,18 @@ def random_inputs(input_shape, n: int = 4, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1, 1, size=(n, *input_shape)).astype("float32")
 
 
-def sample_inputs(spec: str | None, input_shape, *, n: int = 8, split: str = "val",
+def sample_inputs(spec: DataSpec | None, input_shape, *, n: int = 8, split: str = "val",
                   preprocessing: dict | None = None) -> np.ndarray:
     """``n`` inputs from the dataset ``spec`` (random in [-1, 1] when None or ``synthetic``).
 
     The validation split feeds parity; ``split="train"`` takes int8 calibration inputs apart
     from them. Images go through the same normalization as in training.
     """
-    kind = parse_spec(spec)[0] if spec else None
+    kind = spec.kind if spec else None
     if kind in (None, "synthetic"):
         return random_inputs(input_shape, n, seed=0 if split == "val" else 1)
     if kind == "digits":
-        from edgebnn.data.pipelines import digits_arrays
+        from edgebnn.data.digits import digits_arrays
 
         x_train, _, x_val, _ = digits_arrays(tuple(input_shape))
         return (x_val if split == "val" else x_train)[:n]

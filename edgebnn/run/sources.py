@@ -1,5 +1,8 @@
 """Where a run comes from: a run directory, a registered model, or a model file the user brings.
 
+A command's SRC is classified once, by :func:`parse_source`, into a :class:`Source` (its kind,
+and for a model name its card and :class:`ModelSpec`); the stages take that value.
+
 - A run directory is opened as it is.
 - A registered model name (built-in, a plugin's, or ``--model-file``'s) is built with weights
   drawn from a seed (latency does not depend on the weights, and that is how architectures are
@@ -54,38 +57,130 @@ class ModelSpec:
         return described
 
 
-def model_spec(src: str | None, *, input_size: str | None = None, width: float | None = None,
-               model_args=(), model_file=(), weights: str | None = None) -> ModelSpec:
-    """The :class:`ModelSpec` the command line asks for ``src``, checked before TensorFlow loads.
+RUN, KERAS, FLATBUFFER, MODEL = "run directory", "Keras file", "flatbuffer", "model name"
 
-    ``model_file`` files are imported first (their models join the registry). Size and options
-    apply to a registered model; a Keras file takes ``input_size`` only (for dynamic shapes);
-    a run directory records its own.
+
+@dataclass(frozen=True)
+class Source:
+    """What a command's SRC is, classified once (:func:`parse_source`), with how to build it.
+
+    Attributes:
+        text: SRC as given.
+        kind: :data:`RUN`, :data:`KERAS`, :data:`FLATBUFFER` (an existing path) or :data:`MODEL`.
+        card: a registered model's card (``MODEL`` only).
+        spec: the size, options and weights asked for (``input_shape`` only for a Keras file).
+    """
+
+    text: str
+    kind: str
+    card: Any = None
+    spec: ModelSpec = ModelSpec()
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def path(self) -> Path:
+        return Path(self.text)
+
+    @property
+    def random_weights(self) -> bool:
+        """A registered model built with weights drawn from a seed."""
+        return self.kind == MODEL and not self.spec.weights
+
+
+def parse_source(src: str, *, input_size: str | None = None, width: float | None = None, model_args=(),
+                 model_file=(), weights: str | None = None) -> Source:
+    """What ``src`` is, with the :class:`ModelSpec` the command line asks for it, checked before TensorFlow loads.
+
+    ``model_file`` files are imported first (their models join the registry). An existing path
+    is a Keras file, a flatbuffer (``.tflite``) or a run directory; anything else must be a
+    registered model name. Size and options apply to a registered model; a Keras file takes
+    ``input_size`` only (for dynamic shapes); a run directory records its own.
 
     Raises:
-        UsageError: an option that does not apply to ``src``, or a bad value (named).
+        UsageError: ``src`` is none of them (naming the nearest model names), an option that does
+            not apply to it, or a bad value (named).
     """
-    from edgebnn.registry import get_card, is_model_name, load_model_file, model_options, parse_input_size
-
-    for path in model_file or ():
-        load_model_file(path)
-    given = [flag for flag, value in (("--input-size", input_size), ("--width", width), ("--model-arg", model_args),
-                                      ("--weights", weights)) if value not in (None, (), [])]
-    if src is None or not given:
-        return ModelSpec()
-    if is_model_name(src) and not Path(src).exists():
-        card = get_card(src)
-        shape = parse_input_size(input_size, card.input_shape[2])
-        options = model_options(card, width=width, model_args=model_args)
-        if weights and is_checkpoint_file(Path(weights)):
-            return checkpoint_spec(card, shape, options, Path(weights))
-        return ModelSpec(input_shape=shape, options=options, weights=weights)
     from edgebnn.models.files import is_keras_source
+    from edgebnn.registry import get_card, is_model_name, parse_input_size
 
-    if Path(src).exists() and is_keras_source(Path(src)) and given == ["--input-size"]:
-        return ModelSpec(input_shape=parse_input_size(input_size, None))  # channels: the model's own
-    raise UsageError(f"{', '.join(given)} apply to a model name (and --input-size to a Keras file); {src!r} "
-                     "records its own: drop them, or give a model name")
+    load_model_files(model_file)
+    given = given_options(input_size=input_size, width=width, model_args=model_args, weights=weights)
+    path = Path(src)
+    if path.exists():
+        kind = KERAS if is_keras_source(path) else FLATBUFFER if _is_flatbuffer(path) else RUN
+        if given and not (kind == KERAS and given == ["--input-size"]):
+            raise not_applicable(src, given)
+        return Source(src, kind, spec=ModelSpec(input_shape=parse_input_size(input_size, None)))  # channels: the model's
+    if not is_model_name(src):
+        if given:
+            raise not_applicable(src, given)
+        if "/" in src or src.startswith("."):
+            raise UsageError(f"no run directory or model file at {src!r}: check the path, or give a model name")
+    card = get_card(src)  # an unknown name raises with the nearest names
+    return Source(src, MODEL, card=card, spec=model_spec(card, input_size=input_size, width=width,
+                                                           model_args=model_args, weights=weights))
+
+
+def listed_model(pattern: str | None, *, input_size: str | None = None, width: float | None = None, model_args=(),
+                 model_file=()) -> tuple[Any, ModelSpec]:
+    """For ``edgebnn models PATTERN``: the card of an exact model name and the spec its options ask, else
+    ``(None, ModelSpec())`` for a glob (which takes no options).
+
+    Raises:
+        UsageError: options with a glob, or a bad value (named).
+    """
+    from edgebnn.registry import get_card, is_model_name
+
+    load_model_files(model_file)
+    if pattern and is_model_name(pattern):
+        card = get_card(pattern)
+        return card, model_spec(card, input_size=input_size, width=width, model_args=model_args)
+    given = given_options(input_size=input_size, width=width, model_args=model_args)
+    if pattern and given:
+        raise not_applicable(pattern, given)
+    return None, ModelSpec()
+
+
+def load_model_files(paths) -> None:
+    """Import each ``--model-file`` (its models join the registry)."""
+    from edgebnn.registry import load_model_file
+
+    for path in paths or ():
+        load_model_file(path)
+
+
+def given_options(*, input_size=None, width=None, model_args=(), weights=None) -> list[str]:
+    """The model options given on the command line, as their flags."""
+    flags = {"--input-size": input_size, "--width": width, "--model-arg": model_args, "--weights": weights}
+    return [flag for flag, value in flags.items() if value not in (None, (), [])]
+
+
+def not_applicable(src: str, given: list[str]) -> UsageError:
+    """The error for ``given`` options on a ``src`` they do not apply to."""
+    return UsageError(f"{', '.join(given)} apply to a model name (and --input-size to a Keras file); {src!r} "
+                      "records its own: drop them, or give a model name")
+
+
+def model_spec(card, *, input_size: str | None = None, width: float | None = None, model_args=(),
+               weights: str | None = None) -> ModelSpec:
+    """The :class:`ModelSpec` of ``card`` at ``input_size``, ``width``, ``model_args`` and ``weights``.
+
+    Raises:
+        UsageError: a bad value (named). EdgebnnError: a checkpoint that cannot be read.
+    """
+    from edgebnn.registry import model_options, parse_input_size
+
+    shape = parse_input_size(input_size, card.input_shape[2])
+    options = model_options(card, width=width, model_args=model_args)
+    if weights and is_checkpoint_file(Path(weights)):
+        return checkpoint_spec(card, shape, options, Path(weights))
+    return ModelSpec(input_shape=shape, options=options, weights=weights)
+
+
+def _is_flatbuffer(path: Path) -> bool:
+    return path.suffix.lower() == ".tflite" and path.is_file()
 
 
 def is_checkpoint_file(path: Path) -> bool:
@@ -122,30 +217,21 @@ def run_path(card, spec: ModelSpec) -> Path:
     return Path("runs") / card.name
 
 
-def resolve_source(src: str, *, out: str | None = None, seed: int = 0, spec: ModelSpec = ModelSpec(),
-                   trust: Trust = Trust()) -> RunDir:
-    """A run directory for ``src``: a run directory, a model file, or a registered model name.
+def resolve_source(source: Source, *, out: str | None = None, seed: int = 0, trust: Trust = Trust()) -> RunDir:
+    """A run directory for ``source`` (:func:`parse_source`): a run directory, a model file, or a registered model.
 
     ``trust`` is what the user allowed on this command: the ``--custom-objects`` module a model
     file needs, and ``--trust-code`` for a file that carries code.
 
     Raises:
-        UsageError: ``src`` is none of them, or ``out`` holds something else.
+        UsageError: ``source`` is not a run directory, or ``out`` holds something else.
         EdgebnnError: the model file cannot be used (the message says why).
     """
-    from edgebnn.models.files import is_keras_source
-    from edgebnn.registry import get_card, is_model_name
-
-    path = Path(src)
-    if path.exists() and is_keras_source(path):
-        return imported_run(path, out=out, trust=trust, input_shape=spec.input_shape)
-    if path.exists():
-        return RunDir.open(path)
-    if not is_model_name(src):
-        if "/" in src or src.startswith("."):
-            raise UsageError(f"no run directory or model file at {src!r}: check the path, or give a model name")
-        get_card(src)  # raises with the nearest names
-    card = get_card(src)
+    if source.kind == KERAS:
+        return imported_run(source.path, out=out, trust=trust, input_shape=source.spec.input_shape)
+    if source.kind != MODEL:
+        return RunDir.open(source.path)
+    card, spec = source.card, source.spec
     wanted = {"model": card.name, **spec.describe(card)}
     return reuse_or_build(Path(out) if out else run_path(card, spec), wanted,
                            lambda where: random_weight_run(card, where, seed=seed, spec=spec))

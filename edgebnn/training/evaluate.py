@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from edgebnn.data.spec import DataSpec, parse_spec
 from edgebnn.errors import EdgebnnError, UsageError
 from edgebnn.run.rundir import RunDir
 from edgebnn.run.trust import Trust
@@ -23,27 +23,25 @@ def evaluate_source(src: str, *, data: str | None = None, batch_size: int = 256,
         UsageError: no run there, no dataset given or recorded, a bad spec, a model name without
             ``weights`` (random weights have nothing to evaluate).
     """
-    from edgebnn.data.spec import parse_spec
-    from edgebnn.registry import is_model_name
-    from edgebnn.run.sources import model_spec, resolve_source
+    from edgebnn.run.sources import parse_source, resolve_source
 
-    spec = model_spec(src, weights=weights, **(model_flags or {}))
-    if is_model_name(src) and not weights and not Path(src).exists():
+    source = parse_source(src, weights=weights, **(model_flags or {}))
+    if source.random_weights:
         raise UsageError(f"{src} is a model name: give its weights with --weights PATH (or imagenet for Larq Zoo), "
                          "or evaluate a trained run directory")
-    if data:
-        parse_spec(data)
+    data_spec = parse_spec(data) if data else None
     if isinstance(batch_size, bool) or batch_size < 1:
         raise UsageError(f"bad --batch-size {batch_size}: give at least 1")
-    run = resolve_source(src, out=out, spec=spec, trust=trust)
-    data = data or run.manifest.get("data")
-    if not data:
-        raise UsageError(f"{src} records no dataset: give --data")
-    parse_spec(data)
-    return {**evaluate(run, data_spec=data, batch_size=batch_size, which=which, trust=trust), "run": str(run.path)}
+    run = resolve_source(source, out=out, trust=trust)
+    if data_spec is None:
+        recorded = run.manifest.get("data")
+        if not recorded:
+            raise UsageError(f"{src} records no dataset: give --data")
+        data_spec = parse_spec(recorded)
+    return {**evaluate(run, data_spec=data_spec, batch_size=batch_size, which=which, trust=trust), "run": str(run.path)}
 
 
-def evaluate(run: RunDir, *, data_spec: str, batch_size: int = 256, which: str = "last",
+def evaluate(run: RunDir, *, data_spec: DataSpec, batch_size: int = 256, which: str = "last",
              trust: Trust = Trust()) -> dict[str, Any]:
     """Top-1 / top-5 accuracy of the run's model on ``data_spec``'s validation split.
 
@@ -83,6 +81,6 @@ def evaluate(run: RunDir, *, data_spec: str, batch_size: int = 256, which: str =
             top5 += int(tf.reduce_sum(tf.cast(tf.math.in_top_k(y, probs, k), tf.int32)))
             total += int(np.shape(y)[0])
     result = {"top1": top1 / max(1, total), f"top{k}" if k != 5 else "top5": top5 / max(1, total),
-              "images": total, "data": data_spec, "model_file": model_file.name}
+              "images": total, "data": str(data_spec), "model_file": model_file.name}
     run.update(evaluation=result)
     return result

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgebnn.data.spec import ABOUT, DEFAULT, IMAGE_SIDE, input_side, parse_spec
+from edgebnn.data.spec import DEFAULT, DataSpec, parse_spec
 from edgebnn.errors import UsageError
 from edgebnn.registry import get_card, load_model_file, model_options, parse_input_size
 from edgebnn.run.rundir import RunDir
@@ -101,11 +101,11 @@ def train_new(model: str, *, data: str | None = None, out: str | Path | None = N
                       input_shape=shape, weights=weights, weights_source=source)
 
 
-def choose_input(card, data: str | None, shape: tuple | None) -> tuple[str, tuple | None, list[str]]:
+def choose_input(card, data: str | None, shape: tuple | None) -> tuple[DataSpec, tuple | None, list[str]]:
     """The dataset and input shape of a new run, and the lines that say so.
 
     Without ``data``: the bundled digits, said with the input size. Without ``shape``: the
-    card's default, unless the data's images are far smaller (:func:`edgebnn.data.spec.input_side`),
+    card's default, unless the data's images are far smaller (:meth:`edgebnn.data.spec.DataSpec.input_side`),
     then the data's own size, said with why.
 
     Returns:
@@ -114,20 +114,20 @@ def choose_input(card, data: str | None, shape: tuple | None) -> tuple[str, tupl
     Raises:
         UsageError: a bad data spec.
     """
-    kind, _ = parse_spec(data or DEFAULT)
+    spec = parse_spec(data or DEFAULT)
     default = tuple(card.input_shape)
-    lines = [f"note: data: {ABOUT[kind]}"] if data is None else []
+    lines = [f"note: data: {spec.about}"] if data is None else []
     size = lambda s: "x".join(map(str, s))
-    if shape is None and (side := input_side(kind, max(default[:2]))):
+    if shape is None and (side := spec.input_side(max(default[:2]))):
         shape = (side, side, default[2])
-        whose = "the digits'" if kind == "digits" else f"{kind}'s"
+        whose = "the digits'" if spec.kind == "digits" else f"{spec.kind}'s"
         lines.append(f"note: input: {size(shape)}, not {card.name}'s default {size(default)}: {whose} "
-                     f"{IMAGE_SIDE[kind]}x{IMAGE_SIDE[kind]} images are far smaller (--input-size "
+                     f"{spec.image_side}x{spec.image_side} images are far smaller (--input-size "
                      f"{size(default[:2]) if default[0] != default[1] else default[0]} builds it at its default)")
     elif data is None:
         lines.append(f"note: input: {size(shape)} (--input-size)" if shape else
                      f"note: input: {size(default)}, {card.name}'s default")
-    return data or DEFAULT, shape, lines
+    return spec, shape, lines
 
 
 def _stderr(line: str) -> None:

@@ -25,6 +25,8 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
+from edgebnn.data.pipelines import Augment, load_dataset
+from edgebnn.data.spec import DataSpec
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.registry import get_card
 from edgebnn.run.rundir import RunDir, file_record
@@ -73,7 +75,7 @@ def train(
     *,
     model_name: str,
     recipe,
-    data_spec: str,
+    data_spec: DataSpec | str,
     strategy: str = "auto",
     model_options: dict[str, Any] | None = None,
     input_shape: Sequence[int] | None = None,
@@ -99,7 +101,8 @@ def train(
             teacher leaves a previous run in the directory untouched.
         model_name: a registered model.
         recipe: the resolved :class:`edgebnn.training.recipes.Recipe`.
-        data_spec: ``imagenet:DIR``, ``cifar10:DIR``, ``cifar100:DIR``, ``digits``, ``synthetic``.
+        data_spec: a :class:`edgebnn.data.spec.DataSpec`, or its text (``imagenet:DIR``,
+            ``cifar10:DIR``, ``cifar100:DIR``, ``digits``, ``synthetic``).
         strategy: ``auto``, ``mirrored`` or ``multiworker``.
         model_options: family options for the builder (``width``, ``padding``...).
         input_shape: (H, W, C) instead of the card's default (``--input-size``).
@@ -153,8 +156,6 @@ def _train(run: RunDir, *, model_name, recipe, data_spec, strategy, model_option
            teachers, trust_code, resume, override_lr, callbacks, chief, weights, weights_source) -> dict[str, Any]:
     """:func:`train`'s steps, with the run held."""
 
-    from edgebnn.data.pipelines import Augment, load_dataset
-
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     card = get_card(model_name)
@@ -168,7 +169,7 @@ def _train(run: RunDir, *, model_name, recipe, data_spec, strategy, model_option
                    input_shape=shape, trust_code=trust_code)
     sections = {
         "card": card.to_dict(), "model_options": model_options or {}, "recipe": recipe.to_dict(),
-        "dataset": dataset.describe(), "data": data_spec, "seed": seed, "strategy": strategy,
+        "dataset": dataset.describe(), "data": str(data_spec), "seed": seed, "strategy": strategy,
         "teachers": teacher_records(teachers), "input_shape": list(shape),
         "num_classes": dataset.num_classes, "status": "training",
     }
