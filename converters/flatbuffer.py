@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
+from tensorflow.lite.python import schema_py_generated as schema
+
 from edgebnn.errors import EdgebnnError
 
 
 def builtin_names() -> dict[int, str]:
-    from tensorflow.lite.python import schema_py_generated as schema
-
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
 
@@ -33,8 +34,6 @@ def operators(flatbuffer: bytes) -> list[dict]:
     Raises:
         EdgebnnError: the bytes are not a TFLite flatbuffer.
     """
-    from tensorflow.lite.python import schema_py_generated as schema
-
     if len(flatbuffer) < 8 or flatbuffer[4:8] != b"TFL3":
         raise EdgebnnError("not a TFLite flatbuffer (no TFL3 identifier): re-run `edgebnn convert`")
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
@@ -89,8 +88,6 @@ def op_counts(flatbuffer: bytes) -> dict[str, int]:
 
 def tensors(flatbuffer: bytes) -> list[dict]:
     """The main subgraph's tensors: ``index``, ``name``, ``type`` (``FLOAT32``, ``INT8``...), ``shape``."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
     if len(flatbuffer) < 8 or flatbuffer[4:8] != b"TFL3":
         raise EdgebnnError("not a TFLite flatbuffer (no TFL3 identifier): re-run `edgebnn convert`")
     types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
@@ -109,9 +106,6 @@ NUMPY_TYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "INT8": "int8", "UINT
 def constant(flatbuffer: bytes, index: int):
     """The data of the main subgraph's tensor ``index`` as a numpy array of its shape, or None
     when it is not a constant (computed at run time) or of a type edgebnn does not read."""
-    import numpy as np
-    from tensorflow.lite.python import schema_py_generated as schema
-
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
     tensor = model.Subgraphs(0).Tensors(index)
     types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
@@ -134,7 +128,6 @@ def with_outputs(flatbuffer: bytes, indices: list[int]) -> tuple[bytes, list[int
         The flatbuffer and, for each of ``indices``, its position among the outputs.
     """
     import flatbuffers
-    from tensorflow.lite.python import schema_py_generated as schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
     subgraph = model.subgraphs[0]

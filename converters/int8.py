@@ -15,6 +15,8 @@ layers stay ``LceBconv2d`` and take or give int8 tensors directly.
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
+import tf_keras as keras
 
 FUSED_ACTIVATIONS = ("relu", "relu6", "linear")
 
@@ -22,8 +24,6 @@ FUSED_ACTIVATIONS = ("relu", "relu6", "linear")
 def has_fake_quant(model) -> bool:
     """Whether ``model``'s graph already carries int8 ranges in fake-quantization ops (a model
     trained with quantization-aware training): then no representative dataset is needed."""
-    import tensorflow as tf
-
     spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)
     graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
     return any(op.type.startswith("FakeQuantWithMinMax") for op in graph.get_operations())
@@ -31,8 +31,6 @@ def has_fake_quant(model) -> bool:
 
 def calibrate(model, inputs: np.ndarray, *, batch_size: int = 8) -> dict[str, tuple[float, float]]:
     """Output range of every layer (and of the input, under ``"__input__"``) on ``inputs``."""
-    import tf_keras as keras
-
     layers = [l for l in model.layers if type(l).__name__ != "InputLayer" and not isinstance(l.output, list)]
     probe = keras.Model(model.inputs, [l.output for l in layers])
     outputs = probe.predict(inputs, batch_size=batch_size, verbose=0)
@@ -65,9 +63,6 @@ def with_fake_quant(model, ranges: dict[str, tuple[float, float]]):
 
     The layers (and their weights) are shared with ``model``, not copied.
     """
-    import tensorflow as tf
-    import tf_keras as keras
-
     class FakeQuantAfter(keras.layers.Layer):
         """Runs a layer, then fake-quantizes its output to int8 at a fixed range."""
 

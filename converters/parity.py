@@ -11,8 +11,12 @@ an output, runs the unchanged kernels once, and names the first layer out of tol
 from __future__ import annotations
 
 import numpy as np
+import tf_keras as keras
+from larq_compute_engine.tflite.python.interpreter import Interpreter
 
+from edgebnn.converters.flatbuffer import tensors, with_outputs
 from edgebnn.converters.layer_index import LayerIndex, layer_names_in
+from edgebnn.models.introspection import outbound_layers
 
 # Mean error relative to the largest Keras magnitude. Not the max: a pre-activation within
 # rounding of zero flips sign in one engine and not the other (LCE folds BatchNorm into the
@@ -26,8 +30,6 @@ QUANTIZE_OPS = ("LceQuantize", "LceDequantize")
 
 def run_flatbuffer(flatbuffer: bytes, inputs: np.ndarray) -> list[np.ndarray]:
     """Run ``flatbuffer`` with LCE's interpreter; every output, int8 ones dequantized."""
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
-
     interpreter = Interpreter(flatbuffer, num_threads=1)
     x = inputs
     if interpreter.input_types[0] == np.int8:
@@ -81,8 +83,6 @@ def _keras_outputs(model, inputs, batch_size: int = 32) -> list[np.ndarray]:
 
 
 def _layer_outputs(model, layers: list, inputs) -> list[np.ndarray]:
-    import tf_keras as keras
-
     probe = keras.Model(model.inputs, [l.output for l in layers])
     return _keras_outputs(probe, inputs)
 
@@ -95,9 +95,6 @@ def tensor_layers(index: LayerIndex) -> list[tuple[int, object]]:
     folded into it (a BatchNormalization into a convolution), it holds the last folded
     layer's output, so the chain of consumers without ops of their own is followed.
     """
-    from edgebnn.converters.flatbuffer import tensors
-    from edgebnn.models.introspection import outbound_layers
-
     # Bit-packed activations (INT32 outputs of LceQuantize) hold no layer output.
     readable = {t["index"] for t in tensors(index.flatbuffer) if t["type"] in ("FLOAT32", "INT8")}
     layers = {l.name: l for l in index.computing}
@@ -125,8 +122,6 @@ def tensor_layers(index: LayerIndex) -> list[tuple[int, object]]:
 
 def _pre_activation(model, layer, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The outputs, and ``layer``'s output before its (softmax) activation, which TFLite splits off."""
-    import tf_keras as keras
-
     probs = _keras_outputs(model, inputs)[0]
     activation, layer.activation = layer.activation, keras.activations.linear
     try:  # an eager call reads the attribute each time (no traced function keeps the old one)
@@ -174,8 +169,6 @@ def flatbuffer_results(flatbuffer: bytes, inputs: np.ndarray, logits: tuple[int,
                        extra: list[int] = ()) -> tuple[tuple, list[np.ndarray]]:
     """The flatbuffer's outputs and logits (as :func:`keras_results`), and the tensors ``extra``,
     from one run of the unchanged kernels."""
-    from edgebnn.converters.flatbuffer import with_outputs
-
     wanted = ([logits[0]] if logits else []) + list(extra)
     if not wanted:
         return (run_flatbuffer(flatbuffer, inputs)[0], None), []
@@ -214,8 +207,6 @@ def first_divergence(model, flatbuffer: bytes, inputs: np.ndarray, *, tolerance:
         ``{"layer", "type", "tensor", "parity"}`` or None when every named intermediate
         tensor is within tolerance.
     """
-    from edgebnn.converters.flatbuffer import with_outputs
-
     pairs = tensor_layers(index or LayerIndex(model, flatbuffer))
     if not pairs:
         return None

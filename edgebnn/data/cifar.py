@@ -10,6 +10,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from edgebnn.data.dataset import Augment, Dataset, element_seeds, epoch_seed, normalize, permutation
 from edgebnn.data.spec import DataSpec
@@ -54,8 +55,6 @@ def cifar_arrays(kind: str, root: Path):
 
 def load(spec: DataSpec, shape, batch_size: int, seed: int, preprocessing, augment: Augment) -> Dataset:
     """The CIFAR batches under ``spec.path`` at ``shape`` (``augment`` is ImageNet's: not used)."""
-    import tensorflow as tf
-
     kind, root = spec.kind, Path(spec.path)
     x_train, y_train, x_val, y_val = cifar_arrays(kind, root)
     classes = CIFAR_FILES[kind][4]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from edgebnn.errors import EdgebnnError
 
@@ -70,8 +71,6 @@ class Dataset:
 
     def train_epochs(self, start: int, stop: int, *, skip_batches: int = 0):
         """Batches of epochs ``start .. stop-1`` back to back, the first ``skip_batches`` left out."""
-        import tensorflow as tf
-
         def epoch(e):
             return self._epoch_fn(e).batch(self.batch_size, drop_remainder=self.drop_remainder)
 
@@ -87,8 +86,6 @@ class Dataset:
 
     @property
     def val(self):
-        import tensorflow as tf
-
         return self._val_fn().batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -106,8 +103,6 @@ def bad_image_path(message: str) -> str:
 @contextlib.contextmanager
 def data_errors():
     """Turn a tf.data failure on an unreadable image into an EdgebnnError naming the file."""
-    import tensorflow as tf
-
     try:
         yield
     except tf.errors.OpError as e:
@@ -121,8 +116,6 @@ def data_errors():
 
 def normalize(images, preprocessing, channels):
     """uint8/float pixels (0..255) -> the model's input range."""
-    import tensorflow as tf
-
     x = tf.cast(images, tf.float32)
     if channels == 1:  # the decoders always give RGB
         x = tf.image.rgb_to_grayscale(x)
@@ -137,22 +130,16 @@ def normalize(images, preprocessing, channels):
 
 def epoch_seed(seed: int, epoch):
     """The shuffle seed of one epoch."""
-    import tensorflow as tf
-
     return tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64)
 
 
 def permutation(n: int, epoch_seed):
     """Indices 0..n-1 in this epoch's order: a stateless permutation (a full, uniform shuffle)."""
-    import tensorflow as tf
-
     keys = tf.random.stateless_uniform([n], tf.stack([epoch_seed, tf.constant(7, tf.int64)]))
     return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
 
 
 def element_seeds(epoch_seed, index, n: int):
     """``n`` independent stateless seeds for one example of one epoch."""
-    import tensorflow as tf
-
     base = tf.stack([epoch_seed, tf.cast(index, tf.int64)])
     return tf.random.experimental.stateless_split(base, num=n)

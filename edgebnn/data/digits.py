@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from edgebnn.data.dataset import Augment, Dataset, epoch_seed, permutation
 from edgebnn.data.spec import DataSpec
@@ -14,7 +15,6 @@ def digits_arrays(input_shape, *, seed: int = 0):
     Returns:
         ``(x_train, y_train, x_val, y_val)``.
     """
-    import tensorflow as tf
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -31,8 +31,6 @@ def digits_arrays(input_shape, *, seed: int = 0):
 
 def load(spec: DataSpec, shape, batch_size: int, seed: int, preprocessing, augment: Augment) -> Dataset:
     """The digits at ``shape``, in [-1, 1] whatever ``preprocessing`` (no augmentation)."""
-    import tensorflow as tf
-
     # The split is fixed (random_state 0) whatever the training seed, so runs compare.
     x_train, y_train, x_val, y_val = digits_arrays(shape)
     images, labels = tf.constant(x_train), tf.constant(y_train)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import tensorflow as tf
+
 from edgebnn.data.dataset import BAD_IMAGE, Augment, Dataset, element_seeds, epoch_seed, normalize, permutation
 from edgebnn.data.randaugment import randaugment
 from edgebnn.data.spec import DataSpec
@@ -54,8 +56,6 @@ def _read_image(path):
 
     (decode_image also reads GIF and BMP, which the README does not promise.)
     """
-    import tensorflow as tf
-
     data = tf.io.read_file(path)
     head = tf.strings.substr(data, 0, 4)
     ok = tf.logical_or(tf.strings.substr(head, 0, 2) == b"\xff\xd8", head == b"\x89PNG")
@@ -65,8 +65,6 @@ def _read_image(path):
 
 
 def _decode(data):
-    import tensorflow as tf
-
     image = tf.io.decode_image(data, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
@@ -83,8 +81,6 @@ def _map_naming_failures(indices, load, paths):
     catches a failing last element; it is never reached otherwise, as zip stops with the
     expected indices. Nothing is skipped silently, and a good file costs one comparison.
     """
-    import tensorflow as tf
-
     loaded = indices.map(lambda i: (tf.cast(i, tf.int64), load(i)), num_parallel_calls=tf.data.AUTOTUNE,
                          deterministic=True).ignore_errors()
     # Unknown dimensions as 0 keep the element spec (and so the batches' static shapes) as it is.
@@ -100,8 +96,6 @@ def _map_naming_failures(indices, load, paths):
 
 
 def _random_resized_crop(image, seed, size):
-    import tensorflow as tf
-
     shape = tf.shape(image)
     begin, crop, _ = tf.image.stateless_sample_distorted_bounding_box(
         shape,
@@ -127,8 +121,6 @@ def _center_crop(image, size, preprocessing=None):
     PIL's, rounded and clipped to 0..255 like PIL's uint8 output; measured against PIL: mean 0.2,
     at most 4 levels apart), then a crop at round((h - size) / 2) as torchvision's CenterCrop.
     """
-    import tensorflow as tf
-
     fraction = (preprocessing or {}).get("crop_fraction")
     if fraction is None:
         shape = tf.cast(tf.shape(image)[:2], tf.float32)
@@ -152,8 +144,6 @@ def _center_crop(image, size, preprocessing=None):
 
 def load(spec: DataSpec, shape, batch_size: int, seed: int, preprocessing, augment: Augment) -> Dataset:
     """The ImageNet folder ``spec.path`` at ``shape``."""
-    import tensorflow as tf
-
     root = Path(spec.path)
     if not root.is_dir():
         raise EdgebnnError(f"no ImageNet folder at {root}: give --data imagenet:DIR with DIR/train and DIR/val")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 
+import tensorflow as tf
+
 MAX_MAGNITUDE = 10.0
 
 
 def _transform(image, matrix):
     """Apply a 3x3 projective ``matrix`` (output -> input coordinates), filling with gray."""
-    import tensorflow as tf
-
     flat = tf.reshape(matrix, [9])[:8][None, :]
     out = tf.raw_ops.ImageProjectiveTransformV3(
         images=image[None], transforms=tf.cast(flat, tf.float32), output_shape=tf.shape(image)[:2],
@@ -26,8 +26,6 @@ def _transform(image, matrix):
 
 
 def _about_center(image, matrix):
-    import tensorflow as tf
-
     h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
     to = tf.convert_to_tensor([[1.0, 0.0, w / 2], [0.0, 1.0, h / 2], [0.0, 0.0, 1.0]])
     back = tf.convert_to_tensor([[1.0, 0.0, -w / 2], [0.0, 1.0, -h / 2], [0.0, 0.0, 1.0]])
@@ -35,15 +33,11 @@ def _about_center(image, matrix):
 
 
 def _blend(a, b, factor):
-    import tensorflow as tf
-
     return tf.clip_by_value(b + factor * (a - b), 0.0, 255.0)
 
 
 def _ops(image, level, sign):
     """The operation list: each a thunk on ``image`` at ``level`` in [0, 1] with ``sign`` +-1."""
-    import tensorflow as tf
-
     gray = tf.image.rgb_to_grayscale(image)
     enhance = 1.0 + sign * 0.9 * level  # timm: factor 1 +- 0.9 at full magnitude
     shear = sign * 0.3 * level
@@ -100,8 +94,6 @@ def randaugment(image, seed, *, ops: int = 2, magnitude: float = 9.0, magnitude_
         magnitude_std: standard deviation of the per-operation magnitude.
         prob: probability of applying each drawn operation.
     """
-    import tensorflow as tf
-
     image = tf.cast(image, tf.float32)
     seeds = tf.random.experimental.stateless_split(seed, num=4 * ops)
     for i in range(ops):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 
 from edgebnn.data.dataset import Augment, Dataset
 from edgebnn.data.spec import DataSpec
@@ -13,8 +14,6 @@ SIZE = 512  # examples drawn once; an epoch repeats them
 
 def load(spec: DataSpec, shape, batch_size: int, seed: int, preprocessing, augment: Augment) -> Dataset:
     """Random inputs and labels from ``seed`` at ``shape`` (not normalized: already in [-1, 1])."""
-    import tensorflow as tf
-
     num_classes, size = NUM_CLASSES, SIZE
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, size=(size, *shape)).astype("float32")

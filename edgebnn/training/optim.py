@@ -9,6 +9,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import tensorflow as tf
+import tf_keras as keras
+
 from edgebnn.errors import UsageError
 from edgebnn.models.introspection import flat_layers
 
@@ -19,8 +22,6 @@ def make_strategy(kind: str = "auto"):
     ``auto`` mirrors over the local GPUs when there are several, else the default strategy;
     ``mirrored`` forces MirroredStrategy; ``multiworker`` reads the cluster from ``TF_CONFIG``.
     """
-    import tensorflow as tf
-
     if kind == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise UsageError("--strategy multiworker needs TF_CONFIG (cluster and task): see README, Training")
@@ -46,8 +47,6 @@ def learning_rate(recipe, steps_per_epoch: int):
 
     A ``plateau`` schedule is a float that :class:`edgebnn.callbacks.PlateauLR` lowers.
     """
-    import tf_keras as keras
-
     total = recipe.epochs * steps_per_epoch
     warmup = min(recipe.warmup_epochs, recipe.epochs - 1) * steps_per_epoch
     if recipe.schedule == "step":
@@ -90,8 +89,6 @@ def _grouped(cls):
 
 def make_optimizer(recipe, steps_per_epoch: int, *, binary_kernels: Sequence = ()):
     """The recipe's optimizer; weight decay is decoupled, in two groups when the recipe says so."""
-    import tf_keras as keras
-
     lr = learning_rate(recipe, steps_per_epoch)
     common = dict(weight_decay=recipe.weight_decay or None, global_clipnorm=recipe.clip_norm)
     if recipe.weight_decay_binary is not None:
@@ -113,9 +110,6 @@ def make_optimizer(recipe, steps_per_epoch: int, *, binary_kernels: Sequence = (
 @functools.cache
 def _smoothed_crossentropy():
     """The loss class (defined on first use: TensorFlow is imported lazily)."""
-    import tensorflow as tf
-    import tf_keras as keras
-
     @keras.saving.register_keras_serializable(package="edgebnn")
     class SmoothedSparseCrossentropy(keras.losses.Loss):
         """Cross-entropy with integer labels and label smoothing (Keras' sparse loss has none)."""
@@ -137,8 +131,6 @@ def _smoothed_crossentropy():
 
 def make_loss(label_smoothing: float = 0.0):
     """Cross-entropy of the model's probabilities with the integer labels, smoothed as the recipe says."""
-    import tf_keras as keras
-
     if not label_smoothing:
         return keras.losses.SparseCategoricalCrossentropy()
     return _smoothed_crossentropy()(label_smoothing)
@@ -146,8 +138,6 @@ def make_loss(label_smoothing: float = 0.0):
 
 def compile_model(model, recipe, optimizer, *, num_classes: int) -> None:
     """Compile ``model`` (the student or the distiller) with the recipe's loss and the run's metrics."""
-    import tf_keras as keras
-
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     if num_classes > 5:
         metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
@@ -159,8 +149,6 @@ def add_bipolar(model, kernels: dict[str, Any], lam: float) -> None:
 
     A layer with ``recipe_bipolar = False`` (Tang's ``regularizer=False`` ablation) opts out.
     """
-    import tensorflow as tf
-
     layers = {layer.name: layer for layer in flat_layers(model)}
     for name, kernel in kernels.items():
         layer = layers[name]
