@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
-
-import larq_compute_engine as lce
-import tensorflow as tf
-
-from edgebnn.converters.flatbuffer import builtin_names, operators
-from edgebnn.converters.layer_index import LayerIndex
-from edgebnn.converters.rewrites import prepare_for_lce
 from edgebnn.errors import EdgebnnError, UsageError
-from edgebnn.models.introspection import non_float32_layer
 
 TARGETS = ("arm", "xcore")
 LCE_OPS = ("LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d")
@@ -23,6 +14,8 @@ def check_float32(model) -> None:
     Raises:
         EdgebnnError: naming the first such layer and the fix.
     """
+    from edgebnn.models.introspection import non_float32_layer
+
     layer = non_float32_layer(model)
     if layer is not None:
         name = getattr(getattr(layer, "dtype_policy", None), "name", "float16")
@@ -58,6 +51,12 @@ def convert(model, *, target: str = "arm", int8: bool = False, int8_ranges: dict
     """
     if target not in TARGETS:
         raise UsageError(f"unknown conversion target {target!r}: choose one of {', '.join(TARGETS)}")
+    import warnings
+
+    import larq_compute_engine as lce
+    import tensorflow as tf
+
+    from edgebnn.converters.rewrites import prepare_for_lce
 
     check_float32(model)
     if int8 and int8_ranges is None:
@@ -99,6 +98,9 @@ def check_runnable(model, flatbuffer: bytes) -> None:
     Raises:
         EdgebnnError: naming the ops and the layers they come from.
     """
+    from edgebnn.converters.flatbuffer import builtin_names, operators
+    from edgebnn.converters.layer_index import LayerIndex
+
     ops = operators(flatbuffer)
     builtins = set(builtin_names().values())
     bad = {i for i, op in enumerate(ops) if op["op"] not in builtins and op["op"] not in LCE_OPS}
@@ -123,6 +125,8 @@ def convert_float(model, *, int8: bool = False, int8_io: bool = False, represent
         int8_io: int8 input and output types too.
         representative: an array of inputs (N, H, W, C) for calibration.
     """
+    import tensorflow as tf
+
     check_float32(model)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if int8:

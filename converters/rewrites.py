@@ -23,11 +23,6 @@ so such a conv becomes the one-padded conv minus the padding's constant contribu
 
 from __future__ import annotations
 
-import larq as lq
-import numpy as np
-import tensorflow as tf
-import tf_keras as keras
-
 from edgebnn.errors import UsageError
 from edgebnn.models.introspection import flat_layers, quantizer_class
 
@@ -46,50 +41,59 @@ def needs_baking(model) -> bool:
 
 def _plain_binary_conv(layer, **changes):
     """A QuantConv2D with ``layer``'s configuration, no kernel quantizer or constraint."""
+    import larq as lq
+
     config = layer.get_config()
     config.update(kernel_quantizer=None, kernel_constraint=None, kernel_regularizer=None, **changes)
     return lq.layers.QuantConv2D.from_config(config)
 
 
-class SplitAsymmetricConv(keras.layers.Layer):
-    """m*sign(w) as a binary conv plus b * box sum of the binarized input (conversion only)."""
+def _make_split_layer():
+    import larq as lq
+    import tensorflow as tf
+    import tf_keras as keras
 
-    def __init__(self, source, *, form: str, **kwargs):
-        super().__init__(name=source.name, **kwargs)
-        self.form = form
-        self.main = _plain_binary_conv(source, name=f"{source.name}_sign")
-        self.filters = source.filters
-        self.kernel_size = tuple(source.kernel_size)
-        self.strides = tuple(source.strides)
-        self.padding = source.padding
-        self.pad_values = float(source.pad_values)
-        self.sign = lq.quantizers.get(source.input_quantizer) if source.input_quantizer else None
-        if form in ("conv", "ones8"):
-            self.box = _plain_binary_conv(
-                source, name=f"{source.name}_box", filters=source.filters if form == "conv" else 8, use_bias=False
-            )
+    class SplitAsymmetricConv(keras.layers.Layer):
+        """m*sign(w) as a binary conv plus b * box sum of the binarized input (conversion only)."""
 
-    def build(self, input_shape):
-        self.b = self.add_weight("b", (self.filters,), initializer="zeros", trainable=False)
-        self.main.build(input_shape)
-        if self.form != "float":
-            self.box.build(input_shape)
-        super().build(input_shape)
+        def __init__(self, source, *, form: str, **kwargs):
+            super().__init__(name=source.name, **kwargs)
+            self.form = form
+            self.main = _plain_binary_conv(source, name=f"{source.name}_sign")
+            self.filters = source.filters
+            self.kernel_size = tuple(source.kernel_size)
+            self.strides = tuple(source.strides)
+            self.padding = source.padding
+            self.pad_values = float(source.pad_values)
+            self.sign = lq.quantizers.get(source.input_quantizer) if source.input_quantizer else None
+            if form in ("conv", "ones8"):
+                self.box = _plain_binary_conv(
+                    source, name=f"{source.name}_box", filters=source.filters if form == "conv" else 8, use_bias=False
+                )
 
-    def call(self, inputs):
-        outputs = self.main(inputs)
-        if self.form == "conv":
-            box = self.box(inputs)
-        elif self.form == "ones8":
-            box = self.box(inputs)[..., :1]
-        else:
-            x = self.sign(inputs) if self.sign is not None else inputs
-            if self.padding == "same":
-                x = tf.pad(x, self.main._get_padding_same(x), constant_values=self.pad_values)
-            x = tf.reduce_sum(x, axis=-1, keepdims=True)
-            box = tf.nn.avg_pool2d(x, self.kernel_size, self.strides, "VALID")
-            box = box * float(self.kernel_size[0] * self.kernel_size[1])
-        return outputs + box * self.b
+        def build(self, input_shape):
+            self.b = self.add_weight("b", (self.filters,), initializer="zeros", trainable=False)
+            self.main.build(input_shape)
+            if self.form != "float":
+                self.box.build(input_shape)
+            super().build(input_shape)
+
+        def call(self, inputs):
+            outputs = self.main(inputs)
+            if self.form == "conv":
+                box = self.box(inputs)
+            elif self.form == "ones8":
+                box = self.box(inputs)[..., :1]
+            else:
+                x = self.sign(inputs) if self.sign is not None else inputs
+                if self.padding == "same":
+                    x = tf.pad(x, self.main._get_padding_same(x), constant_values=self.pad_values)
+                x = tf.reduce_sum(x, axis=-1, keepdims=True)
+                box = tf.nn.avg_pool2d(x, self.kernel_size, self.strides, "VALID")
+                box = box * float(self.kernel_size[0] * self.kernel_size[1])
+            return outputs + box * self.b
+
+    return SplitAsymmetricConv
 
 
 def bake_kernels(model, *, box_sum: str | None = None):
@@ -104,6 +108,9 @@ def bake_kernels(model, *, box_sum: str | None = None):
         The rewritten model, or None when there is nothing to bake (the rewrite hook's
         convention: the model is used as it is).
     """
+    import numpy as np
+    import tf_keras as keras
+
     from edgebnn.models.quantizers import asymmetric_parts, bi_half, scaled_sign
 
     form = box_sum or DEFAULT_BOX_SUM
@@ -111,6 +118,7 @@ def bake_kernels(model, *, box_sum: str | None = None):
         raise UsageError(f"unknown box-sum form {form!r}: choose one of {', '.join(BOX_SUM_FORMS)}")
     if not needs_baking(model):
         return None
+    split_class = _make_split_layer()
     baked = {}  # layer name -> weights of the replacement
 
     def clone(layer):
@@ -136,7 +144,7 @@ def bake_kernels(model, *, box_sum: str | None = None):
             if form != "float":
                 box = [np.ones(layer.kernel.shape[:-1] + (layer.filters if form == "conv" else 8,), "float32")]
             baked[layer.name] = ("split", [b.astype("float32")], [signs * m, *bias], box)
-            return SplitAsymmetricConv(layer, form=form)
+            return split_class(layer, form=form)
         return layer.__class__.from_config(layer.get_config())
 
     new = keras.models.clone_model(model, clone_function=clone)
@@ -175,45 +183,56 @@ def small_zero_padded(layer) -> bool:
     return bool(height and width and (height < layer.kernel_size[0] or width < layer.kernel_size[1]))
 
 
-class OnePaddedWithCorrection(keras.layers.Layer):
-    """A zero-padded binary conv as a constant map minus a one-padded conv (conversion only).
+def _make_corrected_layer():
+    import larq as lq
+    import tf_keras as keras
 
-    What the +1 padding adds does not depend on the input: at each output position it is
-    the sum of the binary kernel taps that fall on the padding, a constant (H, W, C) map C.
-    So conv_zero(x) = conv_one(x) - C = (bias - C) - conv_one(x; -kernel). The constant
-    stands first on purpose: LCE 0.16.0 fuses ``bconv + constant`` (and ``bconv - constant``)
-    into the bconv's per-channel bias without checking its shape, and the interpreter then
-    fails to allocate; ``constant - bconv`` is left as a SUB op.
-    """
+    class OnePaddedWithCorrection(keras.layers.Layer):
+        """A zero-padded binary conv as a constant map minus a one-padded conv (conversion only).
 
-    def __init__(self, source, **kwargs):
-        super().__init__(name=source.name, **kwargs)
-        config = source.get_config()
-        # The activation (a fused ReLU, say) acts on the corrected sum, so it moves out of the conv.
-        config.update(pad_values=1.0, name=f"{source.name}_one_padded", use_bias=False, kernel_quantizer=None,
-                      kernel_constraint=None, kernel_regularizer=None, bias_regularizer=None,
-                      bias_constraint=None, activation="linear")
-        self.main = lq.layers.QuantConv2D.from_config(config)
-        self.activation = source.activation
-        self.map_shape = tuple(source.output_shape[1:])
+        What the +1 padding adds does not depend on the input: at each output position it is
+        the sum of the binary kernel taps that fall on the padding, a constant (H, W, C) map C.
+        So conv_zero(x) = conv_one(x) - C = (bias - C) - conv_one(x; -kernel). The constant
+        stands first on purpose: LCE 0.16.0 fuses ``bconv + constant`` (and ``bconv - constant``)
+        into the bconv's per-channel bias without checking its shape, and the interpreter then
+        fails to allocate; ``constant - bconv`` is left as a SUB op.
+        """
 
-    def build(self, input_shape):
-        self.constant = self.add_weight("constant", self.map_shape, initializer="zeros", trainable=False)
-        self.main.build(input_shape)
-        super().build(input_shape)
+        def __init__(self, source, **kwargs):
+            super().__init__(name=source.name, **kwargs)
+            config = source.get_config()
+            # The activation (a fused ReLU, say) acts on the corrected sum, so it moves out of the conv.
+            config.update(pad_values=1.0, name=f"{source.name}_one_padded", use_bias=False, kernel_quantizer=None,
+                          kernel_constraint=None, kernel_regularizer=None, bias_regularizer=None,
+                          bias_constraint=None, activation="linear")
+            self.main = lq.layers.QuantConv2D.from_config(config)
+            self.activation = source.activation
+            self.map_shape = tuple(source.output_shape[1:])
 
-    def call(self, inputs):
-        return self.activation(self.constant - self.main(inputs))
+        def build(self, input_shape):
+            self.constant = self.add_weight("constant", self.map_shape, initializer="zeros", trainable=False)
+            self.main.build(input_shape)
+            super().build(input_shape)
+
+        def call(self, inputs):
+            return self.activation(self.constant - self.main(inputs))
+
+    return OnePaddedWithCorrection
 
 
 def _binary_kernel(layer):
     """The kernel ``layer`` computes with: its quantizer applied to the latent weights."""
+    import tensorflow as tf
+
     latent = tf.constant(layer.get_weights()[0])
     return (layer.kernel_quantizer(latent) if layer.kernel_quantizer is not None else latent).numpy()
 
 
 def _padding_correction(layer, kernel):
     """What +1 padding adds to ``layer``'s output: ``kernel`` over the padding alone."""
+    import numpy as np
+    import tensorflow as tf
+
     height, width, channels = layer.input_shape[1:]
     pads = [_same_padding(n, k, s) for n, k, s in zip((height, width), layer.kernel_size, layer.strides)]
     ones = np.ones((1, height + sum(pads[0]), width + sum(pads[1]), channels), "float32")
@@ -225,14 +244,17 @@ def correct_small_zero_padding(model):
     """A copy of ``model`` whose zero-padded binary convs on maps smaller than their kernel
     (:func:`small_zero_padded`) are one-padded convs minus a constant correction; None when it
     has none. Both compute the same; LCE converts the second exactly."""
+    import tf_keras as keras
+
     if not any(small_zero_padded(layer) for layer in flat_layers(model)):
         return None
+    corrected_class = _make_corrected_layer()
     replaced = {}
 
     def clone(layer):
         if small_zero_padded(layer):
             replaced[layer.name] = layer
-            return OnePaddedWithCorrection(layer)
+            return corrected_class(layer)
         return layer.__class__.from_config(layer.get_config())
 
     new = keras.models.clone_model(model, clone_function=clone)
