@@ -78,7 +78,7 @@ def measured_result(result, fingerprint: dict, binary_macs: int | None) -> Resul
         clock = clock if 0 in pinned else None  # never another cluster's clock
     limits = roofline(binary_macs=binary_macs, latency_ms=latency, cores=cores, clock_mhz=clock, clocks_mhz=clocks,
                       threads=result.config.threads)
-    return Result(**result.to_dict(), roofline=asdict(limits))
+    return Result(**{**result.to_dict(), "roofline": asdict(limits)})
 
 
 def result_record(result, fingerprint: dict, binary_macs: int | None) -> dict:

@@ -39,6 +39,7 @@ from edgebnn.device.tune import device_sweep, median_interval
 from edgebnn.device.uploads import device_files, ensure_uploaded
 from edgebnn.device.validity import heat_warning, oversubscribed, oversubscription_warning
 from edgebnn.errors import UsageError
+from edgebnn.run.records import Result
 
 # What each timing setting may hold (edgebnn.device.checks), and the name a message gives it: its flag.
 _CONFIG_CHECKS = {"affinity": ("affinity", taskset_cpus), "threads": ("--threads", whole(0)),
@@ -91,25 +92,14 @@ class BenchConfig:
 
 
 @dataclass
-class BenchResult:
-    """The outcome of one configuration: figures when ``ok``, an error kind when not."""
+class BenchResult(Result):
+    """The outcome of one configuration: figures when ``ok``, an error kind when not (the saved
+    :class:`edgebnn.run.records.Result`, its configuration a :class:`BenchConfig`)."""
 
-    device: str
-    config: BenchConfig
-    ok: bool
-    error_kind: str = ""  # "" or an ErrorKind
-    error: str = ""
-    valid: bool = False
-    latency: dict = field(default_factory=dict)
-    figures: dict = field(default_factory=dict)
-    raw: str = ""
-    seconds: float = 0.0
-    temps_c: list | None = None  # SoC temperatures right after this configuration (None: not read)
-    median_interval_ms: list | None = None  # (median, low, high): what --tune's rule compares
-    cores_available: int | None = None  # the online cores it could use (those pinned to), as the preflight saw
+    config: BenchConfig = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**super().to_dict(), "config": asdict(self.config)}
 
 
 @dataclass

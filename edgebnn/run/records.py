@@ -11,7 +11,7 @@ that is not a finite number reads as None.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 SCHEMA = 2
@@ -55,7 +55,11 @@ def held_kind(kind: Any, arch: Any) -> str:
 
 @dataclass
 class Result:
-    """One configuration's outcome as saved: ``protocol.BenchResult``'s fields and its roofline."""
+    """One configuration's outcome and its roofline, as saved (``config``: a BenchConfig's fields).
+
+    :class:`edgebnn.device.protocol.BenchResult` is this type while the configuration is
+    measured, with its ``config`` a ``BenchConfig``.
+    """
 
     device: str = ""
     config: dict = field(default_factory=dict)  # a BenchConfig's fields
@@ -87,21 +91,26 @@ class Result:
 
     # the configuration: older records have threads only, the rest are the runtime's defaults
     @property
+    def settings(self) -> dict:
+        """The configuration's fields (a saved dict, or a ``BenchConfig`` while measuring)."""
+        return self.config if isinstance(self.config, dict) else asdict(self.config)
+
+    @property
     def threads(self) -> int | None:
-        threads = self.config.get("threads")
+        threads = self.settings.get("threads")
         return threads if isinstance(threads, int) and not isinstance(threads, bool) else None
 
     @property
     def indirect_bgemm(self) -> bool:
-        return bool(self.config.get("indirect_bgemm"))
+        return bool(self.settings.get("indirect_bgemm"))
 
     @property
     def xnnpack(self) -> bool:
-        return bool(self.config.get("xnnpack"))
+        return bool(self.settings.get("xnnpack"))
 
     @property
     def affinity(self) -> str:
-        return str(self.config.get("affinity") or "")
+        return str(self.settings.get("affinity") or "")
 
     def figure(self, name: str) -> float | None:
         """A latency figure (``median_ms``, ``p90_ms``, ``mean_ms``, ``peak_memory_mb``), None if absent or not finite."""
