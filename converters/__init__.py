@@ -5,16 +5,9 @@ The entry points of ``edgebnn convert``: :func:`convert_source` (with :class:`Co
 flatbuffer, as ``bench`` needs). They load on first use.
 """
 
-import importlib
-
-import edgebnn  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
+import edgebnn  # (importing it first selects Keras 2 before TensorFlow is imported)
 
 EXPORTS = {"ConvertOptions": "convert", "convert_source": "convert", "convert_run": "convert",
            "converted_run": "convert"}
 __all__ = list(EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = edgebnn.lazy_exports(__name__, EXPORTS)

@@ -5,16 +5,9 @@ The entry points of ``edgebnn bench``: :func:`bench_run` (with :func:`bench_conf
 so importing one device module never pays for the whole stage.
 """
 
-import importlib
-
-import edgebnn  # noqa: F401
+import edgebnn
 
 EXPORTS = {"bench_run": "bench", "bench_configs": "bench", "tune_summary": "bench",
            "describe": "bench"}
 __all__ = list(EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = edgebnn.lazy_exports(__name__, EXPORTS)

@@ -5,6 +5,7 @@ so this is the one place that selects Keras 2: larq 0.14 fails to import under K
 TensorFlow reads ``TF_USE_LEGACY_KERAS`` only when it is first imported.
 """
 
+import importlib
 import logging
 import os
 
@@ -23,3 +24,15 @@ from edgebnn import noise  # noqa: E402 (after the environment above)
 noise.hide()
 
 __version__ = "0.1.0"
+
+
+def lazy_exports(package: str, exports: dict[str, str]):
+    """A package's ``__getattr__``: an exported name imports its module (``exports[name]``) on first
+    use, so importing the package costs nothing a command does not need."""
+
+    def attribute(name: str):
+        if name in exports:
+            return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return attribute

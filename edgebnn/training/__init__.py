@@ -4,16 +4,8 @@ The entry points of ``edgebnn train`` and ``edgebnn evaluate`` (loaded on first 
 import TensorFlow, which ``edgebnn --help`` must not pay for).
 """
 
-__all__ = ["evaluate_source", "start"]
+import edgebnn
 
-
-def __getattr__(name: str):
-    if name == "start":
-        from edgebnn.training.launch import start
-
-        return start
-    if name == "evaluate_source":
-        from edgebnn.training.evaluate import evaluate_source
-
-        return evaluate_source
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+EXPORTS = {"start": "launch", "evaluate_source": "evaluate"}
+__all__ = list(EXPORTS)
+__getattr__ = edgebnn.lazy_exports(__name__, EXPORTS)
