@@ -278,12 +278,6 @@ def _quantized_keras(model, inputs, *, start: float):
     return {"parity": result, "convert_seconds": round(time.perf_counter() - start, 3)}, baked
 
 
-def convert_hint(run: RunDir) -> str:
-    """The command that makes the run's flatbuffer."""
-    return shell_command("edgebnn", "convert", run.path, "--to", "tflite")
-
-
-
 def convert_source(source, options: ConvertOptions = ConvertOptions(), *, out: str | None = None,
                    trust: Trust = Trust()) -> tuple[RunDir, dict]:
     """``edgebnn convert``: the run for ``source`` (:class:`edgebnn.run.sources.Source`), converted.

@@ -32,12 +32,12 @@ def quickstart(out: str | Path = "runs/quickstart", *, epochs: int | None = None
     Returns:
         ``{"run", "metrics", "stats", "conversion", "bench", "seconds"}``.
     """
+    start = time.perf_counter()
+    card = get_card(MODEL)
+    recipe = get_recipe(card.recipe).override(epochs=epochs)  # a bad --epochs is refused before TensorFlow loads
     from edgebnn.device.bench import bench_configs, bench_run
     from edgebnn.training.train import check_fresh, train
 
-    start = time.perf_counter()
-    card = get_card(MODEL)
-    recipe = get_recipe(card.recipe).override(epochs=epochs)
     check_fresh(out)
     run = RunDir(out)
     progress(f"[1/3] training {card.name} on the digits for {recipe.epochs} epochs -> {run.path}")

@@ -181,8 +181,12 @@ def load_model_file(path: str | Path) -> list[str]:
     before = set(_CARDS)
     spec = importlib.util.spec_from_file_location(f"edgebnn_user_models_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    try:
+        content = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read the model file {str(path)!r}: {e.strerror}") from None
     _ORIGIN.append(f"file {path}")
-    _FILE_BYTES[_ORIGIN[-1]] = hashlib.sha256(path.read_bytes()).hexdigest()
+    _FILE_BYTES[_ORIGIN[-1]] = hashlib.sha256(content).hexdigest()
     try:
         spec.loader.exec_module(module)
     except Exception as e:

@@ -156,7 +156,7 @@ def test_tang_regularizer_is_the_bipolar_term_in_the_fit_loss(batch):
 
 
 def _add_recipe_bipolar(model, recipe="tang2017", lam=None):
-    """What ``edgebnn train`` does with the recipe's ``bipolar_lambda`` (see ``training.train._build``)."""
+    """What ``edgebnn train`` does with the recipe's ``bipolar_lambda`` (see ``training.steps.build``)."""
     from edgebnn.models.introspection import binary_kernel_layers
     from edgebnn.training.optim import add_bipolar
     from edgebnn.training.recipes import get_recipe

@@ -66,10 +66,17 @@ def test_bench_numbers_are_validated_before_anything_runs(cli_runner, tmp_path, 
     assert not (tmp_path / "r").exists()
 
 
-def test_unknown_model_is_refused_before_tensorflow_loads():
+@pytest.mark.parametrize("args, message", [
+    (["train", "no-such-model"], "unknown model"),
+    (["train", "--resume", "/nonexistent/run"], "no run directory at"),
+    (["evaluate", "quicknet"], "is a model name: give its weights"),
+    (["evaluate", "/nonexistent/run", "--data", "digits"], "no run directory or model file"),
+    (["quickstart", "--epochs", "-1"], "must be positive"),
+])
+def test_bad_input_is_refused_before_tensorflow_loads(args, message):
     code = ("import sys; from click.testing import CliRunner; from edgebnn.cli import cli; "
-            "r = CliRunner().invoke(cli, ['train', 'no-such-model']); "
-            "assert r.exit_code == 2 and 'unknown model' in r.output, r.output; "
+            f"r = CliRunner().invoke(cli, {args!r}); "
+            f"assert r.exit_code == 2 and {message!r} in r.output, r.output; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

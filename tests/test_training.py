@@ -16,8 +16,9 @@ from edgebnn.data.pipelines import digits_arrays, load_dataset
 from edgebnn.errors import EdgebnnError
 from edgebnn.models.introspection import binary_layer_names
 from edgebnn.run.rundir import RunDir
+from edgebnn.training.launch import resume
 from edgebnn.training.recipes import get_recipe
-from edgebnn.training.train import resume, train
+from edgebnn.training.train import train
 
 RECIPE = get_recipe("bireal-tiny").override(epochs=2)
 

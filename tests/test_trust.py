@@ -261,6 +261,8 @@ def test_two_trainings_into_one_directory_take_turns(tmp_path, cli_runner):
         fails_cleanly(cli_runner.invoke(cli, ["train", "bireal-tiny", "--data", "digits", "--epochs", "1",
                                               "--out", str(out)]), 2,
                       "is being trained by another edgebnn process", f"pid {first.pid}")
+        # Its Ctrl-C handler is in place once fit() has begun (TensorBoard makes its folder then).
+        wait_for(lambda: (out / "logs" / "tensorboard").exists(), timeout=300, what="the first training's fit")
     finally:
         first.send_signal(signal.SIGINT)
         first.wait(timeout=120)

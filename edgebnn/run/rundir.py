@@ -31,6 +31,7 @@ from edgebnn.run import manifest as sections
 
 MANIFEST = "manifest.json"
 KERAS_MODEL = "model.keras"
+BEST_MODEL = "best.keras"  # the best validation accuracy of a training run
 TFLITE_MODEL = "model.tflite"
 LOCK = ".lock"
 TRAIN_LOCK = ".train.lock"

@@ -6,9 +6,8 @@ from typing import Any
 
 from edgebnn.data.spec import DataSpec, parse_spec
 from edgebnn.errors import EdgebnnError, UsageError
-from edgebnn.run.rundir import RunDir
+from edgebnn.run.rundir import BEST_MODEL, RunDir
 from edgebnn.run.trust import Trust
-from edgebnn.training.steps import BEST_MODEL
 
 
 def evaluate_source(src: str, *, data: str | None = None, batch_size: int = 256, which: str = "last",

@@ -4,18 +4,20 @@ says checked before TensorFlow loads (``training.train`` does the work).
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from edgebnn.data.spec import DEFAULT, DataSpec, parse_spec
-from edgebnn.errors import UsageError
+from edgebnn.errors import EdgebnnError, UsageError
 from edgebnn.registry import get_card, load_model_file, model_options, parse_input_size
 from edgebnn.run.rundir import RunDir
 from edgebnn.run.sources import checkpoint_spec, is_checkpoint_file
-from edgebnn.run.trust import Trust
-from edgebnn.training.recipes import get_recipe
+from edgebnn.run.trust import Trust, recorded_teachers
+from edgebnn.training.recipes import Recipe, get_recipe
 
 
 def start(model: str | None, *, resume_path: str | Path | None = None, given: Sequence[str] = (),
@@ -37,8 +39,6 @@ def start(model: str | None, *, resume_path: str | Path | None = None, given: Se
         if given:
             raise UsageError("--resume DIR reads the model, its size and options, the recipe, the data and --out "
                              f"from DIR's manifest: drop {'/'.join(given)} (change recipe fields with --set)")
-        from edgebnn.training.train import resume
-
         return resume(resume_path, overrides=overrides, settings=settings, strategy=strategy, verbose=verbose,
                       trust=trust)
     if not model:
@@ -132,3 +132,58 @@ def choose_input(card, data: str | None, shape: tuple | None) -> tuple[DataSpec,
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run directory (the chief, or worker 0 without a chief)."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task") or {}
+    if not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in config.get("cluster", {})
+
+
+def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, settings: Sequence[str] = (),
+           strategy: str | None = None, verbose: int = 1, callbacks: Sequence[Any] = (),
+           trust: Trust = Trust()) -> tuple[RunDir, dict]:
+    """Continue the run in ``path``: model, recipe, data, seed and teachers come from its manifest,
+    checked before TensorFlow loads.
+
+    Args:
+        path: the run directory.
+        overrides: recipe fields to change (``{"lr": 1e-4}`` after a NaN, ``{"epochs": 200}`` to
+            extend a finished run). An explicit ``lr`` (here or in ``settings``) replaces the
+            learning rate the checkpoint restores.
+        settings: ``--set key=value`` strings.
+        strategy: a different strategy than the manifest's.
+        trust: what the user allowed: the teachers the manifest records are loaded only when
+            named again (``trust.teachers``) or with ``--trust-code`` (see :mod:`edgebnn.run.trust`).
+
+    Returns:
+        ``(run, final metrics)``.
+    """
+    run = RunDir.open(path)
+    manifest = run.manifest
+    if manifest.get("weights") == "file":
+        raise UsageError(f"{path} holds a model brought from {run.section('source').get('path', 'a file')}: "
+                         "train --resume is for runs made by `edgebnn train`; `evaluate`, `convert` and `bench` work")
+    if "recipe" not in manifest or "data" not in manifest:
+        raise EdgebnnError(f"{path} has no recorded recipe or data: it was not made by `edgebnn train`")
+    overrides = overrides or {}
+    recipe = Recipe.from_dict(manifest["recipe"]).with_settings(list(settings)).override(**overrides)
+    override_lr = overrides.get("lr") is not None or any(s.partition("=")[0].strip() == "lr" for s in settings)
+    teachers = recorded_teachers(run.path, run.section("teachers"), trust)
+    if is_chief():  # refused before TensorFlow loads; other workers of a job share the chief's run
+        run.check_not_held()
+    from edgebnn.training.train import train
+
+    metrics = train(
+        run, model_name=manifest["model"], recipe=recipe, data_spec=manifest["data"],
+        strategy=strategy or manifest.get("strategy", "auto"), model_options=run.section("model_options"),
+        input_shape=run.section("input_shape") or None,
+        verbose=verbose, seed=int(manifest.get("seed", 0)), teachers=teachers, trust_code=trust.code,
+        resume=True, override_lr=override_lr, callbacks=callbacks,
+    )
+    return run, metrics

@@ -19,12 +19,11 @@ from edgebnn.errors import EdgebnnError, UsageError
 from edgebnn.models.introspection import binary_kernel_layers
 from edgebnn.models.stats import model_stats
 from edgebnn.registry import create_model
-from edgebnn.run.rundir import RunDir, file_record
+from edgebnn.run.rundir import BEST_MODEL, RunDir, file_record
 from edgebnn.training import callbacks as cb
 from edgebnn.training.optim import add_bipolar, compile_model, make_optimizer
 
 CHECKPOINTS = "checkpoints"
-BEST_MODEL = "best.keras"
 
 
 def restore(checkpoint, prefix: str, *, optimizer, recipe, override_lr: bool = False) -> None:

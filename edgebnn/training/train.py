@@ -30,10 +30,10 @@ from edgebnn.data.spec import DataSpec
 from edgebnn.errors import EdgebnnError, UsageError, shell_command
 from edgebnn.registry import get_card
 from edgebnn.run.rundir import RunDir, file_record
-from edgebnn.run.trust import Trust, recorded_teachers, teacher_records
+from edgebnn.run.trust import teacher_records
 from edgebnn.training import callbacks as cb
-from edgebnn.training.optim import is_chief, make_strategy
-from edgebnn.training.recipes import Recipe
+from edgebnn.training.launch import is_chief
+from edgebnn.training.optim import make_strategy
 from edgebnn.training.steps import (
     CHECKPOINTS,
     build,
@@ -209,43 +209,3 @@ def _train(run: RunDir, *, model_name, recipe, data_spec, strategy, model_option
     finally:
         saver.restore_signal_handlers()
     return finish(run, built, saver, best, epochs=recipe.epochs, chief=chief)
-
-
-def resume(path: str | Path, *, overrides: dict[str, Any] | None = None, settings: Sequence[str] = (),
-           strategy: str | None = None, verbose: int = 1, callbacks: Sequence[Any] = (),
-           trust: Trust = Trust()) -> tuple[RunDir, dict]:
-    """Continue the run in ``path``: model, recipe, data, seed and teachers come from its manifest.
-
-    Args:
-        path: the run directory.
-        overrides: recipe fields to change (``{"lr": 1e-4}`` after a NaN, ``{"epochs": 200}`` to
-            extend a finished run). An explicit ``lr`` (here or in ``settings``) replaces the
-            learning rate the checkpoint restores.
-        settings: ``--set key=value`` strings.
-        strategy: a different strategy than the manifest's.
-        trust: what the user allowed: the teachers the manifest records are loaded only when
-            named again (``trust.teachers``) or with ``--trust-code`` (see :mod:`edgebnn.run.trust`).
-
-    Returns:
-        ``(run, final metrics)``.
-    """
-
-    run = RunDir.open(path)
-    manifest = run.manifest
-    if manifest.get("weights") == "file":
-        raise UsageError(f"{path} holds a model brought from {run.section('source').get('path', 'a file')}: "
-                         "train --resume is for runs made by `edgebnn train`; `evaluate`, `convert` and `bench` work")
-    if "recipe" not in manifest or "data" not in manifest:
-        raise EdgebnnError(f"{path} has no recorded recipe or data: it was not made by `edgebnn train`")
-    overrides = overrides or {}
-    recipe = Recipe.from_dict(manifest["recipe"]).with_settings(list(settings)).override(**overrides)
-    override_lr = overrides.get("lr") is not None or any(s.partition("=")[0].strip() == "lr" for s in settings)
-    teachers = recorded_teachers(run.path, run.section("teachers"), trust)
-    metrics = train(
-        run, model_name=manifest["model"], recipe=recipe, data_spec=manifest["data"],
-        strategy=strategy or manifest.get("strategy", "auto"), model_options=run.section("model_options"),
-        input_shape=run.section("input_shape") or None,
-        verbose=verbose, seed=int(manifest.get("seed", 0)), teachers=teachers, trust_code=trust.code,
-        resume=True, override_lr=override_lr, callbacks=callbacks,
-    )
-    return run, metrics
